@@ -1,0 +1,28 @@
+#include "core/error.h"
+
+#include <cstring>
+
+namespace mics {
+
+const char* ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return "MICS_INVALID_ARGUMENT";
+    case ErrorCode::kTimeout: return "MICS_TIMEOUT";
+    case ErrorCode::kPeerLost: return "MICS_PEER_LOST";
+    case ErrorCode::kMismatch: return "MICS_MISMATCH";
+    case ErrorCode::kAborted: return "MICS_ABORTED";
+    case ErrorCode::kSystem: return "MICS_SYSTEM";
+    case ErrorCode::kUnavailable: return "MICS_UNAVAILABLE";
+    case ErrorCode::kInternal: return "MICS_INTERNAL";
+  }
+  return "MICS_INTERNAL";
+}
+
+std::string SystemErrorText(const std::string& what, int err) {
+  char buf[256];
+  // GNU strerror_r returns the message pointer (which may not be buf).
+  const char* text = strerror_r(err, buf, sizeof(buf));
+  return what + ": " + text;
+}
+
+}  // namespace mics

@@ -1,0 +1,15 @@
+// The addon's entry point: each napi/ module registers its exports here.
+#include <napi.h>
+
+#include "napi/capabilities.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  mics::napi::InitCapabilities(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mics, Init)

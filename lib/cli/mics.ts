@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/** The `mics` command: info (and, as they land, plan, simulate, bench). */
+import { Command } from 'commander';
+import { collectInfo, formatInfo } from './info';
+import { packageVersion } from '../version';
+
+export function buildProgram(): Command {
+  const program = new Command('mics')
+    .description('MiCS sharded-training communication for Node.js')
+    .version(packageVersion);
+
+  program
+    .command('info')
+    .description('print the version, build variant and the backends usable on this machine')
+    .option('--json', 'print machine-readable JSON')
+    .action((options: { json?: boolean }) => {
+      const report = collectInfo();
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInfo(report)}\n`);
+    });
+
+  return program;
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`mics: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,120 @@
+/**
+ * Loads the native addon and says what it is.
+ *
+ * Two builds can sit side by side: node-gyp's CPU build (build/Release, or a
+ * prebuild under prebuilds/) and cmake-js's build with the CUDA parts
+ * (build-cmake/Release). node-gyp-build alone would load whichever it finds
+ * first, so the choice is explicit here: `MICS_NATIVE_VARIANT=cpu|cuda` forces one;
+ * otherwise (`auto`) the CUDA build is preferred when it exists and is not older
+ * than the CPU build (it is a superset, and loads without a driver thanks to static
+ * cudart); a stale CUDA build left behind by an earlier checkout is never picked.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The package root (where package.json, build/ and prebuilds/ live). */
+export const packageRoot = path.resolve(__dirname, '..');
+
+/** Build information compiled into the addon. */
+export interface BuildInfo {
+  version: string;
+  compiler: string;
+  buildSystem: string;
+  /** Whether csrc/cuda was compiled in (CMake build with nvcc). */
+  cuda: boolean;
+  cudaVersion: string;
+}
+
+/** What the addon can use on this machine, probed at run time. */
+export interface Capabilities {
+  cpu: { available: boolean };
+  nccl: {
+    found: boolean;
+    /** Every place searched for libnccl.so.2, in order. */
+    searched: string[];
+    path?: string;
+    version?: string;
+    versionCode?: number;
+    error?: string;
+  };
+  cuda: {
+    compiled: boolean;
+    deviceCount: number;
+    /** Why deviceCount is 0. */
+    reason?: string;
+    driverVersion: number;
+    runtimeVersion: number;
+  };
+}
+
+/** The raw addon surface; typed wrappers live in lib/comm. */
+export interface NativeAddon {
+  version(): string;
+  buildInfo(): BuildInfo;
+  capabilities(): Capabilities;
+}
+
+/** Which build the loader picked and from where. */
+export interface LoadedAddon {
+  addon: NativeAddon;
+  variant: 'cpu' | 'cuda';
+  file: string;
+}
+
+const cudaBuildFile = path.join(packageRoot, 'build-cmake', 'Release', 'mics.node');
+
+let loaded: LoadedAddon | undefined;
+
+function cudaBuildIsCurrent(cpuFile: string | undefined): boolean {
+  if (!fs.existsSync(cudaBuildFile)) return false;
+  if (cpuFile === undefined) return true;
+  return fs.statSync(cudaBuildFile).mtimeMs >= fs.statSync(cpuFile).mtimeMs;
+}
+
+function loadFile(file: string): NativeAddon {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(file) as NativeAddon;
+}
+
+/** Loads the addon once per process and returns it with where it came from. */
+export function loadAddon(): LoadedAddon {
+  if (loaded) return loaded;
+  const requested = process.env.MICS_NATIVE_VARIANT;
+  if (requested !== undefined && requested !== '' && requested !== 'cpu' && requested !== 'cuda') {
+    throw new Error(`MICS_NATIVE_VARIANT=${requested} is not valid: use 'cpu' or 'cuda'`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  const cpuFile = (): string | undefined => {
+    try {
+      return nodeGypBuild.resolve(packageRoot);
+    } catch {
+      return undefined;
+    }
+  };
+  if (requested === 'cuda' || (requested !== 'cpu' && cudaBuildIsCurrent(cpuFile()))) {
+    if (!fs.existsSync(cudaBuildFile)) {
+      throw new Error(
+        `MICS_NATIVE_VARIANT=cuda but ${cudaBuildFile} does not exist: run \`npm run build:cmake\` first`,
+      );
+    }
+    const addon = loadFile(cudaBuildFile);
+    loaded = { addon, variant: addon.buildInfo().cuda ? 'cuda' : 'cpu', file: cudaBuildFile };
+    return loaded;
+  }
+  const file = cpuFile();
+  if (file === undefined) {
+    throw new Error(
+      `no mics addon found under ${packageRoot} (build/Release, prebuilds/ or build-cmake/Release): ` +
+        'run `npm install` (or `npm run build:native`)',
+    );
+  }
+  const addon = loadFile(file);
+  loaded = { addon, variant: addon.buildInfo().cuda ? 'cuda' : 'cpu', file };
+  return loaded;
+}
+
+/** The addon itself (loaded on first use). */
+export function native(): NativeAddon {
+  return loadAddon().addon;
+}
