@@ -3,12 +3,32 @@
     {
       "target_name": "mics",
       "sources": [
+        "csrc/comm/collective.cc",
+        "csrc/comm/progress_thread.cc",
         "csrc/core/build_info.cc",
+        "csrc/core/dtype.cc",
         "csrc/core/error.cc",
+        "csrc/cpu/cpu_communicator.cc",
+        "csrc/cpu/peer_address.cc",
+        "csrc/cpu/ring_allgather.cc",
+        "csrc/cpu/ring_allreduce.cc",
+        "csrc/cpu/ring_broadcast.cc",
+        "csrc/cpu/ring_reduce_scatter.cc",
+        "csrc/cpu/shm_allgather.cc",
+        "csrc/cpu/shm_allreduce.cc",
+        "csrc/cpu/shm_broadcast.cc",
+        "csrc/cpu/shm_group.cc",
+        "csrc/cpu/shm_reduce.cc",
+        "csrc/cpu/shm_segment.cc",
+        "csrc/cpu/socket.cc",
+        "csrc/cpu/tcp_ring.cc",
         "csrc/cuda/device_probe.cc",
-        "csrc/nccl/nccl_library.cc",
+        "csrc/kernels/reduce.cc",
         "csrc/napi/addon.cc",
-        "csrc/napi/capabilities.cc"
+        "csrc/napi/capabilities.cc",
+        "csrc/napi/cpu_communicator_wrap.cc",
+        "csrc/napi/errors.cc",
+        "csrc/nccl/nccl_library.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -20,10 +40,25 @@
         "MICS_VERSION=\"<!(node -p \"require('./package.json').version\")\"",
         "MICS_BUILD_SYSTEM=\"node-gyp\""
       ],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "libraries": ["-ldl", "-lpthread"]
+      "cflags!": [
+        "-fno-exceptions"
+      ],
+      "cflags_cc!": [
+        "-fno-exceptions",
+        "-std=gnu++17"
+      ],
+      "cflags_cc": [
+        "-std=c++17",
+        "-fexceptions",
+        "-O3",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter"
+      ],
+      "libraries": [
+        "-ldl",
+        "-lpthread"
+      ]
     }
   ]
 }

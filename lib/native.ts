@@ -47,11 +47,48 @@ export interface Capabilities {
   };
 }
 
+/** Options of the native CPU communicator (see csrc/cpu/cpu_communicator.h). */
+export interface NativeCpuCommunicatorOptions {
+  rank: number;
+  size: number;
+  /** The launcher's node rank: ranks with equal node use shared memory. */
+  node: number;
+  /** Address to listen on and advertise for TCP. */
+  host: string;
+  /** Group name used in every error. */
+  name: string;
+}
+
+/** The native CPU communicator; lib/comm/communicator.ts wraps it. */
+export interface NativeCpuCommunicator {
+  readonly address: string;
+  readonly rank: number;
+  readonly size: number;
+  readonly name: string;
+  /** 'none' until connected, then 'self', 'shm' or 'tcp'. */
+  readonly transport: string;
+  /** Ops queued or running. */
+  readonly pending: number;
+  connect(addresses: string[], timeoutMs: number): Promise<void>;
+  collective(
+    kind: 'allGather' | 'reduceScatter' | 'allReduce' | 'broadcast' | 'barrier',
+    send: ArrayBufferView | null,
+    recv: ArrayBufferView | null,
+    dtype: string,
+    op: string,
+    root: number,
+    timeoutMs: number,
+  ): Promise<void>;
+  abort(reason?: string): void;
+  destroy(): void;
+}
+
 /** The raw addon surface; typed wrappers live in lib/comm. */
 export interface NativeAddon {
   version(): string;
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;
+  CpuCommunicator: new (options: NativeCpuCommunicatorOptions) => NativeCpuCommunicator;
 }
 
 /** Which build the loader picked and from where. */

@@ -1,0 +1,201 @@
+#include "cpu/cpu_communicator.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "cpu/ring_algorithms.h"
+#include "cpu/shm_algorithms.h"
+#include "cpu/shm_group.h"
+#include "cpu/socket.h"
+#include "cpu/tcp_ring.h"
+#include "kernels/reduce.h"
+
+namespace mics {
+
+namespace {
+
+std::string RandomToken() {
+  std::random_device rd;
+  char buf[33];
+  for (int i = 0; i < 4; ++i) snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  return std::string(buf, 32);
+}
+
+}  // namespace
+
+CpuCommunicator::CpuCommunicator(const CpuCommunicatorOptions& options) : options_(options) {
+  if (options.size < 1 || options.rank < 0 || options.rank >= options.size) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "rank " + std::to_string(options.rank) + " is not valid for a group of size " +
+                    std::to_string(options.size) + ": use 0 <= rank < size");
+  }
+  self_.rank = options.rank;
+  self_.node = options.node;
+  self_.pid = static_cast<int>(getpid());
+  self_.host = options.host;
+  self_.token = RandomToken();
+  if (options.size > 1) {
+    // Both transports are prepared; Connect keeps the one the membership needs.
+    tcp::Listener listener = tcp::Listen(options.host);
+    self_.port = listener.port;
+    ring_ = std::make_unique<TcpRing>(options.rank, options.size, options.name, std::move(listener), self_.token);
+    shm_ = std::make_unique<ShmGroup>(options.rank, options.size, options.name);
+    self_.shm = shm_->segmentName();
+  }
+}
+
+CpuCommunicator::~CpuCommunicator() { Shutdown(); }
+
+const char* CpuCommunicator::transport() const {
+  switch (transport_) {
+    case Transport::kSelf: return "self";
+    case Transport::kShm: return "shm";
+    case Transport::kTcp: return "tcp";
+    case Transport::kNone: return "none";
+  }
+  return "none";
+}
+
+void CpuCommunicator::Connect(const std::vector<std::string>& addresses, Deadline deadline) {
+  if (static_cast<int>(addresses.size()) != options_.size) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "expected " + std::to_string(options_.size) + " peer addresses, got " + std::to_string(addresses.size()),
+                options_.rank, options_.name, "connect");
+  }
+  std::vector<PeerAddress> peers;
+  bool oneNode = true;
+  for (int r = 0; r < options_.size; ++r) {
+    PeerAddress peer = PeerAddress::Parse(addresses[r]);
+    if (peer.rank != r) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "peer address " + std::to_string(r) + " belongs to rank " + std::to_string(peer.rank),
+                  options_.rank, options_.name, "connect");
+    }
+    oneNode = oneNode && peer.node == options_.node;
+    peers.push_back(std::move(peer));
+  }
+  try {
+    if (options_.size == 1) {
+      transport_ = Transport::kSelf;
+    } else if (oneNode) {
+      ring_.reset();
+      shm_->Connect(peers, deadline);
+      transport_ = Transport::kShm;
+    } else {
+      shm_.reset();
+      ring_->Connect(peers, deadline);
+      transport_ = Transport::kTcp;
+    }
+  } catch (const Error& e) {
+    Fail(Error(e.code(), e.what(), options_.rank, options_.name, "connect", e.peer()));
+    throw Error(e.code(), e.what(), options_.rank, options_.name, "connect", e.peer());
+  }
+}
+
+void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
+  {
+    std::lock_guard<std::mutex> lock(failureMutex_);
+    if (failure_) {
+      throw Error(ErrorCode::kAborted,
+                  "communicator '" + options_.name + "' was aborted earlier: " + failure_->what(), options_.rank,
+                  options_.name, CollectiveName(c.type), failure_->peer());
+    }
+  }
+  if (transport_ == Transport::kNone) {
+    throw Error(ErrorCode::kInvalidArgument, "communicator '" + options_.name + "' is not connected",
+                options_.rank, options_.name, CollectiveName(c.type));
+  }
+  const Signature sig = Signature::Of(c, ++seq_);
+  try {
+    switch (transport_) {
+      case Transport::kSelf:
+        RunSelf(c);
+        break;
+      case Transport::kShm:
+        shm_->SetCurrentOp(sig.Describe());
+        switch (c.type) {
+          case CollectiveType::kAllGather: shm::AllGather(*shm_, c, sig, deadline); break;
+          case CollectiveType::kReduceScatter: shm::ReduceScatter(*shm_, c, sig, deadline); break;
+          case CollectiveType::kAllReduce: shm::AllReduce(*shm_, c, sig, deadline); break;
+          case CollectiveType::kBroadcast: shm::Broadcast(*shm_, c, sig, deadline); break;
+          case CollectiveType::kBarrier: shm::Barrier(*shm_, sig, deadline); break;
+        }
+        break;
+      case Transport::kTcp:
+        ring_->SetCurrentOp(sig.Describe());
+        switch (c.type) {
+          case CollectiveType::kAllGather: ring::AllGather(*ring_, c, sig, deadline); break;
+          case CollectiveType::kReduceScatter: ring::ReduceScatter(*ring_, c, sig, deadline); break;
+          case CollectiveType::kAllReduce: ring::AllReduce(*ring_, c, sig, deadline); break;
+          case CollectiveType::kBroadcast: ring::Broadcast(*ring_, c, sig, deadline); break;
+          case CollectiveType::kBarrier: ring::Barrier(*ring_, sig, deadline); break;
+        }
+        break;
+      case Transport::kNone:
+        break;
+    }
+  } catch (const Error& e) {
+    // Fill in who we are, then poison the communicator and tell the peers.
+    Error full(e.code(), e.what(), options_.rank, options_.name, e.op().empty() ? sig.Describe() : e.op(), e.peer());
+    Fail(full);
+    throw full;
+  }
+}
+
+void CpuCommunicator::RunSelf(const Collective& c) {
+  const std::size_t bytes = c.count * ElementSize(c.dtype);
+  if (c.type == CollectiveType::kBarrier || bytes == 0) return;
+  // Every op on one rank is a copy (avg divides by 1; halves round-trip exactly).
+  if (c.recv != c.send) std::memmove(c.recv, c.send, bytes);
+}
+
+void CpuCommunicator::Fail(const Error& error) {
+  {
+    std::lock_guard<std::mutex> lock(failureMutex_);
+    if (failure_) return;
+    failure_ = error;
+  }
+  if (shm_) shm_->Abort(error);
+  if (ring_) {
+    ring_->RequestAbort(error);
+    ring_->SendAbort(error);
+  }
+}
+
+void CpuCommunicator::Abort(const std::string& reason) {
+  Error error(ErrorCode::kAborted, "rank " + std::to_string(options_.rank) + " aborted: " + reason, options_.rank,
+              options_.name, "abort", options_.rank);
+  {
+    std::lock_guard<std::mutex> lock(failureMutex_);
+    if (failure_) return;
+    failure_ = error;
+  }
+  // Only thread-safe parts here: the progress thread may be inside an op.
+  if (shm_) shm_->Abort(error);
+  if (ring_) ring_->RequestAbort(error);
+}
+
+bool CpuCommunicator::aborted() const {
+  std::lock_guard<std::mutex> lock(failureMutex_);
+  return failure_.has_value();
+}
+
+void CpuCommunicator::Shutdown() {
+  std::optional<Error> failure;
+  {
+    std::lock_guard<std::mutex> lock(failureMutex_);
+    failure = failure_;
+  }
+  Error reason = failure ? *failure
+                         : Error(ErrorCode::kAborted,
+                                 "rank " + std::to_string(options_.rank) + " destroyed communicator '" + options_.name + "'",
+                                 options_.rank, options_.name, "destroy", options_.rank);
+  if (ring_) ring_->SendAbort(reason);
+  if (shm_) shm_->Abort(reason);
+  ring_.reset();
+  shm_.reset();
+}
+
+}  // namespace mics

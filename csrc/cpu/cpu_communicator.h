@@ -1,0 +1,68 @@
+// The CPU backend's communicator. Created in two steps around the address
+// exchange (done by the TypeScript layer through the store):
+//   CpuCommunicator comm(options);         // binds a listener, creates a shm slot
+//   publish comm.address(), gather all     // store
+//   comm.Connect(addresses, deadline);     // collective: picks the transport
+// Ranks that all share one node talk through shared memory (shm_*.cc); a
+// communicator that spans nodes is a TCP ring (ring_*.cc); one rank copies locally.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "core/error.h"
+#include "cpu/peer_address.h"
+
+namespace mics {
+
+class ShmGroup;
+class TcpRing;
+
+struct CpuCommunicatorOptions {
+  int rank = 0;
+  int size = 1;
+  int node = 0;            // the launcher's node rank
+  std::string host;        // address to listen on and advertise
+  std::string name;        // group name for errors ("world", "partition[0]", ...)
+};
+
+class CpuCommunicator : public Communicator {
+ public:
+  explicit CpuCommunicator(const CpuCommunicatorOptions& options);
+  ~CpuCommunicator() override;
+
+  std::string address() const { return self_.Serialize(); }
+  void Connect(const std::vector<std::string>& addresses, Deadline deadline);
+
+  int rank() const override { return options_.rank; }
+  int size() const override { return options_.size; }
+  const std::string& name() const override { return options_.name; }
+  // "self", "shm" or "tcp" once connected.
+  const char* transport() const;
+
+  void Run(const Collective& collective, Deadline deadline) override;
+  void Abort(const std::string& reason) override;
+  bool aborted() const override;
+  // Tells peers (best effort) and closes; called when the progress thread is idle.
+  void Shutdown();
+
+ private:
+  enum class Transport { kNone, kSelf, kShm, kTcp };
+  void RunSelf(const Collective& c);
+  void Fail(const Error& error);
+
+  CpuCommunicatorOptions options_;
+  PeerAddress self_;
+  Transport transport_ = Transport::kNone;
+  std::unique_ptr<ShmGroup> shm_;
+  std::unique_ptr<TcpRing> ring_;
+  uint64_t seq_ = 0;
+  mutable std::mutex failureMutex_;
+  std::optional<Error> failure_;
+};
+
+}  // namespace mics

@@ -1,0 +1,236 @@
+#include "cpu/shm_group.h"
+
+#include <linux/futex.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+
+namespace mics {
+
+namespace {
+
+constexpr uint64_t kProbeMagic = 0x6d6963732d636d61ull;  // "mics-cma"
+
+void FutexWake(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, int timeoutMs) {
+  timespec ts{timeoutMs / 1000, (timeoutMs % 1000) * 1000000L};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+bool Reached(uint32_t value, uint32_t target) { return static_cast<int32_t>(value - target) >= 0; }
+
+int PidfdOpen(int pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+}  // namespace
+
+ShmGroup::ShmGroup(int rank, int size, std::string name)
+    : rank_(rank), size_(size), name_(std::move(name)), probeValue_(kProbeMagic) {
+  RemoveStaleSegments();
+  segment_ = ShmSegment::Create(NewSegmentName(), sizeof(ShmControlSlot));
+  mine_ = new (segment_.data()) ShmControlSlot();
+  mine_->phase.store(0);
+  mine_->aborted.store(0);
+  mine_->pid = static_cast<int32_t>(getpid());
+  mine_->probe = reinterpret_cast<uint64_t>(&probeValue_);
+}
+
+ShmGroup::~ShmGroup() {
+  // Wake anyone still waiting on us (they will see the flag, or our pid exit).
+  if (mine_ && !localAborted_.load()) {
+    Abort(Error(ErrorCode::kAborted, "rank " + std::to_string(rank_) + " destroyed its communicator", rank_, name_));
+  }
+}
+
+void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline) {
+  slots_.assign(size_, nullptr);
+  peerSegments_.resize(size_);
+  pidfds_.resize(size_);
+  pids_.assign(size_, 0);
+  for (const PeerAddress& peer : peers) {
+    if (peer.rank == rank_) {
+      slots_[rank_] = mine_;
+      pids_[rank_] = peer.pid;
+      continue;
+    }
+    peerSegments_[peer.rank] = ShmSegment::Open(peer.shm);
+    slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
+    pids_[peer.rank] = peer.pid;
+    int fd = PidfdOpen(peer.pid);
+    if (fd < 0 && errno == ESRCH) {
+      throw Error(ErrorCode::kPeerLost, "rank " + std::to_string(peer.rank) + " (pid " +
+                                            std::to_string(peer.pid) + ") exited during setup",
+                  rank_, name_, "connect", peer.rank);
+    }
+    pidfds_[peer.rank].reset(fd);  // -1 on kernels without pidfd: fall back to kill(pid, 0)
+  }
+  currentOp_ = "connect";
+  Arrive();
+  WaitAll(deadline);  // every peer has mapped our segment: its name can go
+  segment_.Unlink();
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_) continue;
+    uint64_t value = 0;
+    try {
+      Read(peer, slots_[peer]->probe, &value, sizeof(value));
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kUnavailable,
+                  std::string("cross-memory reads between ranks of one node are not permitted here (") +
+                      e.what() + "); the CPU backend needs process_vm_readv (CAP_SYS_PTRACE in containers, kernel.yama.ptrace_scope <= 1)",
+                  rank_, name_, "connect", peer);
+    }
+    if (value != kProbeMagic) {
+      throw Error(ErrorCode::kInternal, "cross-memory probe of rank " + std::to_string(peer) +
+                                            " read the wrong value: are the ranks really on one node?",
+                  rank_, name_, "connect", peer);
+    }
+  }
+  Arrive();
+  WaitAll(deadline);  // nobody leaves setup before everyone probed everyone
+}
+
+void ShmGroup::BeginOp(const Signature& signature, const void* send, void* recv, Deadline deadline) {
+  if (localAborted_.load()) {
+    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
+  }
+  Post(signature, send, recv);
+  Arrive();
+  WaitAll(deadline);
+  CheckSignatures(signature);
+}
+
+void ShmGroup::EndOp(Deadline deadline) {
+  Arrive();
+  WaitAll(deadline);
+}
+
+void ShmGroup::Post(const Signature& signature, const void* send, void* recv) {
+  mine_->signature = signature;
+  mine_->send = reinterpret_cast<uint64_t>(send);
+  mine_->recv = reinterpret_cast<uint64_t>(recv);
+}
+
+void ShmGroup::Arrive() {
+  ++phase_;
+  mine_->phase.store(phase_, std::memory_order_release);
+  FutexWake(&mine_->phase);
+}
+
+void ShmGroup::WaitAll(Deadline deadline) {
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer != rank_) WaitPeer(peer, phase_, deadline);
+  }
+}
+
+void ShmGroup::WaitPeer(int peer, uint32_t target, Deadline deadline) {
+  ShmControlSlot* slot = slots_[peer];
+  int spins = 0;
+  for (;;) {
+    uint32_t value = slot->phase.load(std::memory_order_acquire);
+    if (Reached(value, target)) return;
+    if (slot->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(peer);
+    if (localAborted_.load()) {
+      throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
+    }
+    if (spins < 64) {  // a short yield-spin: peers on the same core need the CPU
+      ++spins;
+      sched_yield();
+      continue;
+    }
+    FutexWait(&slot->phase, value, 20);
+    if (Reached(slot->phase.load(std::memory_order_acquire), target)) return;
+    if (PeerExited(peer)) {
+      throw Error(ErrorCode::kPeerLost,
+                  "rank " + std::to_string(peer) + " (pid " + std::to_string(pids_[peer]) +
+                      ") exited during " + currentOp_ + " in group '" + name_ + "'",
+                  rank_, name_, currentOp_, peer);
+    }
+    if (Clock::now() >= deadline) {
+      throw Error(ErrorCode::kTimeout,
+                  "timed out in " + currentOp_ + " in group '" + name_ + "' waiting for rank " +
+                      std::to_string(peer),
+                  rank_, name_, currentOp_, peer);
+    }
+  }
+}
+
+bool ShmGroup::PeerExited(int peer) const {
+  if (pidfds_[peer].valid()) {
+    pollfd p{pidfds_[peer].get(), POLLIN, 0};
+    return poll(&p, 1, 0) > 0;  // a pidfd turns readable when the process terminates
+  }
+  return kill(pids_[peer], 0) != 0 && errno == ESRCH;
+}
+
+void ShmGroup::ThrowPeerAborted(int peer) const {
+  std::string reason(slots_[peer]->abortReason, strnlen(slots_[peer]->abortReason, sizeof(slots_[peer]->abortReason)));
+  // Keep the original code and culprit so every rank reports the real cause.
+  const ShmControlSlot* slot = slots_[peer];
+  throw Error(static_cast<ErrorCode>(slot->abortCode), reason + " (reported by rank " + std::to_string(peer) + ")",
+              rank_, name_, currentOp_, slot->abortCulprit);
+}
+
+void ShmGroup::CheckSignatures(const Signature& mine) const {
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_) continue;
+    const Signature theirs = slots_[peer]->signature;
+    if (theirs != mine) {
+      throw Error(ErrorCode::kMismatch,
+                  "mismatched collectives in group '" + name_ + "': rank " + std::to_string(rank_) +
+                      " called " + mine.Describe() + " but rank " + std::to_string(peer) + " called " +
+                      theirs.Describe(),
+                  rank_, name_, mine.Describe(), peer);
+    }
+  }
+}
+
+void ShmGroup::Read(int peer, uint64_t remote, void* local, std::size_t bytes) const {
+  char* dst = static_cast<char*>(local);
+  while (bytes > 0) {
+    iovec localIov{dst, bytes};
+    iovec remoteIov{reinterpret_cast<void*>(remote), bytes};
+    ssize_t n = process_vm_readv(pids_[peer], &localIov, 1, &remoteIov, 1, 0);
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      ErrorCode code = err == ESRCH ? ErrorCode::kPeerLost : ErrorCode::kSystem;
+      throw Error(code, SystemErrorText("reading from rank " + std::to_string(peer) + " (pid " +
+                                            std::to_string(pids_[peer]) + ") during " + currentOp_,
+                                        err),
+                  rank_, name_, currentOp_, peer);
+    }
+    dst += n;
+    remote += static_cast<uint64_t>(n);
+    bytes -= static_cast<std::size_t>(n);
+  }
+}
+
+void ShmGroup::Abort(const Error& failure) {
+  if (localAborted_.exchange(true)) return;
+  const std::string reason = failure.what();
+  mine_->abortCode = static_cast<int32_t>(failure.code());
+  mine_->abortCulprit = failure.peer() >= 0 ? failure.peer() : failure.rank();
+  std::size_t n = std::min(reason.size(), sizeof(mine_->abortReason) - 1);
+  std::memcpy(mine_->abortReason, reason.data(), n);
+  mine_->abortReason[n] = '\0';
+  mine_->aborted.store(1, std::memory_order_release);
+  // Waiters on our phase wake up and find the flag (the phase itself must not move:
+  // a moved phase would read as "arrived").
+  FutexWake(&mine_->phase);
+}
+
+std::string ShmGroup::abortReason() const {
+  return std::string(mine_->abortReason, strnlen(mine_->abortReason, sizeof(mine_->abortReason)));
+}
+
+}  // namespace mics

@@ -1,0 +1,98 @@
+// The ranks of one communicator that all live on one node. Each rank owns a small
+// shared-memory control slot (phase counter, posted op signature and buffer
+// addresses, abort flag); data moves with single-copy reads straight from the
+// peer's own buffers (process_vm_readv, Linux cross-memory attach), the way Open
+// MPI's vader/CMA transport does, so no staging copy through shared memory.
+//
+// Synchronisation is a phase counter per rank: Arrive() bumps ours and wakes
+// futex waiters; WaitAll() waits until every peer's counter reached ours, while
+// watching each peer's process (pidfd) and abort flag and the op's deadline.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/collective.h"
+#include "core/error.h"
+#include "cpu/peer_address.h"
+#include "cpu/shm_segment.h"
+#include "cpu/unique_fd.h"
+
+namespace mics {
+
+struct alignas(64) ShmControlSlot {
+  std::atomic<uint32_t> phase;    // futex word, bumped once per sync point
+  std::atomic<uint32_t> aborted;  // 1 once this rank aborted; reason below
+  int32_t pid;
+  uint32_t reserved;
+  Signature signature;            // the op this rank is in (valid after its first Arrive of the op)
+  uint64_t send;                  // buffer addresses in the owner's address space
+  uint64_t recv;
+  uint64_t probe;                 // address of a known value, read once to check CMA works
+  int32_t abortCode;              // ErrorCode of the failure that aborted this rank
+  int32_t abortCulprit;           // the rank it blamed, or -1
+  char abortReason[472];
+};
+
+class ShmGroup {
+ public:
+  ShmGroup(int rank, int size, std::string name);
+  ~ShmGroup();
+
+  // Created before the address exchange: its name goes into our PeerAddress.
+  const std::string& segmentName() const { return segment_.name(); }
+  // Maps every peer's slot, opens a pidfd per peer, checks that cross-memory
+  // reads work, and unlinks our segment once all peers have mapped it.
+  void Connect(const std::vector<PeerAddress>& peers, Deadline deadline);
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // Every op: BeginOp (post signature and buffers, sync, compare signatures), the
+  // algorithm's reads with Arrive/WaitAll between dependent phases, then EndOp
+  // (sync: nobody returns while a peer may still read its buffers).
+  void BeginOp(const Signature& signature, const void* send, void* recv, Deadline deadline);
+  void EndOp(Deadline deadline);
+
+  // Per-op protocol used by the algorithms in shm_*.cc.
+  void Post(const Signature& signature, const void* send, void* recv);
+  void Arrive();
+  void WaitAll(Deadline deadline);
+  void CheckSignatures(const Signature& mine) const;  // throws kMismatch naming both calls
+  uint64_t PeerSend(int peer) const { return slots_[peer]->send; }
+  uint64_t PeerRecv(int peer) const { return slots_[peer]->recv; }
+  // Copies bytes from address `remote` in peer's memory into `local`.
+  void Read(int peer, uint64_t remote, void* local, std::size_t bytes) const;
+
+  // Marks our slot (with the failure's code, culprit and text) and wakes every
+  // waiter; thread-safe and idempotent.
+  void Abort(const Error& failure);
+  bool aborted() const { return localAborted_.load(); }
+  std::string abortReason() const;
+
+  // The op being run, so errors raised deep in a wait say which op it was.
+  void SetCurrentOp(std::string description) { currentOp_ = std::move(description); }
+
+ private:
+  void WaitPeer(int peer, uint32_t target, Deadline deadline);
+  [[noreturn]] void ThrowPeerAborted(int peer) const;
+  bool PeerExited(int peer) const;
+
+  int rank_;
+  int size_;
+  std::string name_;
+  ShmSegment segment_;
+  ShmControlSlot* mine_ = nullptr;
+  std::vector<ShmSegment> peerSegments_;
+  std::vector<ShmControlSlot*> slots_;
+  std::vector<UniqueFd> pidfds_;
+  std::vector<int> pids_;
+  uint32_t phase_ = 0;
+  std::atomic<bool> localAborted_{false};
+  std::string currentOp_;
+  uint64_t probeValue_;
+};
+
+}  // namespace mics

@@ -1,0 +1,20 @@
+// Element-wise reduction loops used by every CPU algorithm. They work in the
+// accumulator type (f32 for f16/bf16, the type itself otherwise):
+//   LoadAccumulator:   acc  = widen(src)
+//   ReduceIntoAccumulator: acc = acc (op) widen(src)
+//   StoreAccumulator:  dst  = narrow(finalize(acc)), finalize divides by nranks for avg
+// Integer sums wrap (two's complement), as NCCL's do.
+#pragma once
+
+#include <cstddef>
+
+#include "core/dtype.h"
+
+namespace mics::kernels {
+
+void LoadAccumulator(DType dtype, void* acc, const void* src, std::size_t count);
+void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src, std::size_t count);
+void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,
+                      std::size_t count);
+
+}  // namespace mics::kernels

@@ -1,0 +1,307 @@
+/**
+ * The typed communicator: collectives over host tensors, split and subgroups.
+ *
+ * Ops on one communicator run in the order they were issued on the communicator's
+ * own progress thread; each returns a Promise. Do not touch a buffer until the
+ * Promise of the op using it settles (the addon keeps it referenced until then).
+ */
+import { loadAddon, type NativeCpuCommunicator } from '../native';
+import type { StoreClient } from '../store';
+import { REDUCE_OPS, invalidArgument, resolveTensor, type HostTensor, type ReduceOp } from './dtypes';
+
+/** Options every collective accepts. */
+export interface CollectiveOptions {
+  /** Per-op timeout in milliseconds (default: the communicator's, 5 minutes unless set at init). */
+  timeoutMs?: number;
+}
+
+/** Options of reducing collectives. */
+export interface ReduceOptions extends CollectiveOptions {
+  /** Reduction (default 'sum'). */
+  op?: ReduceOp;
+}
+
+/** Options of broadcast. */
+export interface BroadcastOptions extends CollectiveOptions {
+  /** The rank whose buffer is sent (default 0). */
+  root?: number;
+}
+
+/** Where a communicator's members live: used to create sub-communicators. */
+export interface GroupContext {
+  /** The rendezvous store, scoped to this group's key prefix (absent in a one-rank world). */
+  store: StoreClient | undefined;
+  /** World rank of each member, in group-rank order. */
+  worldRanks: number[];
+  /** Node rank of each member, in group-rank order. */
+  nodes: number[];
+  /** Address this process listens on for TCP. */
+  host: string;
+  /** Default per-op timeout. */
+  timeoutMs: number;
+}
+
+/** Which backend runs the collectives. */
+export type Backend = 'cpu' | 'nccl';
+
+function isTensor(value: unknown): value is HostTensor {
+  return ArrayBuffer.isView(value) || (typeof value === 'object' && value !== null && 'data' in value);
+}
+
+/** A group of ranks that run collectives together. */
+export class Communicator {
+  /** This process's rank in the group. */
+  readonly rank: number;
+  /** Number of ranks in the group. */
+  readonly size: number;
+  /** The group's name, used in every error it raises. */
+  readonly name: string;
+  readonly backend: Backend = 'cpu';
+  private splitCount = 0;
+  private readonly subgroupCounts = new Map<string, number>();
+  private readonly children = new Set<Communicator>();
+  private destroyed = false;
+  private onDestroy: (() => void) | undefined;
+
+  /** @internal Use init(), split() or subgroup(). */
+  constructor(
+    private readonly native: NativeCpuCommunicator,
+    private readonly context: GroupContext,
+  ) {
+    this.rank = native.rank;
+    this.size = native.size;
+    this.name = native.name;
+  }
+
+  /** 'self', 'shm' (one node) or 'tcp' (spans nodes). */
+  get transport(): string {
+    return this.native.transport;
+  }
+
+  /** World rank of each member, in group-rank order. */
+  get worldRanks(): readonly number[] {
+    return this.context.worldRanks;
+  }
+
+  /** Node rank of each member, in group-rank order. */
+  get nodes(): readonly number[] {
+    return this.context.nodes;
+  }
+
+  /** Default per-op timeout of this communicator in milliseconds. */
+  get timeoutMs(): number {
+    return this.context.timeoutMs;
+  }
+
+  /**
+   * Gathers every rank's `input` into `output` (size x input elements, rank r's
+   * piece at offset r x input.length). In place: pass `output`'s own slot as input.
+   */
+  allGather(input: HostTensor, output: HostTensor, options: CollectiveOptions = {}): Promise<void> {
+    const send = resolveTensor(input, 'allGather input');
+    const recv = resolveTensor(output, 'allGather output');
+    this.sameDtype('allGather', send.dtype, recv.dtype);
+    return this.run('allGather', send.array, recv.array, send.dtype, 'sum', 0, options);
+  }
+
+  /**
+   * Reduces `input` (size x output elements) across ranks and leaves block `rank`
+   * of the result in `output`. In place: pass input's own slot as output.
+   */
+  reduceScatter(input: HostTensor, output: HostTensor, options: ReduceOptions = {}): Promise<void> {
+    const send = resolveTensor(input, 'reduceScatter input');
+    const recv = resolveTensor(output, 'reduceScatter output');
+    this.sameDtype('reduceScatter', send.dtype, recv.dtype);
+    return this.run('reduceScatter', send.array, recv.array, send.dtype, this.reduceOp(options), 0, options);
+  }
+
+  /** Reduces across ranks: in place as `allReduce(buffer, options)`, or into `output`. */
+  allReduce(buffer: HostTensor, options?: ReduceOptions): Promise<void>;
+  allReduce(input: HostTensor, output: HostTensor, options?: ReduceOptions): Promise<void>;
+  allReduce(input: HostTensor, second?: HostTensor | ReduceOptions, third?: ReduceOptions): Promise<void> {
+    const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
+    const send = resolveTensor(input, 'allReduce input');
+    const recv = output === input ? send : resolveTensor(output, 'allReduce output');
+    this.sameDtype('allReduce', send.dtype, recv.dtype);
+    return this.run('allReduce', send.array, recv.array, send.dtype, this.reduceOp(options), 0, options);
+  }
+
+  /** Copies root's buffer to every rank: in place as `broadcast(buffer, {root})`, or into `output`. */
+  broadcast(buffer: HostTensor, options?: BroadcastOptions): Promise<void>;
+  broadcast(input: HostTensor, output: HostTensor, options?: BroadcastOptions): Promise<void>;
+  broadcast(input: HostTensor, second?: HostTensor | BroadcastOptions, third?: BroadcastOptions): Promise<void> {
+    const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
+    const send = resolveTensor(input, 'broadcast input');
+    const recv = output === input ? send : resolveTensor(output, 'broadcast output');
+    this.sameDtype('broadcast', send.dtype, recv.dtype);
+    const root = options.root ?? 0;
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) {
+      throw invalidArgument(`broadcast: root ${String(root)} is not valid: use an integer in [0, ${this.size - 1}]`);
+    }
+    return this.run('broadcast', send.array, recv.array, send.dtype, 'sum', root, options);
+  }
+
+  /** Resolves once every rank of the group has called barrier(). */
+  barrier(options: CollectiveOptions = {}): Promise<void> {
+    return this.run('barrier', null, null, 'u8', 'sum', 0, options);
+  }
+
+  /**
+   * Splits the group (collective over all its ranks, ncclCommSplit semantics):
+   * ranks passing the same `color` form a new communicator, ordered by `key` then
+   * by rank; `color` -1 (or null) takes no part and gets null.
+   */
+  async split(color: number | null, key: number = this.rank, options: { name?: string } = {}): Promise<Communicator | null> {
+    const myColor = color ?? -1;
+    if (!Number.isInteger(myColor) || myColor < -1 || myColor > 0x7fffffff) {
+      throw invalidArgument(`split: color ${String(color)} is not valid: use an integer >= 0, or -1/null to opt out`);
+    }
+    if (!Number.isInteger(key) || Math.abs(key) > 0x7fffffff) {
+      throw invalidArgument(`split: key ${String(key)} is not valid: use a 32-bit integer`);
+    }
+    const index = this.splitCount++;
+    const all = new Int32Array(2 * this.size);
+    await this.allGather(Int32Array.of(myColor, key), all);
+    if (myColor === -1) return null;
+    const members: { rank: number; key: number }[] = [];
+    for (let r = 0; r < this.size; r++) {
+      if (all[2 * r] === myColor) members.push({ rank: r, key: all[2 * r + 1] });
+    }
+    members.sort((a, b) => a.key - b.key || a.rank - b.rank);
+    const ranks = members.map((m) => m.rank);
+    return this.createChild(ranks, `split${index}/color${myColor}`, options.name ?? `${this.name}/split${index}:${myColor}`);
+  }
+
+  /**
+   * A communicator of the given members (group ranks of this communicator), called
+   * by the members only. Members must create the same subgroups in the same order.
+   */
+  async subgroup(ranks: readonly number[], options: { name?: string } = {}): Promise<Communicator> {
+    const seen = new Set<number>();
+    for (const r of ranks) {
+      if (!Number.isInteger(r) || r < 0 || r >= this.size) {
+        throw invalidArgument(`subgroup: rank ${String(r)} is not valid: use integers in [0, ${this.size - 1}]`);
+      }
+      if (seen.has(r)) throw invalidArgument(`subgroup: rank ${r} is listed twice in [${ranks.join(', ')}]`);
+      seen.add(r);
+    }
+    if (!seen.has(this.rank)) {
+      throw invalidArgument(`subgroup: this rank (${this.rank}) is not in [${ranks.join(', ')}]: only members call subgroup()`);
+    }
+    const id = ranks.join('.');
+    const count = this.subgroupCounts.get(id) ?? 0;
+    this.subgroupCounts.set(id, count + 1);
+    return this.createChild([...ranks], `group/${id}/${count}`, options.name ?? `${this.name}/[${ranks.join(',')}]`);
+  }
+
+  /** Fails every op in flight and every later op on every member (with the reason). */
+  abort(reason = 'abort() called'): void {
+    this.native.abort(reason);
+  }
+
+  /** Releases threads, sockets and shared memory; sub-communicators first. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const child of this.children) child.destroy();
+    this.children.clear();
+    this.native.destroy();
+    this.onDestroy?.();
+  }
+
+  /** @internal Runs when destroy() is called (the world closes its store). */
+  setOnDestroy(callback: () => void): void {
+    this.onDestroy = callback;
+  }
+
+  private async createChild(groupRanks: number[], keySuffix: string, name: string): Promise<Communicator> {
+    const child = await connectCpuCommunicator({
+      store: this.context.store?.withPrefix(keySuffix),
+      rank: groupRanks.indexOf(this.rank),
+      worldRanks: groupRanks.map((r) => this.context.worldRanks[r]),
+      nodes: groupRanks.map((r) => this.context.nodes[r]),
+      host: this.context.host,
+      name,
+      timeoutMs: this.context.timeoutMs,
+    });
+    this.children.add(child);
+    child.setOnDestroy(() => this.children.delete(child));
+    return child;
+  }
+
+  private reduceOp(options: ReduceOptions): ReduceOp {
+    const op = options.op ?? 'sum';
+    if (!REDUCE_OPS.includes(op)) {
+      throw invalidArgument(`reduction op '${String(op)}' is not valid: use one of ${REDUCE_OPS.join(', ')}`);
+    }
+    return op;
+  }
+
+  private sameDtype(what: string, a: string, b: string): void {
+    if (a !== b) throw invalidArgument(`${what}: input is ${a} but output is ${b}: both must have the same dtype`);
+  }
+
+  private run(
+    kind: 'allGather' | 'reduceScatter' | 'allReduce' | 'broadcast' | 'barrier',
+    send: ArrayBufferView | null,
+    recv: ArrayBufferView | null,
+    dtype: string,
+    op: ReduceOp,
+    root: number,
+    options: CollectiveOptions,
+  ): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? this.context.timeoutMs;
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
+      throw invalidArgument(`${kind}: timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
+    }
+    return this.native.collective(kind, send, recv, dtype, op, root, Math.ceil(timeoutMs));
+  }
+}
+
+/** What connectCpuCommunicator needs: the members and the store prefix they share. */
+export interface ConnectOptions {
+  store: StoreClient | undefined;
+  rank: number;
+  worldRanks: number[];
+  nodes: number[];
+  host: string;
+  name: string;
+  timeoutMs: number;
+}
+
+/**
+ * Creates the native communicator, exchanges addresses through the store (one
+ * key per member under the group's prefix) and connects: collective over members.
+ */
+export async function connectCpuCommunicator(options: ConnectOptions): Promise<Communicator> {
+  const { addon } = loadAddon();
+  const size = options.worldRanks.length;
+  const native = new addon.CpuCommunicator({
+    rank: options.rank,
+    size,
+    node: options.nodes[options.rank],
+    host: options.host,
+    name: options.name,
+  });
+  try {
+    if (size > 1) {
+      if (!options.store) throw new Error(`group '${options.name}' of ${size} ranks needs a rendezvous store`);
+      await options.store.set(`addr/${options.rank}`, native.address);
+      const keys = Array.from({ length: size }, (_, r) => `addr/${r}`);
+      const addresses = (await options.store.multiGet(keys, options.timeoutMs)).map((b) => b.toString('utf8'));
+      await native.connect(addresses, options.timeoutMs);
+    } else {
+      await native.connect([native.address], options.timeoutMs);
+    }
+  } catch (err) {
+    native.destroy();
+    throw err;
+  }
+  return new Communicator(native, {
+    store: options.store,
+    worldRanks: options.worldRanks,
+    nodes: options.nodes,
+    host: options.host,
+    timeoutMs: options.timeoutMs,
+  });
+}

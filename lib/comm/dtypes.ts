@@ -1,0 +1,175 @@
+/**
+ * Element types, reductions and host tensors.
+ *
+ * A host tensor is a TypedArray, or a view `{data, dtype?, offset?, length?}` of one
+ * (offset and length in elements). Views never copy: they become `subarray`s.
+ * bf16 and f16 live in Uint16Array and always need an explicit dtype.
+ */
+
+/** Element types every backend supports. */
+export type DType = 'f32' | 'f64' | 'f16' | 'bf16' | 'i8' | 'u8' | 'i32' | 'i64';
+/** Reductions; f16/bf16 accumulate in f32, integer sums wrap. */
+export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'prod';
+
+/** The TypedArrays that can carry a tensor. */
+export type HostArray = Float32Array | Float64Array | Uint16Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
+
+/** A zero-copy view of part of a TypedArray, with an explicit dtype where needed. */
+export interface TensorView {
+  data: HostArray;
+  /** Required for Uint16Array (f16 or bf16); otherwise must agree with the array type. */
+  dtype?: DType;
+  /** First element of the view (default 0). */
+  offset?: number;
+  /** Number of elements (default: to the end of `data`). */
+  length?: number;
+}
+
+/** Anything a collective accepts as a host buffer. */
+export type HostTensor = HostArray | TensorView;
+
+export const DTYPES: readonly DType[] = ['f32', 'f64', 'f16', 'bf16', 'i8', 'u8', 'i32', 'i64'];
+export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'avg', 'max', 'min', 'prod'];
+
+const ELEMENT_BYTES: Record<DType, number> = { f32: 4, f64: 8, f16: 2, bf16: 2, i8: 1, u8: 1, i32: 4, i64: 8 };
+
+/** Bytes per element of a dtype. */
+export function elementBytes(dtype: DType): number {
+  return ELEMENT_BYTES[dtype];
+}
+
+/** An error with a stable `code`, as the native layer raises them. */
+export class MicsError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'MicsError';
+  }
+}
+
+export function invalidArgument(message: string): MicsError {
+  return new MicsError(message, 'MICS_INVALID_ARGUMENT');
+}
+
+function dtypeOfArray(data: HostArray): DType | undefined {
+  if (data instanceof Float32Array) return 'f32';
+  if (data instanceof Float64Array) return 'f64';
+  if (data instanceof Int8Array) return 'i8';
+  if (data instanceof Uint8Array) return 'u8';
+  if (data instanceof Int32Array) return 'i32';
+  if (data instanceof BigInt64Array) return 'i64';
+  return undefined; // Uint16Array: f16 or bf16, the caller must say
+}
+
+const ARRAY_FOR: Record<DType, string> = {
+  f32: 'Float32Array',
+  f64: 'Float64Array',
+  f16: 'Uint16Array',
+  bf16: 'Uint16Array',
+  i8: 'Int8Array',
+  u8: 'Uint8Array',
+  i32: 'Int32Array',
+  i64: 'BigInt64Array',
+};
+
+/** A tensor resolved to the exact TypedArray range and dtype handed to the addon. */
+export interface ResolvedTensor {
+  array: HostArray;
+  dtype: DType;
+}
+
+function isView(t: HostTensor): t is TensorView {
+  return !ArrayBuffer.isView(t) && typeof t === 'object' && t !== null && 'data' in t;
+}
+
+/** Resolves a tensor argument; `role` names it in errors ("input", "output"). */
+export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor {
+  const view: TensorView = isView(tensor) ? tensor : { data: tensor as HostArray };
+  const { data } = view;
+  if (!ArrayBuffer.isView(data) || data instanceof DataView) {
+    throw invalidArgument(`${role} must be a TypedArray or {data: TypedArray, dtype?, offset?, length?}`);
+  }
+  const natural = dtypeOfArray(data);
+  if (natural === undefined && !(data instanceof Uint16Array)) {
+    throw invalidArgument(
+      `${role}: ${data.constructor.name} is not supported: use Float32Array, Float64Array, Uint16Array (f16/bf16), ` +
+        'Int8Array, Uint8Array, Int32Array or BigInt64Array',
+    );
+  }
+  const dtype = view.dtype ?? natural;
+  if (dtype === undefined) {
+    throw invalidArgument(`${role}: a Uint16Array needs an explicit dtype: pass {data, dtype: 'f16' | 'bf16'}`);
+  }
+  if (!DTYPES.includes(dtype)) {
+    throw invalidArgument(`${role}: dtype '${String(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
+  }
+  const fits = dtype === 'f16' || dtype === 'bf16' ? data instanceof Uint16Array : natural === dtype;
+  if (!fits) {
+    throw invalidArgument(`${role}: dtype '${dtype}' needs a ${ARRAY_FOR[dtype]}, got ${data.constructor.name}`);
+  }
+  const offset = view.offset ?? 0;
+  const length = view.length ?? data.length - offset;
+  if (!Number.isInteger(offset) || offset < 0 || offset > data.length) {
+    throw invalidArgument(`${role}: offset ${offset} is not valid: use an integer in [0, ${data.length}]`);
+  }
+  if (!Number.isInteger(length) || length < 0 || offset + length > data.length) {
+    throw invalidArgument(`${role}: length ${length} is not valid at offset ${offset}: use an integer in [0, ${data.length - offset}]`);
+  }
+  const array = offset === 0 && length === data.length ? data : (data.subarray(offset, offset + length) as HostArray);
+  return { array, dtype };
+}
+
+// ---- half-precision conversions (round to nearest even), for callers and tests ----
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float -> bfloat16 bits. */
+export function toBFloat16Bits(value: number): number {
+  f32[0] = value;
+  const u = u32[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** bfloat16 bits -> float. */
+export function fromBFloat16Bits(bits: number): number {
+  u32[0] = (bits & 0xffff) << 16;
+  return f32[0];
+}
+
+/** float -> IEEE binary16 bits. */
+export function toFloat16Bits(value: number): number {
+  f32[0] = value;
+  const u = u32[0];
+  const sign = (u >>> 16) & 0x8000;
+  const abs = u & 0x7fffffff;
+  if (abs > 0x7f800000) return sign | 0x7e00;
+  if (abs >= 0x477ff000) return sign | 0x7c00;
+  if (abs < 0x38800000) {
+    u32[0] = abs;
+    const scaled = f32[0] * 16777216;
+    let q = Math.floor(scaled);
+    const rest = scaled - q;
+    if (rest > 0.5 || (rest === 0.5 && (q & 1) === 1)) q += 1;
+    return sign | q;
+  }
+  const mant = abs & 0x7fffff;
+  const exp = (abs >>> 23) - 112;
+  let half = (exp << 10) | (mant >>> 13);
+  const dropped = mant & 0x1fff;
+  if (dropped > 0x1000 || (dropped === 0x1000 && (half & 1) === 1)) half += 1;
+  return sign | half;
+}
+
+/** IEEE binary16 bits -> float. */
+export function fromFloat16Bits(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >>> 10) & 0x1f;
+  const mant = bits & 0x3ff;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}

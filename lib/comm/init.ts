@@ -1,0 +1,131 @@
+/**
+ * init(): the world communicator from the launcher's environment.
+ *
+ * Under mics-launch the launcher hosts the rendezvous store (MICS_STORE_HOSTED=1);
+ * under any other starter (torchrun --no-python, srun, a shell loop) rank 0 hosts
+ * it on MASTER_ADDR:MASTER_PORT. Every connection presents MICS_STORE_TOKEN; where
+ * none was exported a fixed development token is used and rank 0 warns.
+ */
+import * as dgram from 'node:dgram';
+import { loadAddon } from '../native';
+import { backendStatuses } from '../cli/info';
+import { StoreClient, StoreServer } from '../store';
+import { connectCpuCommunicator, type Communicator } from './communicator';
+import { MicsError, invalidArgument } from './dtypes';
+import { readRankEnvironment } from './environment';
+
+/** Options of init(). */
+export interface InitOptions {
+  /** 'cpu', 'nccl', or 'auto' (nccl where a GPU and NCCL are present, else cpu). Default 'auto'. */
+  backend?: 'cpu' | 'nccl' | 'auto';
+  /** Default per-op and rendezvous timeout in ms (default MICS_TIMEOUT_MS or 300000). */
+  timeoutMs?: number;
+  /** The environment to read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+const DEV_TOKEN = 'mics-development-token-no-secret';
+
+/** The local address that routes to `target` (what peers on other nodes can reach). */
+async function localAddressToward(target: string): Promise<string> {
+  if (target === 'localhost' || target.startsWith('127.')) return '127.0.0.1';
+  const socket = dgram.createSocket(target.includes(':') ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(9, target, () => resolve());
+    });
+    return socket.address().address;
+  } finally {
+    socket.close();
+  }
+}
+
+function chooseBackend(requested: 'cpu' | 'nccl' | 'auto'): 'cpu' {
+  if (requested === 'cpu') return 'cpu';
+  const nccl = backendStatuses(loadAddon().addon.capabilities()).find((b) => b.name === 'nccl');
+  if (requested === 'nccl') {
+    throw new MicsError(
+      `backend 'nccl' is not available: ${nccl?.usable ? 'the NCCL communicator is not part of this build yet' : nccl?.detail}`,
+      'MICS_UNAVAILABLE',
+    );
+  }
+  return 'cpu'; // auto: the NCCL path lands with the GPU backend
+}
+
+/** Creates the world communicator of this job. Collective: every rank calls it. */
+export async function init(options: InitOptions = {}): Promise<Communicator> {
+  const env = options.env ?? process.env;
+  const requested = options.backend ?? 'auto';
+  if (!['cpu', 'nccl', 'auto'].includes(requested)) {
+    throw invalidArgument(`backend '${String(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);
+  }
+  const envTimeout = env.MICS_TIMEOUT_MS === undefined ? undefined : Number(env.MICS_TIMEOUT_MS);
+  const timeoutMs = options.timeoutMs ?? envTimeout ?? 300_000;
+  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
+    throw invalidArgument(`timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
+  }
+  chooseBackend(requested);
+  const place = readRankEnvironment(env);
+  const host = env.MICS_SOCKET_ADDR || (await localAddressToward(place.masterAddr));
+  const token = place.storeToken ?? DEV_TOKEN;
+
+  let server: StoreServer | undefined;
+  let store: StoreClient | undefined;
+  if (place.worldSize > 1) {
+    if (!place.storeHosted && place.rank === 0) {
+      if (place.storeToken === undefined) {
+        process.stderr.write(
+          'mics: MICS_STORE_TOKEN is not set: the rendezvous store uses a fixed development token; ' +
+            'export the same secret MICS_STORE_TOKEN on every rank (mics-launch does this for you)\n',
+        );
+      }
+      server = await StoreServer.start({ host: place.masterAddr, port: place.masterPort, token });
+    }
+    store = await StoreClient.connect({
+      host: place.masterAddr,
+      port: place.masterPort,
+      token,
+      timeoutMs,
+      connectTimeoutMs: timeoutMs,
+    });
+  }
+  try {
+    const world = await connectCpuCommunicator({
+      store: store?.withPrefix(`${place.keyPrefix}/world`),
+      rank: place.rank,
+      worldRanks: Array.from({ length: place.worldSize }, (_, r) => r),
+      nodes: await gatherNodes(store, place.keyPrefix, place.rank, place.worldSize, place.node, timeoutMs),
+      host,
+      name: 'world',
+      timeoutMs,
+    });
+    world.setOnDestroy(() => {
+      store?.close();
+      void server?.close();
+    });
+    return world;
+  } catch (err) {
+    store?.close();
+    await server?.close();
+    throw err;
+  }
+}
+
+async function gatherNodes(
+  store: StoreClient | undefined,
+  prefix: string,
+  rank: number,
+  worldSize: number,
+  node: number,
+  timeoutMs: number,
+): Promise<number[]> {
+  if (!store) return [node];
+  const scoped = store.withPrefix(`${prefix}/node`);
+  await scoped.set(String(rank), String(node));
+  const values = await scoped.multiGet(
+    Array.from({ length: worldSize }, (_, r) => String(r)),
+    timeoutMs,
+  );
+  return values.map((v) => Number(v.toString('utf8')));
+}
