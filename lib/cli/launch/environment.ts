@@ -1,0 +1,84 @@
+/**
+ * The environment each rank starts with: torchrun's variables, the store's address and token,
+ * and thread defaults. This is the contract the collective library's init() reads.
+ */
+import { randomBytes } from 'node:crypto';
+import type { JobLayout, RankPlan } from './layout';
+
+/** The variable carrying the store token: set for workers, never printed. */
+export const TOKEN_ENV = 'MICS_STORE_TOKEN';
+
+/** What the dry run shows instead of the token. */
+export const REDACTED = '<redacted>';
+
+/** A fresh random store token: 32 bytes, hex. */
+export function newToken(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** A token given to a multi-node job must look like one {@link newToken} makes, so typos fail early. */
+export function isValidToken(token: string): boolean {
+  return /^[0-9a-fA-F]{64}$/.test(token);
+}
+
+/** Job-wide facts that go into every rank's environment. */
+export interface JobEnvironment {
+  readonly masterAddr: string;
+  /** The store's real port (after a free port was chosen). */
+  readonly masterPort: number;
+  readonly runId: string;
+  readonly restartCount: number;
+  readonly maxRestarts: number;
+  readonly token: string;
+}
+
+/**
+ * The environment of one rank: the launcher's own environment plus the variables of the
+ * contract. OMP_NUM_THREADS=1 is set only when unset and more than one rank runs on this
+ * machine (so ranks do not oversubscribe the cores). CUDA_VISIBLE_DEVICES is passed through
+ * untouched: a rank uses device LOCAL_RANK among the visible devices (MICS_AGENT_LOCAL_RANK
+ * under --emulate-nodes, where emulated nodes share one machine's devices).
+ */
+export function workerEnvironment(
+  base: NodeJS.ProcessEnv,
+  layout: JobLayout,
+  plan: RankPlan,
+  job: JobEnvironment,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  const set: Record<string, string | number> = {
+    RANK: plan.rank,
+    LOCAL_RANK: plan.localRank,
+    WORLD_SIZE: layout.worldSize,
+    LOCAL_WORLD_SIZE: plan.localWorldSize,
+    GROUP_RANK: plan.groupRank,
+    GROUP_WORLD_SIZE: layout.groupWorldSize,
+    ROLE_NAME: 'default',
+    ROLE_RANK: plan.rank,
+    ROLE_WORLD_SIZE: layout.worldSize,
+    MASTER_ADDR: job.masterAddr,
+    MASTER_PORT: job.masterPort,
+    TORCHELASTIC_RESTART_COUNT: job.restartCount,
+    TORCHELASTIC_MAX_RESTARTS: job.maxRestarts,
+    TORCHELASTIC_RUN_ID: job.runId,
+    MICS_STORE_HOSTED: 1,
+    MICS_AGENT_LOCAL_RANK: plan.agentIndex,
+    [TOKEN_ENV]: job.token,
+  };
+  for (const [k, v] of Object.entries(set)) env[k] = String(v);
+  if ((env.OMP_NUM_THREADS === undefined || env.OMP_NUM_THREADS === '') && layout.ranks.length > 1) {
+    env.OMP_NUM_THREADS = '1';
+  }
+  return env;
+}
+
+/** The variables {@link workerEnvironment} adds or changes, with the token redacted: for --dry-run. */
+export function describeWorkerEnvironment(base: NodeJS.ProcessEnv, env: NodeJS.ProcessEnv): string[] {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    // The token line is always shown (redacted) so a dry run documents that it is passed.
+    if (v === undefined || (base[k] === v && k !== TOKEN_ENV)) continue;
+    lines.push(`${k}=${k === TOKEN_ENV ? REDACTED : v}`);
+  }
+  return lines;
+}

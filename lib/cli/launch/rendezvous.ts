@@ -1,0 +1,215 @@
+/**
+ * The agents' rendezvous over the store: node 0 hosts it, the others join; every attempt
+ * ("round") each agent announces itself, waits for all nodes, and learns the job layout. The
+ * agents' keys live under `launch/<run id>/`, apart from the workers' keys.
+ *
+ * Keys (relative to `launch/<run id>`):
+ * - `r<n>/claim/<node>`: counter; a second agent with the same node rank sees 2 and stops.
+ * - `r<n>/node/<node>`: the agent's {@link NodeRecord} (JSON).
+ * - `r<n>/end`: how attempt n ended ({@link EndRecord} JSON); the first writer wins (compareSet).
+ * - `r<n>/succeeded`: counter of nodes whose ranks all exited 0.
+ * - `left`: counter of agents that are done with the store (node 0 closes it after all).
+ * And `launch/job` (outside the run's prefix): run id and node count, so that an agent of
+ * another job that reaches this store gets a clear message instead of a timeout.
+ */
+import { StoreClient, StoreError, StoreServer } from '../../store';
+import { LaunchError } from './errors';
+import { planJob, type JobLayout, type NodeRecord } from './layout';
+import type { EndRecord } from './summary';
+
+/** The agent's handle on the store. */
+export interface AgentStore {
+  /** Keys under `launch/<run id>`. */
+  readonly keys: StoreClient;
+  /** The root client (closing it closes `keys` too). */
+  readonly root: StoreClient;
+  /** Set on node 0, which hosts the store. */
+  readonly server: StoreServer | undefined;
+  /** The store's port (the real one when a free port was asked for). */
+  readonly port: number;
+  /** host:port, for messages. */
+  readonly address: string;
+}
+
+/** What an agent needs to open or join the store. */
+export interface StoreOptions {
+  readonly nodeRank: number;
+  readonly nnodes: number;
+  readonly runId: string;
+  readonly masterAddr: string;
+  readonly masterPort: number;
+  /** Listen address (node 0). */
+  readonly storeHost: string;
+  readonly token: string;
+  readonly timeoutMs: number;
+}
+
+interface JobKey {
+  runId: string;
+  nnodes: number;
+}
+
+/** An unspecified listen address is not one to connect to: use the master address instead. */
+function connectHost(o: StoreOptions): string {
+  return o.storeHost === '0.0.0.0' || o.storeHost === '::' ? o.masterAddr : o.storeHost;
+}
+
+/**
+ * Node 0 starts the store on storeHost:masterPort and connects to it; other nodes connect to
+ * masterAddr:masterPort, retrying until `timeoutMs`. Every failure becomes a {@link LaunchError}
+ * that says what to check.
+ */
+export async function openStore(o: StoreOptions): Promise<AgentStore> {
+  let server: StoreServer | undefined;
+  let host = o.masterAddr;
+  let port = o.masterPort;
+  if (o.nodeRank === 0) {
+    try {
+      server = await StoreServer.start({ host: o.storeHost, port: o.masterPort, token: o.token });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const hint =
+        code === 'EADDRINUSE'
+          ? `port ${o.masterPort} is in use (another job?); choose another --master-port, or --standalone for a free one`
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+            ? `'${o.storeHost}' is not an address of this machine; node 0 must run where --master-addr points (or set --store-host)`
+            : String(err instanceof Error ? err.message : err);
+      throw new LaunchError(`node 0 could not start the rendezvous store on ${o.storeHost}:${o.masterPort}: ${hint}`);
+    }
+    host = connectHost(o);
+    port = server.port;
+  }
+  const address = `${host}:${port}`;
+  let root: StoreClient;
+  try {
+    root = await StoreClient.connect({ host, port, token: o.token, connectTimeoutMs: o.timeoutMs, timeoutMs: o.timeoutMs });
+  } catch (err) {
+    await server?.close();
+    if (err instanceof StoreError && err.code === 'MICS_STORE_AUTH') {
+      throw new LaunchError(
+        `the store at ${address} rejected this node's token: every node of a job must have the same MICS_STORE_TOKEN`,
+      );
+    }
+    if (err instanceof StoreError && err.code === 'MICS_TIMEOUT') {
+      throw new LaunchError(
+        `node ${o.nodeRank} could not reach the rendezvous store at ${address} within ${o.timeoutMs / 1000} s: ` +
+          'is node 0 running, with the same --master-addr and --master-port, and reachable from here?',
+      );
+    }
+    throw new LaunchError(`node ${o.nodeRank} could not connect to the rendezvous store at ${address}: ${String(err)}`);
+  }
+  const store: AgentStore = { root, keys: root.withPrefix(`launch/${o.runId}`), server, port, address };
+  try {
+    await checkJob(store, o);
+  } catch (err) {
+    await closeStore(store);
+    throw err;
+  }
+  return store;
+}
+
+/** Node 0 writes the job key; the others check it, so two jobs sharing a port fail clearly. */
+async function checkJob(store: AgentStore, o: StoreOptions): Promise<void> {
+  const mine: JobKey = { runId: o.runId, nnodes: o.nnodes };
+  if (o.nodeRank === 0) {
+    await store.root.set('launch/job', JSON.stringify(mine));
+    return;
+  }
+  const raw = await store.root.get('launch/job', o.timeoutMs).catch((err: unknown) => {
+    throw new LaunchError(`node ${o.nodeRank}: the store at ${store.address} has no job description: ${String(err)}`);
+  });
+  const theirs = JSON.parse(raw.toString('utf8')) as JobKey;
+  if (theirs.runId !== mine.runId || theirs.nnodes !== mine.nnodes) {
+    throw new LaunchError(
+      `node ${o.nodeRank} was started with run id '${mine.runId}' and --nnodes ${mine.nnodes}, but node 0 ` +
+        `(store ${store.address}) runs run id '${theirs.runId}' with --nnodes ${theirs.nnodes}: start every node with the same values`,
+    );
+  }
+}
+
+/** Closes the client and, on node 0, the store itself. */
+export async function closeStore(store: AgentStore): Promise<void> {
+  store.root.close();
+  await store.server?.close();
+}
+
+/** Polling step of the rendezvous wait: how long one blocking wait lasts before checking for an abort. */
+const WAIT_SLICE_MS = 500;
+
+/**
+ * Joins attempt `round`: announces `record`, waits until every node did (or `timeoutMs`), then
+ * checks that all describe the same job and assigns ranks. Resolves with an {@link EndRecord}
+ * instead when the attempt was ended before it completed (a launcher was interrupted and wrote
+ * the attempt's end record).
+ */
+export async function joinRound(
+  store: AgentStore,
+  round: number,
+  record: NodeRecord,
+  timeoutMs: number,
+): Promise<JobLayout | EndRecord> {
+  const k = store.keys;
+  const claims = await k.add(`r${round}/claim/${record.nodeRank}`, 1);
+  if (claims > 1) {
+    throw new LaunchError(
+      `another agent already joined as node ${record.nodeRank} (run id '${record.runId}', store ${store.address}): every node needs its own --node-rank`,
+    );
+  }
+  await k.set(`r${round}/node/${record.nodeRank}`, JSON.stringify(record));
+  const nodeKeys = Array.from({ length: record.nnodes }, (_, i) => `r${round}/node/${i}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ended = await readEnd(store, round);
+    if (ended) return ended;
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    try {
+      await k.wait(nodeKeys, Math.min(left, WAIT_SLICE_MS));
+      const values = await k.multiGet(nodeKeys, 0);
+      const records = values.map((v) => JSON.parse(v.toString('utf8')) as NodeRecord);
+      return planJob(records, record.nodeRank);
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 'MICS_TIMEOUT')) throw err;
+    }
+  }
+  const missing: number[] = [];
+  for (let i = 0; i < record.nnodes; i++) if (!(await k.check([nodeKeys[i]]))) missing.push(i);
+  throw new LaunchError(
+    `rendezvous timed out after ${timeoutMs / 1000} s: node(s) ${missing.join(', ')} of ${record.nnodes} never joined ` +
+      `(run id '${record.runId}', store ${store.address}, attempt ${round})`,
+  );
+}
+
+/** The end record of attempt `round`, if one was written. */
+export async function readEnd(store: AgentStore, round: number): Promise<EndRecord | undefined> {
+  const key = `r${round}/end`;
+  if (!(await store.keys.check([key]))) return undefined;
+  return JSON.parse((await store.keys.get(key, 0)).toString('utf8')) as EndRecord;
+}
+
+/** Writes how attempt `round` ended unless another node was first; returns the record that won. */
+export async function publishEnd(store: AgentStore, round: number, end: EndRecord): Promise<EndRecord> {
+  const stored = await store.keys.compareSet(`r${round}/end`, '', JSON.stringify(end));
+  return JSON.parse(stored.toString('utf8')) as EndRecord;
+}
+
+/** Counts this node as succeeded in attempt `round`; the last node to succeed publishes success. */
+export async function reportSuccess(store: AgentStore, round: number, nnodes: number): Promise<void> {
+  const n = await store.keys.add(`r${round}/succeeded`, 1);
+  if (n === nnodes) await publishEnd(store, round, { kind: 'success' });
+}
+
+/**
+ * Marks this agent as done with the store. Node 0 then waits (up to `timeoutMs`) for every
+ * agent to say so before the caller closes the store, so no agent loses the store while it
+ * still reads the end of the job.
+ */
+export async function leave(store: AgentStore, nodeRank: number, nnodes: number, timeoutMs: number): Promise<void> {
+  await store.keys.add('left', 1);
+  if (nodeRank !== 0) return;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await store.keys.add('left', 0)) >= nnodes) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
