@@ -1,0 +1,64 @@
+/**
+ * Starts N local ranks of the current command when it was not started by a
+ * launcher (RANK unset), like `mpirun -np N` around nccl-tests. Emulated nodes
+ * split the ranks into groups with their own GROUP_RANK (shared memory inside a
+ * group, TCP between groups). Rank 0's output is forwarded; the exit code is the
+ * first failure's.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import { invalidArgument } from '../../comm/dtypes';
+
+/** A free TCP port on 127.0.0.1 (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Re-runs this process's own command line as `nproc` ranks; resolves to the exit code. */
+export async function runLocalRanks(nproc: number, emulateNodes: number): Promise<number> {
+  if (!Number.isInteger(nproc) || nproc < 1) throw invalidArgument(`--nproc ${nproc} is not valid: use an integer >= 1`);
+  if (!Number.isInteger(emulateNodes) || emulateNodes < 1 || nproc % emulateNodes !== 0) {
+    throw invalidArgument(`--emulate-nodes ${emulateNodes} is not valid: use a divisor of --nproc ${nproc}`);
+  }
+  const perNode = nproc / emulateNodes;
+  const port = await freePort();
+  const token = randomBytes(32).toString('hex');
+  const children: ChildProcess[] = [];
+  const exits = Array.from({ length: nproc }, (_, rank) => {
+    const child = spawn(process.execPath, process.argv.slice(1), {
+      stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        RANK: String(rank),
+        WORLD_SIZE: String(nproc),
+        LOCAL_RANK: String(rank % perNode),
+        LOCAL_WORLD_SIZE: String(perNode),
+        GROUP_RANK: String(Math.floor(rank / perNode)),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+        MICS_STORE_TOKEN: token,
+        OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
+      },
+    });
+    children.push(child);
+    return new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  });
+  // One failed rank leaves the others waiting on it until their timeout: stop them.
+  const codes = await Promise.all(
+    exits.map((exit) =>
+      exit.then((code) => {
+        if (code !== 0) for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+        return code;
+      }),
+    ),
+  );
+  return codes.find((c) => c !== 0) ?? 0;
+}

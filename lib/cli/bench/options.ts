@@ -1,0 +1,82 @@
+/** Options of `mics bench collectives`, in nccl-tests' vocabulary (-b -e -f -n -w -c -o -d). */
+import { invalidArgument, type DType, type ReduceOp, REDUCE_OPS } from '../../comm/dtypes';
+
+export type BenchOp = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
+export const BENCH_OPS: readonly BenchOp[] = ['all_gather', 'reduce_scatter', 'all_reduce', 'broadcast'];
+
+/** Parsed options shared by every rank. */
+export interface CollectivesBenchOptions {
+  minBytes: number;
+  maxBytes: number;
+  stepFactor: number;
+  iters: number;
+  warmup: number;
+  check: boolean;
+  ops: BenchOp[];
+  dtype: DType;
+  redop: ReduceOp;
+  root: number;
+  json: boolean;
+}
+
+// nccl-tests type names and ours.
+const DTYPE_NAMES: Record<string, DType> = {
+  float: 'f32', float32: 'f32', f32: 'f32',
+  double: 'f64', float64: 'f64', f64: 'f64',
+  half: 'f16', float16: 'f16', f16: 'f16',
+  bfloat16: 'bf16', bf16: 'bf16',
+  int8: 'i8', char: 'i8', i8: 'i8',
+  uint8: 'u8', u8: 'u8',
+  int32: 'i32', int: 'i32', i32: 'i32',
+  int64: 'i64', i64: 'i64',
+};
+
+/** nccl-tests' printed name of a dtype. */
+export const NCCL_TYPE_NAME: Record<DType, string> = {
+  f32: 'float', f64: 'double', f16: 'half', bf16: 'bfloat16', i8: 'int8', u8: 'uint8', i32: 'int32', i64: 'int64',
+};
+
+/** "64M" -> 67108864; K, M, G are powers of 1024 as in nccl-tests. */
+export function parseSize(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)([KMG]?)B?$/i.exec(text.trim());
+  if (!match) throw invalidArgument(`${flag} ${text} is not a size: use bytes like 8, 1K, 64M or 1G`);
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[match[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Math.round(Number(match[1]) * scale);
+}
+
+/** Raw commander values -> validated options. */
+export function parseBenchOptions(raw: Record<string, string | boolean | undefined>): CollectivesBenchOptions {
+  const int = (name: string, value: string | boolean | undefined, fallback: number, min: number): number => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw invalidArgument(`${name} ${String(value)} is not valid: use an integer >= ${min}`);
+    return n;
+  };
+  const minBytes = parseSize(String(raw.minbytes ?? '8'), '-b');
+  const maxBytes = parseSize(String(raw.maxbytes ?? '64M'), '-e');
+  if (maxBytes < minBytes) throw invalidArgument(`-e ${String(raw.maxbytes)} is below -b ${String(raw.minbytes)}`);
+  const stepFactor = int('-f', raw.stepfactor, 2, 2);
+  const opName = String(raw.op ?? 'all');
+  const ops = opName === 'all' ? [...BENCH_OPS] : opName.split(',').map((o) => o.trim() as BenchOp);
+  for (const op of ops) {
+    if (!BENCH_OPS.includes(op)) throw invalidArgument(`-o ${op} is not valid: use all or ${BENCH_OPS.join(', ')}`);
+  }
+  const dtypeName = String(raw.datatype ?? 'float');
+  const dtype = DTYPE_NAMES[dtypeName];
+  if (!dtype) throw invalidArgument(`-d ${dtypeName} is not valid: use one of ${Object.keys(DTYPE_NAMES).join(', ')}`);
+  const redop = String(raw.redop ?? 'sum') as ReduceOp;
+  if (!REDUCE_OPS.includes(redop)) throw invalidArgument(`-r ${redop} is not valid: use one of ${REDUCE_OPS.join(', ')}`);
+  return {
+    minBytes,
+    maxBytes,
+    stepFactor,
+    iters: int('-n', raw.iters, 20, 1),
+    warmup: int('-w', raw.warmupIters, 5, 0),
+    check: int('-c', raw.check, 1, 0) !== 0,
+    ops,
+    dtype,
+    redop,
+    root: int('--root', raw.root, 0, 0),
+    json: raw.json === true,
+  };
+}
