@@ -12,7 +12,7 @@ import { LaunchError } from './errors';
 import type { JobLayout, NodeRecord } from './layout';
 import { streamsFor, type LaunchConfig } from './options';
 import type { Sink } from './output';
-import { closeStore, joinRound, leave, openStore, publishEnd, readEnd, reportSuccess, type AgentStore } from './rendezvous';
+import { closeStore, joinedCount, joinRound, leave, openStore, publishEnd, readEnd, reportSuccess, type AgentStore } from './rendezvous';
 import { endExitCode, formatSummary, type EndRecord } from './summary';
 import { WorkerGroup, type WorkerResult, type WorkerSpec } from './supervisor';
 
@@ -202,7 +202,10 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     if (store) {
       // After a normal end node 0 keeps the store up until every agent has read the outcome;
       // after an error nobody may be coming, so it does not wait.
-      await leave(store, config.nodeRank, config.nnodes, finished ? config.gracePeriodMs + 10000 : 0).catch(() => undefined);
+      // Only agents that joined the last attempt are waited for: one that never came will not leave either.
+      const s = store;
+      const expected = last?.layout ? config.nnodes : await joinedCount(s, round, config.nnodes).catch(() => 0);
+      await leave(s, config.nodeRank, expected, finished ? config.gracePeriodMs + 10000 : 0).catch(() => undefined);
       await closeStore(store);
     }
   }

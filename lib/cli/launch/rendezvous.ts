@@ -199,17 +199,24 @@ export async function reportSuccess(store: AgentStore, round: number, nnodes: nu
   if (n === nnodes) await publishEnd(store, round, { kind: 'success' });
 }
 
+/** How many agents announced themselves for attempt `round` (all of them once its rendezvous completed). */
+export async function joinedCount(store: AgentStore, round: number, nnodes: number): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < nnodes; i++) if (await store.keys.check([`r${round}/node/${i}`])) n += 1;
+  return n;
+}
+
 /**
- * Marks this agent as done with the store. Node 0 then waits (up to `timeoutMs`) for every
- * agent to say so before the caller closes the store, so no agent loses the store while it
- * still reads the end of the job.
+ * Marks this agent as done with the store. Node 0 then waits (up to `timeoutMs`) until
+ * `expected` agents said so before the caller closes the store, so no agent loses the store
+ * while it still reads the end of the job.
  */
-export async function leave(store: AgentStore, nodeRank: number, nnodes: number, timeoutMs: number): Promise<void> {
+export async function leave(store: AgentStore, nodeRank: number, expected: number, timeoutMs: number): Promise<void> {
   await store.keys.add('left', 1);
   if (nodeRank !== 0) return;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await store.keys.add('left', 0)) >= nnodes) return;
+    if ((await store.keys.add('left', 0)) >= expected) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
