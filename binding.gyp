@@ -23,6 +23,7 @@
         "csrc/cpu/socket.cc",
         "csrc/cpu/tcp_ring.cc",
         "csrc/cuda/device_probe.cc",
+        "csrc/kernels/copy.cc",
         "csrc/kernels/reduce.cc",
         "csrc/napi/addon.cc",
         "csrc/napi/capabilities.cc",

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -35,11 +36,29 @@ int PidfdOpen(int pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)
 
 }  // namespace
 
-ShmGroup::ShmGroup(int rank, int size, std::string name)
-    : rank_(rank), size_(size), name_(std::move(name)), probeValue_(kProbeMagic) {
+// The staging buffers start on their own page after the control slot.
+constexpr std::size_t kStagingOffset = 4096;
+static_assert(sizeof(ShmControlSlot) <= kStagingOffset, "control slot fits in the first page");
+
+std::size_t ShmGroup::DefaultStagingBytes() {
+  const char* env = std::getenv("MICS_SHM_STAGING_BYTES");
+  if (env && *env) {
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(env, &end, 10);
+    if (end && *end == '\0' && value >= 4096 && value <= (1ull << 30)) return static_cast<std::size_t>(value);
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("MICS_SHM_STAGING_BYTES=") + env + " is not valid: use a byte count in [4096, 1073741824]");
+  }
+  return 4u << 20;
+}
+
+ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingBytes)
+    : rank_(rank), size_(size), name_(std::move(name)), stagingBytes_(stagingBytes), probeValue_(kProbeMagic) {
   RemoveStaleSegments();
-  segment_ = ShmSegment::Create(NewSegmentName(), sizeof(ShmControlSlot));
+  // tmpfs allocates pages on first touch: unused staging costs nothing.
+  segment_ = ShmSegment::Create(NewSegmentName(), kStagingOffset + 2 * stagingBytes_);
   mine_ = new (segment_.data()) ShmControlSlot();
+  mine_->stagingBytes = stagingBytes_;
   mine_->phase.store(0);
   mine_->aborted.store(0);
   mine_->pid = static_cast<int32_t>(getpid());
@@ -55,17 +74,28 @@ ShmGroup::~ShmGroup() {
 
 void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline) {
   slots_.assign(size_, nullptr);
+  staging_.assign(size_, nullptr);
   peerSegments_.resize(size_);
   pidfds_.resize(size_);
   pids_.assign(size_, 0);
   for (const PeerAddress& peer : peers) {
     if (peer.rank == rank_) {
       slots_[rank_] = mine_;
+      staging_[rank_] = static_cast<char*>(segment_.data()) + kStagingOffset;
       pids_[rank_] = peer.pid;
       continue;
     }
     peerSegments_[peer.rank] = ShmSegment::Open(peer.shm);
     slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
+    staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
+    if (slots_[peer.rank]->stagingBytes != stagingBytes_ ||
+        peerSegments_[peer.rank].size() < kStagingOffset + 2 * stagingBytes_) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "rank " + std::to_string(peer.rank) + " uses " + std::to_string(slots_[peer.rank]->stagingBytes) +
+                      " staging bytes but rank " + std::to_string(rank_) + " uses " + std::to_string(stagingBytes_) +
+                      ": set the same MICS_SHM_STAGING_BYTES on every rank",
+                  rank_, name_, "connect", peer.rank);
+    }
     pids_[peer.rank] = peer.pid;
     int fd = PidfdOpen(peer.pid);
     if (fd < 0 && errno == ESRCH) {
