@@ -5,3 +5,48 @@
  */
 export { loadAddon, type BuildInfo, type Capabilities } from './native';
 export { packageVersion } from './version';
+export { init, type InitOptions } from './comm/init';
+export {
+  Communicator,
+  type Backend,
+  type CollectiveOptions,
+  type ReduceOptions,
+  type BroadcastOptions,
+} from './comm/communicator';
+export {
+  MicsError,
+  DTYPES,
+  REDUCE_OPS,
+  elementBytes,
+  toBFloat16Bits,
+  fromBFloat16Bits,
+  toFloat16Bits,
+  fromFloat16Bits,
+  type DType,
+  type ReduceOp,
+  type HostArray,
+  type HostTensor,
+  type TensorView,
+} from './comm/dtypes';
+export { planGroups, hierarchicalSlots, type GroupPlan, type RankGroups, type PlanGroupsOptions } from './comm/groups';
+export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions } from './comm/mics-groups';
+export { hierarchicalAllGather } from './comm/hierarchical';
+export {
+  allGather,
+  reduceScatter,
+  allReduce,
+  broadcast,
+  barrier,
+  type AllGatherOptions,
+  type CollectiveTarget,
+  type GroupName,
+} from './comm/collectives';
+export {
+  StoreServer,
+  StoreClient,
+  StoreError,
+  DEFAULT_MAX_FRAME_BYTES,
+  type StoreServerOptions,
+  type StoreClientOptions,
+  type StoreErrorCode,
+} from './store';

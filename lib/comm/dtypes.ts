@@ -121,6 +121,11 @@ export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor 
   return { array, dtype };
 }
 
+/** The bytes of a view (no copy): for byte-wise copies between same-dtype views. */
+export function bytesOf(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
 // ---- half-precision conversions (round to nearest even), for callers and tests ----
 
 const f32 = new Float32Array(1);

@@ -1,0 +1,119 @@
+/**
+ * The package-level collective API. Each function takes a Communicator, or the
+ * MicsGroups of createGroups(); with MicsGroups the op runs in the group MiCS uses
+ * it in (override with `group`):
+ * - allGather: the partition group, hierarchically when the groups are hierarchical
+ *   (turn off per call with `hierarchical: false`);
+ * - reduceScatter: the partition group (per-micro-step gradient sync);
+ * - allReduce: the replication group (the accumulation-boundary hop of two-hop sync);
+ * - broadcast, barrier: the partition group.
+ * dtype follows the arrays; in place follows NCCL's layout convention.
+ */
+import type { BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions } from './communicator';
+import { Communicator as CommunicatorClass } from './communicator';
+import type { HostTensor } from './dtypes';
+import { invalidArgument } from './dtypes';
+import { hierarchicalAllGather } from './hierarchical';
+import type { MicsGroups } from './mics-groups';
+
+/** Which MiCS group an op runs in when given MicsGroups. */
+export type GroupName = 'world' | 'partition' | 'replication' | 'intraNode' | 'interNode';
+
+/** Options naming the group of a MicsGroups target. */
+export interface GroupSelection {
+  group?: GroupName;
+}
+
+/** Options of allGather. */
+export interface AllGatherOptions extends CollectiveOptions, GroupSelection {
+  /** With MicsGroups: use the two-stage algorithm when the groups allow it (default true). */
+  hierarchical?: boolean;
+}
+
+/** A communicator or the MiCS groups of this rank. */
+export type CollectiveTarget = Communicator | MicsGroups;
+
+function pick(target: CollectiveTarget, group: GroupName | undefined, fallback: GroupName): Communicator {
+  if (target instanceof CommunicatorClass) {
+    if (group !== undefined) throw invalidArgument(`option group '${group}' needs MicsGroups, not a Communicator`);
+    return target;
+  }
+  const name = group ?? fallback;
+  const comm = target[name];
+  if (!comm) {
+    throw invalidArgument(
+      `group '${name}' does not exist here: ${name === 'intraNode' || name === 'interNode' ? 'the groups are not hierarchical' : 'use world, partition or replication'}`,
+    );
+  }
+  return comm;
+}
+
+/** Gathers every rank's input into output (size x input). See the module notes for MicsGroups. */
+export function allGather(target: CollectiveTarget, input: HostTensor, output: HostTensor, options: AllGatherOptions = {}): Promise<void> {
+  const useHierarchy =
+    !(target instanceof CommunicatorClass) &&
+    (options.group === undefined || options.group === 'partition') &&
+    options.hierarchical !== false &&
+    target.intraNode !== undefined &&
+    target.interNode !== undefined;
+  if (useHierarchy) {
+    const groups = target as MicsGroups;
+    return hierarchicalAllGather({ interNode: groups.interNode!, intraNode: groups.intraNode! }, input, output, options);
+  }
+  return pick(target, options.group, 'partition').allGather(input, output, options);
+}
+
+/** Reduces input (size x output) and scatters: rank r keeps block r. */
+export function reduceScatter(
+  target: CollectiveTarget,
+  input: HostTensor,
+  output: HostTensor,
+  options: ReduceOptions & GroupSelection = {},
+): Promise<void> {
+  return pick(target, options.group, 'partition').reduceScatter(input, output, options);
+}
+
+/** All-reduce, in place or into output. */
+export function allReduce(target: CollectiveTarget, buffer: HostTensor, options?: ReduceOptions & GroupSelection): Promise<void>;
+export function allReduce(
+  target: CollectiveTarget,
+  input: HostTensor,
+  output: HostTensor,
+  options?: ReduceOptions & GroupSelection,
+): Promise<void>;
+export function allReduce(
+  target: CollectiveTarget,
+  input: HostTensor,
+  second?: HostTensor | (ReduceOptions & GroupSelection),
+  third?: ReduceOptions & GroupSelection,
+): Promise<void> {
+  const hasOutput = second !== undefined && (ArrayBuffer.isView(second) || 'data' in second);
+  const options = (hasOutput ? third : second) as (ReduceOptions & GroupSelection) | undefined;
+  const comm = pick(target, options?.group, 'replication');
+  return hasOutput ? comm.allReduce(input, second as HostTensor, options) : comm.allReduce(input, options);
+}
+
+/** Broadcast from options.root (default 0), in place or into output. */
+export function broadcast(target: CollectiveTarget, buffer: HostTensor, options?: BroadcastOptions & GroupSelection): Promise<void>;
+export function broadcast(
+  target: CollectiveTarget,
+  input: HostTensor,
+  output: HostTensor,
+  options?: BroadcastOptions & GroupSelection,
+): Promise<void>;
+export function broadcast(
+  target: CollectiveTarget,
+  input: HostTensor,
+  second?: HostTensor | (BroadcastOptions & GroupSelection),
+  third?: BroadcastOptions & GroupSelection,
+): Promise<void> {
+  const hasOutput = second !== undefined && (ArrayBuffer.isView(second) || 'data' in second);
+  const options = (hasOutput ? third : second) as (BroadcastOptions & GroupSelection) | undefined;
+  const comm = pick(target, options?.group, 'partition');
+  return hasOutput ? comm.broadcast(input, second as HostTensor, options) : comm.broadcast(input, options);
+}
+
+/** Resolves once every rank of the group has called barrier(). */
+export function barrier(target: CollectiveTarget, options: CollectiveOptions & GroupSelection = {}): Promise<void> {
+  return pick(target, options.group, 'partition').barrier(options);
+}

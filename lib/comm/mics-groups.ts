@@ -1,0 +1,90 @@
+/**
+ * createGroups(): the MiCS communicators of this rank, made by split from the world.
+ *
+ * The layout comes from planGroups (pure, lib/comm/groups.ts); this module only
+ * turns it into communicators. Split is collective: every world rank calls
+ * createGroups with the same options.
+ */
+import type { Communicator } from './communicator';
+import { invalidArgument } from './dtypes';
+import { planGroups, type GroupPlan, type HierarchicalOption, type RankGroups } from './groups';
+
+/** Options of createGroups(). */
+export interface CreateGroupsOptions {
+  /** S: ranks that hold one replica of the model states (default 'auto': one node). */
+  partitionSize?: number | 'auto';
+  /** Two-stage all-gather when the partition group spans whole nodes (default true). */
+  hierarchical?: HierarchicalOption;
+}
+
+/** The communicators MiCS uses, for one rank. */
+export interface MicsGroups {
+  /** The whole job. */
+  world: Communicator;
+  /** The plan every rank computed identically. */
+  layout: GroupPlan;
+  /** This rank's groups and positions in the plan. */
+  mine: RankGroups;
+  /** The S ranks that together hold one replica (parameter all-gather, gradient reduce-scatter). */
+  partition: Communicator;
+  /** The R ranks holding the same slice in every replica (gradient all-reduce at the boundary). */
+  replication: Communicator;
+  /** Hierarchical only: this node's G ranks of the partition group (stage 2). */
+  intraNode?: Communicator;
+  /** Hierarchical only: the N ranks with the same local index across the group's nodes (stage 1). */
+  interNode?: Communicator;
+}
+
+/**
+ * G from the world's node ranks. The layout must be node-major (rank = node*G +
+ * local rank, as the launcher assigns), with every node but the last holding G ranks.
+ */
+export function ranksPerNodeOf(nodes: readonly number[]): number {
+  const ranksPerNode = nodes.filter((n) => n === nodes[0]).length;
+  for (let r = 0; r < nodes.length; r++) {
+    if (nodes[r] - nodes[0] !== Math.floor(r / ranksPerNode)) {
+      throw invalidArgument(
+        `createGroups needs a node-major rank layout (rank = node x ${ranksPerNode} + local rank) but rank ${r} is on node ${nodes[r]}: ` +
+          `node ranks are [${nodes.join(', ')}]`,
+      );
+    }
+  }
+  return ranksPerNode;
+}
+
+/** Creates the partition, replication (and, when hierarchical, intra/inter-node) communicators. */
+export async function createGroups(world: Communicator, options: CreateGroupsOptions = {}): Promise<MicsGroups> {
+  const layout = planGroups({
+    worldSize: world.size,
+    ranksPerNode: ranksPerNodeOf(world.nodes),
+    partitionSize: options.partitionSize ?? 'auto',
+    hierarchical: options.hierarchical ?? true,
+  });
+  const mine = layout.forRank(world.rank);
+  const S = layout.partitionSize;
+  // Every split is collective over the world, in the same order on every rank.
+  const partition = await world.split(mine.partitionIndex, mine.partitionRank, {
+    name: `partition[${mine.partitionIndex}]`,
+  });
+  const replication = await world.split(mine.partitionRank, mine.replicationRank, {
+    name: `replication[${mine.partitionRank}]`,
+  });
+  const groups: MicsGroups = { world, layout, mine, partition: partition!, replication: replication! };
+  if (layout.hierarchical) {
+    const G = layout.ranksPerNode;
+    groups.intraNode =
+      (await world.split(mine.node, mine.localRank, { name: `intraNode[${mine.node}]` })) ?? undefined;
+    const interColor = mine.partitionIndex * G + mine.localRank;
+    groups.interNode =
+      (await world.split(interColor, mine.interNodeRank ?? 0, {
+        name: `interNode[${mine.partitionIndex}.${mine.localRank}]`,
+      })) ?? undefined;
+  }
+  if (groups.partition.size !== S) throw new Error(`internal: partition group has ${groups.partition.size} ranks, expected ${S}`);
+  return groups;
+}
+
+/** Destroys every communicator createGroups made (not the world). */
+export function destroyGroups(groups: MicsGroups): void {
+  for (const comm of [groups.interNode, groups.intraNode, groups.replication, groups.partition]) comm?.destroy();
+}
