@@ -7,6 +7,8 @@ import { init } from '../comm/init';
 import { parseBenchOptions, BENCH_OPS } from './bench/options';
 import { formatTable, runCollectivesBench } from './bench/collectives';
 import { runLocalRanks } from './bench/local-ranks';
+import { formatPartitionTable, runPartitionBench } from './bench/partition';
+import { parseSize } from './bench/options';
 
 export function buildProgram(): Command {
   const program = new Command('mics')
@@ -57,6 +59,54 @@ export function buildProgram(): Command {
           else for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
         }
         if (rows.some((r) => r.outOfPlace.wrong + r.inPlace.wrong > 0)) process.exitCode = 1;
+      } finally {
+        world.destroy();
+      }
+    });
+
+  bench
+    .command('partition')
+    .description('MiCS partition-group all-gather: hierarchical vs flat (createGroups)')
+    .option('-S, --partition-size <n>', "partition group size, or 'auto' (one node)", 'auto')
+    .option('-b, --minbytes <size>', 'smallest gathered output', '1M')
+    .option('-e, --maxbytes <size>', 'largest gathered output', '64M')
+    .option('-f, --stepfactor <n>', 'multiply the size by this each row', '4')
+    .option('-n, --iters <n>', 'timed iterations per size', '10')
+    .option('-w, --warmup_iters <n>', 'untimed iterations per size', '3')
+    .option('-c, --check <0|1>', 'verify results', '1')
+    .option('--mode <modes>', 'hierarchical, flat, or both', 'both')
+    .option('--nproc <n>', 'start this many local ranks (when not started by a launcher)', '4')
+    .option('--emulate-nodes <n>', 'split the local ranks into this many emulated nodes', '2')
+    .option('--timeout <ms>', 'per-op timeout', '300000')
+    .option('--json', 'print the rows as JSON')
+    .action(async (raw: Record<string, string | boolean | undefined>) => {
+      if (process.env.RANK === undefined) {
+        process.exitCode = await runLocalRanks(Number(raw.nproc), Number(raw.emulateNodes));
+        return;
+      }
+      const modeText = String(raw.mode);
+      if (!['hierarchical', 'flat', 'both'].includes(modeText)) {
+        throw new Error(`--mode ${modeText} is not valid: use hierarchical, flat or both`);
+      }
+      const sizeText = String(raw.partitionSize);
+      const options = {
+        partitionSize: sizeText === 'auto' ? ('auto' as const) : Number(sizeText),
+        minBytes: parseSize(String(raw.minbytes), '-b'),
+        maxBytes: parseSize(String(raw.maxbytes), '-e'),
+        stepFactor: Number(raw.stepfactor),
+        iters: Number(raw.iters),
+        warmup: Number(raw.warmup_iters),
+        check: raw.check !== '0',
+        modes: modeText === 'both' ? (['hierarchical', 'flat'] as const).slice() : [modeText as 'hierarchical' | 'flat'],
+      };
+      const world = await init({ backend: 'cpu', timeoutMs: Number(raw.timeout) });
+      try {
+        const { rows, note } = await runPartitionBench(world, options);
+        if (world.rank === 0) {
+          const header = `nranks ${world.size} nodes ${new Set(world.nodes).size} ${note}`;
+          process.stdout.write(raw.json === true ? `${JSON.stringify({ header, rows })}\n` : `${formatPartitionTable(rows, header)}\n`);
+        }
+        if (rows.some((r) => r.cell.wrong > 0)) process.exitCode = 1;
       } finally {
         world.destroy();
       }
