@@ -72,10 +72,40 @@ export function workerEnvironment(
   return env;
 }
 
-/** The variables {@link workerEnvironment} adds or changes, with the token redacted: for --dry-run. */
+/** The variables of the launcher's contract with the ranks, in the order a dry run shows them. */
+export const CONTRACT_VARIABLES: readonly string[] = [
+  'RANK',
+  'LOCAL_RANK',
+  'WORLD_SIZE',
+  'LOCAL_WORLD_SIZE',
+  'GROUP_RANK',
+  'GROUP_WORLD_SIZE',
+  'ROLE_NAME',
+  'ROLE_RANK',
+  'ROLE_WORLD_SIZE',
+  'MASTER_ADDR',
+  'MASTER_PORT',
+  'TORCHELASTIC_RESTART_COUNT',
+  'TORCHELASTIC_MAX_RESTARTS',
+  'TORCHELASTIC_RUN_ID',
+  'MICS_STORE_HOSTED',
+  'MICS_AGENT_LOCAL_RANK',
+  TOKEN_ENV,
+  'OMP_NUM_THREADS',
+];
+
+/**
+ * The variables {@link workerEnvironment} adds or changes, contract variables first in their
+ * order, with the token redacted: for --dry-run.
+ */
 export function describeWorkerEnvironment(base: NodeJS.ProcessEnv, env: NodeJS.ProcessEnv): string[] {
   const lines: string[] = [];
-  for (const [k, v] of Object.entries(env)) {
+  const rank = (k: string): number => {
+    const i = CONTRACT_VARIABLES.indexOf(k);
+    return i < 0 ? CONTRACT_VARIABLES.length : i;
+  };
+  const entries = Object.entries(env).sort(([a], [b]) => rank(a) - rank(b));
+  for (const [k, v] of entries) {
     // The token line is always shown (redacted) so a dry run documents that it is passed.
     if (v === undefined || (base[k] === v && k !== TOKEN_ENV)) continue;
     lines.push(`${k}=${k === TOKEN_ENV ? REDACTED : v}`);

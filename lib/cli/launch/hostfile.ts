@@ -68,7 +68,9 @@ export function readHostfile(path: string): HostEntry[] {
   try {
     text = fs.readFileSync(path, 'utf8');
   } catch (err) {
-    const why = err instanceof Error && 'code' in err ? String((err as NodeJS.ErrnoException).code) : String(err);
+    // Duck-typed: errors from fs may come from another realm (e.g. under jest), failing instanceof.
+    const code = (err as { code?: unknown } | null)?.code;
+    const why = typeof code === 'string' ? code : String(err);
     throw new UsageError(`cannot read hostfile '${path}' (${why})`);
   }
   return parseHostfile(text, `hostfile ${path}`);

@@ -69,10 +69,9 @@ export function planSshLaunch(
   common.push('--no-slurm', '--stdin-lifeline');
   const extraEnv = forwardedEnv(env);
   return hosts.map((h, nodeRank) => {
-    const vars = [...extraEnv];
     // A subset of a host's slots: make exactly those devices visible, so LOCAL_RANK i is slot i.
     const contiguous = h.slots.every((s, i) => s === i);
-    if (!contiguous) vars.push(['CUDA_VISIBLE_DEVICES', h.slots.join(',')]);
+    const vars: [string, string][] = contiguous ? [...extraEnv] : [['CUDA_VISIBLE_DEVICES', h.slots.join(',')], ...extraEnv];
     const agentArgs = [
       process.execPath,
       launcher,
@@ -195,6 +194,7 @@ export async function runSshJob(config: LaunchConfig, launches: readonly NodeLau
   } finally {
     for (const [s, h] of handlers) process.off(s, h);
   }
-  if (firstFailure !== undefined) return firstFailure;
-  return signalled ? 128 + (os.constants.signals[signalled] ?? 0) : 0;
+  // A signal to the starter is the root cause of everything that followed (the agents report SIGHUP).
+  if (signalled) return 128 + (os.constants.signals[signalled] ?? 0);
+  return firstFailure ?? 0;
 }

@@ -1,0 +1,72 @@
+/** The launcher binary's own surface: --dry-run, usage errors, --help. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { requireBuilt, runLaunch, tempDir, worker } from './harness';
+
+beforeAll(requireBuilt);
+
+describe('mics-launch --dry-run', () => {
+  it('shows the command and every rank environment, starts nothing, and redacts the token', async () => {
+    const dir = tempDir('dry');
+    const r = await runLaunch(['--dry-run', '--nproc-per-node', '4', '--emulate-nodes', '2', '--master-port', '6123', worker, 'x'], {
+      FIX_PID_DIR: dir,
+      MICS_STORE_TOKEN: 'b'.repeat(64),
+      OMP_NUM_THREADS: '',
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^node 0 of 1 on .*: 4 rank\(s\) in 2 emulated nodes of 2$/m);
+    expect(r.stdout).toMatch(/^store: hosted here, listening on 127\.0\.0\.1:6123$/m);
+    expect(r.stdout).toContain(`command: ${process.execPath} ${worker} x`);
+    const ranks = r.stdout.split('\n').filter((l) => l.startsWith('rank '));
+    expect(ranks).toHaveLength(4);
+    expect(ranks[3]).toMatch(/^rank 3: RANK=3 LOCAL_RANK=1 WORLD_SIZE=4 LOCAL_WORLD_SIZE=2 GROUP_RANK=1 GROUP_WORLD_SIZE=2 /);
+    for (const line of ranks) {
+      expect(line).toContain('MICS_STORE_TOKEN=<redacted>');
+      expect(line).toContain('MICS_STORE_HOSTED=1');
+      expect(line).toContain('OMP_NUM_THREADS=1');
+    }
+    expect(r.stdout + r.stderr).not.toMatch(/b{64}|[0-9a-f]{64}/);
+    expect(fs.readdirSync(dir)).toEqual([]); // no rank ran
+  });
+
+  it('says the port is chosen at start with --standalone', async () => {
+    const r = await runLaunch(['--dry-run', '--standalone', '--nproc-per-node', '1', worker]);
+    expect(r.stdout).toMatch(/MASTER_PORT=<free port chosen at start>/);
+  });
+});
+
+describe('usage errors', () => {
+  it.each([
+    [['--nproc-per-node', 'lots', worker], "invalid --nproc-per-node 'lots': expected a positive integer, 'auto', 'gpu' or 'cpu'"],
+    [['--node-rank', '3', '--nnodes', '2', worker], "invalid --node-rank '3': expected 0..1 (--nnodes is 2)"],
+    [['--nproc-per-node', '1', 'no-such-script.js'], "script 'no-such-script.js' not found"],
+    [['--frobnicate', worker], "unknown option '--frobnicate'"],
+  ])('%j exits 2 with a message naming the value', async (args, message) => {
+    const r = await runLaunch(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`mics-launch: error: ${message}`);
+    expect(r.stderr).toContain("run 'mics-launch --help' for the options");
+  });
+
+  it('a port already in use is a launch error that suggests a fix', async () => {
+    const net = await import('node:net');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = String((server.address() as { port: number }).port);
+    try {
+      const r = await runLaunch(['--nproc-per-node', '1', '--master-port', port, worker]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`port ${port} is in use (another job?); choose another --master-port, or --standalone for a free one`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('--help lists the options and exits 0', async () => {
+    const r = await runLaunch(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: mics-launch \[options\] <script.js\|script.ts\|executable> \[args...\]/);
+    expect(r.stdout).toContain('--emulate-nodes <n>');
+    expect(path.basename(worker)).toBe('worker.js');
+  });
+});
