@@ -15,6 +15,7 @@ import type { Sink } from './output';
 import { closeStore, joinedCount, joinRound, leave, openStore, publishEnd, readEnd, reportSuccess, type AgentStore } from './rendezvous';
 import { endExitCode, formatSummary, type EndRecord } from './summary';
 import { WorkerGroup, type WorkerResult, type WorkerSpec } from './supervisor';
+import { startWatchdog } from './watchdog';
 
 /** Where the agent writes and what it reads. */
 export interface AgentIo {
@@ -141,6 +142,8 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     publishEnd(store, round, interruptRecord(signal)).catch(() => undefined);
     wakeup.wake();
   };
+  // Cleans up the ranks should this process be killed with SIGKILL (no handler of ours runs then).
+  const watchdog = startWatchdog(config.gracePeriodMs);
   const handlers = FORWARDED_SIGNALS.map((s) => [s, () => onSignal(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   // Whatever happens to this process, its ranks must not outlive it.
@@ -198,6 +201,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
       process.stdin.destroy();
     }
     if (group) await group.stop('SIGKILL', 0);
+    watchdog.close();
     process.off('exit', lastResort);
     if (store) {
       // After a normal end node 0 keeps the store up until every agent has read the outcome;
@@ -255,6 +259,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     if (interrupted) return { end: interruptRecord(interrupted), results: [], layout };
     const g = startGroup(cmd, specs);
     group = g;
+    watchdog.add(g.pgids());
 
     let localEnd: EndRecord | undefined;
     let storeError: unknown;
@@ -288,6 +293,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     }
     // Interrupted: the signal handler already sent the signal; this waits for the escalation.
     await g.stop(interrupted ?? 'SIGTERM', config.gracePeriodMs);
+    watchdog.remove(g.pgids());
     return { end, results: g.results(), layout };
   }
 

@@ -12,6 +12,7 @@ import type { SelectedHost } from './hostfile';
 import { OPTION_ENV, type LaunchConfig } from './options';
 import { LinePrefixer, type Sink } from './output';
 import { signalGroup } from './process-group';
+import { startWatchdog } from './watchdog';
 
 /** What is run to start one node's agent. */
 export interface NodeLaunch {
@@ -122,6 +123,9 @@ interface Started {
  */
 export async function runSshJob(config: LaunchConfig, launches: readonly NodeLaunch[], io: SshIo): Promise<number> {
   const token = newToken();
+  // If this starter is killed outright, the sidecar ends the ssh sessions, which closes the
+  // remote agents' lifelines, which stop their ranks.
+  const watchdog = startWatchdog(config.gracePeriodMs);
   const started: Started[] = launches.map((launch) => {
     const child = spawn(launch.argv[0], launch.argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const entry: Started = {
@@ -130,6 +134,7 @@ export async function runSshJob(config: LaunchConfig, launches: readonly NodeLau
       code: undefined,
       exited: new Promise<void>((resolve) => {
         child.once('exit', (code, signal) => {
+          if (child.pid !== undefined) watchdog.remove([child.pid]);
           entry.code = code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0);
           resolve();
         });
@@ -140,6 +145,7 @@ export async function runSshJob(config: LaunchConfig, launches: readonly NodeLau
         });
       }),
     };
+    if (child.pid !== undefined) watchdog.add([child.pid]);
     child.stdin?.on('error', () => undefined); // EPIPE when the remote side is already gone
     child.stdin?.write(`${token}\n`);
     const out = new LinePrefixer('', io.stdout);
@@ -193,6 +199,7 @@ export async function runSshJob(config: LaunchConfig, launches: readonly NodeLau
     await Promise.all(started.map((s) => s.exited));
   } finally {
     for (const [s, h] of handlers) process.off(s, h);
+    watchdog.close();
   }
   // A signal to the starter is the root cause of everything that followed (the agents report SIGHUP).
   if (signalled) return 128 + (os.constants.signals[signalled] ?? 0);

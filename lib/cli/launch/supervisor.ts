@@ -175,7 +175,8 @@ export class WorkerGroup {
     return this.slots.map((s) => s.result);
   }
 
-  private pgids(): number[] {
+  /** Process group ids of the ranks that were started (a rank's pid is its group id). */
+  pgids(): number[] {
     return this.slots.map((s) => s.result.pid).filter((p): p is number => p !== undefined);
   }
 

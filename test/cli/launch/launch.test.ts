@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fixtures, freePort, launch, rankEnvs, readPids, requireBuilt, runLaunch, tempDir, until, worker } from './harness';
+import { fixtures, freePort, launch, rankEnvs, readPids, requireBuilt, runLaunch, survivors, tempDir, until, worker } from './harness';
 
 beforeAll(requireBuilt);
 
@@ -262,6 +262,39 @@ describe('failures', () => {
     ]);
     expect([r0.code, r1.code]).toEqual([9, 9]);
     expect(r0.stderr.split('Root Cause')[1]).toMatch(/rank {6}: 1 \(local_rank: 0, node: 1\)[^]*note {6}: on node 1/);
+  });
+});
+
+describe('losing node 0', () => {
+  it('when node 0\'s agent is killed -9, its watchdog ends its ranks, and node 1 stops its own, saying it lost the store', async () => {
+    const port = String(await freePort());
+    const token = randomBytes(32).toString('hex');
+    const dir = tempDir('lost');
+    const common = ['--nnodes', '2', '--nproc-per-node', '1', '--master-port', port, '--run-id', 'lost', ...FAST];
+    const env = { MICS_STORE_TOKEN: token, FIX_PID_DIR: dir, FIX_SLEEP_MS: '20000' };
+    const n0 = launch([...common, '--node-rank', '0', worker], env);
+    const n1 = launch([...common, '--node-rank', '1', worker], env);
+    try {
+      await until(() => fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length === 2, 10000, 'both ranks to start');
+      n0.child.kill('SIGKILL');
+      const r1 = await n1.done;
+      expect(r1.code).toBe(1);
+      expect(r1.stderr).toMatch(/launcher  : node 1: lost the rendezvous store/);
+      const rank1 = readPids(dir).find((p) => p.rank === 1);
+      expect(() => process.kill(rank1?.pid as number, 0)).toThrow();
+      // No handler of node 0's agent ran; its sidecar saw the pipe close and cleaned up.
+      const rank0 = readPids(dir).find((p) => p.rank === 0);
+      await until(() => survivors([rank0?.pid as number]).length === 0, 5000, "node 0's orphaned rank to be stopped");
+    } finally {
+      for (const p of readPids(dir)) {
+        try {
+          process.kill(-p.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await n0.done;
+    }
   });
 });
 
