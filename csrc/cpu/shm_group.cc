@@ -49,7 +49,7 @@ std::size_t ShmGroup::DefaultStagingBytes() {
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("MICS_SHM_STAGING_BYTES=") + env + " is not valid: use a byte count in [4096, 1073741824]");
   }
-  return 4u << 20;
+  return 1u << 20;
 }
 
 ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingBytes)
