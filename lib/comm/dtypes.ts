@@ -38,20 +38,8 @@ export function elementBytes(dtype: DType): number {
   return ELEMENT_BYTES[dtype];
 }
 
-/** An error with a stable `code`, as the native layer raises them. */
-export class MicsError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'MicsError';
-  }
-}
-
-export function invalidArgument(message: string): MicsError {
-  return new MicsError(message, 'MICS_INVALID_ARGUMENT');
-}
+export { MicsError, invalidArgument } from '../errors';
+import { invalidArgument } from '../errors';
 
 function dtypeOfArray(data: HostArray): DType | undefined {
   if (data instanceof Float32Array) return 'f32';

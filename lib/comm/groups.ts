@@ -14,6 +14,8 @@
  * @packageDocumentation
  */
 
+import { MicsError } from '../errors';
+
 /** The error code carried by every argument error thrown from this module. */
 export const MICS_INVALID_ARGUMENT = 'MICS_INVALID_ARGUMENT' as const;
 
@@ -22,12 +24,12 @@ export const MICS_INVALID_ARGUMENT = 'MICS_INVALID_ARGUMENT' as const;
  * (`'MICS_INVALID_ARGUMENT'`) so callers can branch on it without parsing the message;
  * the message names the offending value and, for partition sizes, lists the valid ones.
  */
-export class MicsArgumentError extends Error {
+export class MicsArgumentError extends MicsError {
   /** Always `'MICS_INVALID_ARGUMENT'`. */
-  readonly code: typeof MICS_INVALID_ARGUMENT = MICS_INVALID_ARGUMENT;
+  declare readonly code: typeof MICS_INVALID_ARGUMENT;
 
   constructor(message: string) {
-    super(message);
+    super(message, MICS_INVALID_ARGUMENT);
     this.name = 'MicsArgumentError';
   }
 }

@@ -14,17 +14,18 @@
 import * as crypto from 'node:crypto';
 
 /** The stable `code` of every error the store raises. */
+import { MicsError } from '../errors';
+
 export type StoreErrorCode = 'MICS_TIMEOUT' | 'MICS_STORE_AUTH' | 'MICS_STORE_CLOSED' | 'MICS_INVALID_ARGUMENT';
 
 /** An error from the store; `code` is stable, the message names the key and the store's host:port. */
-export class StoreError extends Error {
+export class StoreError extends MicsError {
   /** Stable identifier of the failure, for programs to branch on. */
-  readonly code: StoreErrorCode;
+  declare readonly code: StoreErrorCode;
 
   constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, code, options);
     this.name = 'StoreError';
-    this.code = code;
   }
 }
 
