@@ -98,7 +98,7 @@ export const OPTION_ENV = {
 } as const;
 
 /** Raw option values as commander hands them over (strings, or undefined when not given). */
-interface RawOptions {
+export interface RawOptions {
   nprocPerNode?: string;
   nnodes?: string;
   nodeRank?: string;
@@ -126,6 +126,7 @@ interface RawOptions {
   slurm: boolean;
   stdinLifeline?: boolean;
   rdzvId?: string;
+  rdzvEndpoint?: string;
   python?: boolean;
 }
 
@@ -145,6 +146,7 @@ export function buildLaunchProgram(): Command {
     .option('--node-rank <r>', "this node's rank, 0..nnodes-1 (default: 0)")
     .option('--master-addr <addr>', 'address of node 0, where the rendezvous store runs (default: 127.0.0.1)')
     .option('--master-port <port>', 'port of the rendezvous store (default: 29500)')
+    .option('--rdzv-endpoint <host[:port]>', 'torchrun spelling of --master-addr and --master-port together')
     .option('--store-host <addr>', 'address the store listens on, node 0 only (default: the master address; 0.0.0.0 = all interfaces)')
     .option('--standalone', 'single node, store on a free port (ignores --master-port)')
     .option('--max-restarts <n>', 'restarts of the whole group after a failure (default: 0)')
@@ -294,6 +296,14 @@ export function resolveConfig(
     throw new UsageError(`invalid ${nodeRankSrc?.from ?? 'SLURM_PROCID'} '${nodeRank}': expected 0..${nnodes - 1} (--nnodes is ${nnodes})`);
   }
 
+  if (raw.rdzvEndpoint !== undefined) {
+    if (raw.masterAddr !== undefined || raw.masterPort !== undefined) {
+      throw new UsageError('--rdzv-endpoint gives the master address and port: leave out --master-addr and --master-port');
+    }
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(raw.rdzvEndpoint) ?? /^([^:\s]+)(?::(\d+))?$/.exec(raw.rdzvEndpoint);
+    if (!m) throw new UsageError(`invalid --rdzv-endpoint '${raw.rdzvEndpoint}': expected host, host:port or [ipv6]:port`);
+    raw = { ...raw, masterAddr: m[1], masterPort: m[2] };
+  }
   const addrSrc = pick(raw.masterAddr, '--master-addr', env, E.masterAddr);
   const masterAddr = addrSrc ? parseHost(addrSrc) : (slurm?.masterAddr ?? '127.0.0.1');
   const portSrc = pick(raw.masterPort, '--master-port', env, E.masterPort);
@@ -381,6 +391,33 @@ export function resolveConfig(
   };
 }
 
+/**
+ * Accepts torchrun's and DeepSpeed's underscore spellings (`--nproc_per_node`, `--master_addr`,
+ * `--num_gpus`) by rewriting long options before the script to their dashed form. Stops at the
+ * script (or `--`): the script's own arguments are never touched.
+ */
+export function normalizeOptionSpelling(args: readonly string[], program: Command): string[] {
+  const takesValue = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined)),
+  );
+  const out: string[] = [];
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--' || !arg.startsWith('-')) break;
+    if (!arg.startsWith('--')) {
+      out.push(arg);
+      if (takesValue.has(arg) && i + 1 < args.length) out.push(args[++i]);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = (eq > 0 ? arg.slice(0, eq) : arg).replace(/_/g, '-');
+    out.push(eq > 0 ? name + arg.slice(eq) : name);
+    if (eq < 0 && takesValue.has(name) && i + 1 < args.length) out.push(args[++i]);
+  }
+  return [...out, ...args.slice(i)];
+}
+
 /** Parsed command line: a config to run, or help/version text already printed (exit 0). */
 export type ParseResult = { kind: 'run'; config: LaunchConfig } | { kind: 'exit'; code: number };
 
@@ -398,7 +435,7 @@ export function parseLaunchArgs(
   program.exitOverride();
   program.configureOutput({ writeOut: write, writeErr: (s) => (errText += s), outputError: (s) => (errText += s) });
   try {
-    program.parse([...args], { from: 'user' });
+    program.parse(normalizeOptionSpelling(args, program), { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') {

@@ -155,3 +155,23 @@ describe('planJob and the worker environment', () => {
     expect(describeExit({ exitCode: null, signal: 'SIGKILL', error: undefined })).toBe('Signal 9 (SIGKILL)');
   });
 });
+
+describe('torchrun and DeepSpeed spellings', () => {
+  it('accepts underscores and --opt=value before the script, never touching the script arguments', () => {
+    const c = parse(['--nproc_per_node=2', '--master_addr', 'h0', '--node_rank', '1', '--nnodes', '2', 'train.js', '--batch_size', '8']);
+    expect(c).toMatchObject({ nprocPerNode: 2, masterAddr: 'h0', nodeRank: 1, nnodes: 2, scriptArgs: ['--batch_size', '8'] });
+    expect(parse(['--hostfile', 'hf', '--num_gpus', '2', 't.js']).hostSelection.numGpus).toBe(2);
+    // An option value that looks like a name with underscores is a value, not an option.
+    expect(parse(['--run-id', 'my_job', 't.js']).runId).toBe('my_job');
+  });
+});
+
+describe('--rdzv-endpoint', () => {
+  it('sets the master address and port, torchrun style', () => {
+    expect(parse(['--rdzv-endpoint', 'head:1234', 't.js'])).toMatchObject({ masterAddr: 'head', masterPort: 1234 });
+    expect(parse(['--rdzv-endpoint', '[fd00::1]:99', 't.js'])).toMatchObject({ masterAddr: 'fd00::1', masterPort: 99 });
+    expect(parse(['--rdzv-endpoint', 'head', 't.js'])).toMatchObject({ masterAddr: 'head', masterPort: 29500 });
+    expect(() => parse(['--rdzv-endpoint', 'a:b:c', 't.js'])).toThrow("invalid --rdzv-endpoint 'a:b:c'");
+    expect(() => parse(['--rdzv-endpoint', 'a:1', '--master-port', '2', 't.js'])).toThrow('leave out --master-addr and --master-port');
+  });
+});
