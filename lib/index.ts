@@ -13,8 +13,8 @@ export {
   type ReduceOptions,
   type BroadcastOptions,
 } from './comm/communicator';
+export { MicsError } from './errors';
 export {
-  MicsError,
   DTYPES,
   REDUCE_OPS,
   elementBytes,
@@ -28,7 +28,22 @@ export {
   type HostTensor,
   type TensorView,
 } from './comm/dtypes';
-export { planGroups, hierarchicalSlots, type GroupPlan, type RankGroups, type PlanGroupsOptions } from './comm/groups';
+export {
+  planGroups,
+  hierarchicalSlots,
+  divisors,
+  hierarchicalPartitionSizes,
+  singleNodePartitionSizes,
+  MicsArgumentError,
+  type GroupPlan,
+  type RankGroups,
+  type PlanGroupsOptions,
+  type HierarchicalOption,
+  type FlatCause,
+  type HierarchicalSlots,
+  type SlotCopy,
+  type Stage2Gather,
+} from './comm/groups';
 export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions } from './comm/mics-groups';
 export { hierarchicalAllGather } from './comm/hierarchical';
 export {
