@@ -3,6 +3,7 @@
  * the store, stops and restarts the group, forwards signals, and prints the summary.
  */
 import { randomBytes } from 'node:crypto';
+import { StoreError } from '../../store';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -169,13 +170,20 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
       token,
       timeoutMs: config.rdzvTimeoutMs,
     });
-    if (interrupted) await publishEnd(store, round, interruptRecord(interrupted));
     const theStore = store;
     const ompNote = (io.env.OMP_NUM_THREADS ?? '') === '' && nproc > 1;
     if (ompNote) io.stderr('mics-launch: setting OMP_NUM_THREADS=1 for every rank (it was unset); tune it for your workload\n');
 
     for (;;) {
-      last = await runRound(round);
+      try {
+        last = await runRound(round);
+      } catch (err) {
+        // Node 0 went away while this node was joining: say so plainly rather than with a stack.
+        if (err instanceof StoreError) {
+          throw new LaunchError(`node ${config.nodeRank}: lost the rendezvous store at ${theStore.address} in attempt ${round}: ${err.message}`);
+        }
+        throw err;
+      }
       const end = last.end;
       const restart = end.kind === 'failure' && round < config.maxRestarts && interrupted === undefined;
       if (!restart) {

@@ -168,6 +168,7 @@ describe('emulated and real multi-node on one machine', () => {
 describe('failures', () => {
   it('a rank exiting 3 ends the job with exit code 3 and names rank 2 as the root cause', async () => {
     const r = await runLaunch(['--standalone', '--nproc-per-node', '4', ...FAST, worker], {
+      FIX_PID_DIR: tempDir('exit3'),
       FIX_FAIL_RANK: '2',
       FIX_FAIL_CODE: '3',
       FIX_SLEEP_MS: '20000',
@@ -211,6 +212,7 @@ describe('failures', () => {
 
   it('--max-restarts 1 restarts the whole group once, with TORCHELASTIC_RESTART_COUNT visible', async () => {
     const r = await runLaunch(['--standalone', '--nproc-per-node', '3', '--max-restarts', '1', ...FAST, worker], {
+      FIX_PID_DIR: tempDir('restart'),
       FIX_FAIL_RANK: '1',
       FIX_FAIL_ONCE: '1',
       FIX_FAIL_CODE: '5',
@@ -227,6 +229,7 @@ describe('failures', () => {
 
   it('with no restarts left the job fails with the last root cause', async () => {
     const r = await runLaunch(['--standalone', '--nproc-per-node', '2', '--max-restarts', '1', ...FAST, worker], {
+      FIX_PID_DIR: tempDir('norestart'),
       FIX_FAIL_RANK: '0',
       FIX_FAIL_CODE: '4',
       FIX_SLEEP_MS: '20000',
@@ -240,7 +243,7 @@ describe('failures', () => {
     const port = String(await freePort());
     const token = randomBytes(32).toString('hex');
     const common = ['--nnodes', '2', '--nproc-per-node', '1', '--master-port', port, '--run-id', 'mn-restart', '--max-restarts', '1', ...FAST];
-    const env = { MICS_STORE_TOKEN: token, FIX_FAIL_RANK: '1', FIX_FAIL_ONCE: '1', FIX_FAIL_CODE: '6', FIX_SLEEP_MS: '800' };
+    const env = { MICS_STORE_TOKEN: token, FIX_PID_DIR: tempDir('mnr'), FIX_FAIL_RANK: '1', FIX_FAIL_ONCE: '1', FIX_FAIL_CODE: '6', FIX_SLEEP_MS: '800' };
     const [r0, r1] = await Promise.all([
       runLaunch([...common, '--node-rank', '0', worker], env),
       runLaunch([...common, '--node-rank', '1', worker], env),
