@@ -1,5 +1,6 @@
 /** The launcher binary's own surface: --dry-run, usage errors, --help. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { requireBuilt, runLaunch, tempDir, worker } from './harness';
 
@@ -32,6 +33,35 @@ describe('mics-launch --dry-run', () => {
   it('says the port is chosen at start with --standalone', async () => {
     const r = await runLaunch(['--dry-run', '--standalone', '--nproc-per-node', '1', worker]);
     expect(r.stdout).toMatch(/MASTER_PORT=<free port chosen at start>/);
+  });
+});
+
+describe('--nproc-per-node auto|gpu|cpu', () => {
+  /** A stand-in nvidia-smi on PATH that lists two GPUs. */
+  function fakeGpuPath(): string {
+    const dir = tempDir('smi');
+    const smi = path.join(dir, 'nvidia-smi');
+    fs.writeFileSync(smi, '#!/bin/sh\necho "GPU 0: NVIDIA H100 (UUID: GPU-0)"\necho "GPU 1: NVIDIA H100 (UUID: GPU-1)"\n');
+    fs.chmodSync(smi, 0o755);
+    return `${dir}${path.delimiter}${process.env.PATH ?? ''}`;
+  }
+
+  it('auto counts the GPUs nvidia-smi lists, narrowed by CUDA_VISIBLE_DEVICES; cpu counts cores', async () => {
+    const PATH = fakeGpuPath();
+    const auto = await runLaunch(['--dry-run', worker], { PATH, CUDA_VISIBLE_DEVICES: undefined });
+    expect(auto.stdout).toMatch(/^node 0 of 1 on .*: 2 rank\(s\)$/m);
+    const narrowed = await runLaunch(['--dry-run', '--nproc-per-node', 'gpu', worker], { PATH, CUDA_VISIBLE_DEVICES: '1' });
+    expect(narrowed.stdout).toMatch(/: 1 rank\(s\)$/m);
+    // The rank's device binding is left to LOCAL_RANK: CUDA_VISIBLE_DEVICES is passed through untouched.
+    expect(narrowed.stdout).not.toMatch(/^rank 0: .*CUDA_VISIBLE_DEVICES/m);
+    const cpu = await runLaunch(['--dry-run', '--nproc-per-node', 'cpu', worker], { PATH });
+    expect(cpu.stdout).toMatch(new RegExp(`: ${os.availableParallelism()} rank\\(s\\)`));
+  });
+
+  it('gpu without any GPU is a usage error', async () => {
+    const r = await runLaunch(['--dry-run', '--nproc-per-node', 'gpu', worker], { PATH: path.dirname(process.execPath) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--nproc-per-node gpu: no GPU found');
   });
 });
 
