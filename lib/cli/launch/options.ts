@@ -8,6 +8,7 @@ import { UsageError } from './errors';
 import type { NprocSpec } from './devices';
 import { slurmLayout, type SlurmLayout } from './slurm';
 import type { HostSelection } from './hostfile';
+import { packageVersion } from '../../version';
 
 /** Which of a rank's streams go to files: 0 none, 1 stdout, 2 stderr, 3 both (torchrun's Std). */
 export type StdStreams = 0 | 1 | 2 | 3;
@@ -138,6 +139,7 @@ export function buildLaunchProgram(): Command {
         'Each option also reads a MICS_* environment variable (e.g. MICS_NNODES); see docs/launch.md.',
     )
     .usage('[options] <script.js|script.ts|executable> [args...]')
+    .version(packageVersion, '-V, --version', 'print the mics version')
     .argument('<script>', 'the training script (.js, .mjs, .cjs, .ts, .mts, .cts) or, with --no-node, an executable')
     .argument('[args...]', 'arguments passed to the script')
     .passThroughOptions()

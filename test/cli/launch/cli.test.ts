@@ -92,11 +92,12 @@ describe('usage errors', () => {
     }
   });
 
-  it('--help lists the options and exits 0', async () => {
+  it('--help lists the options and --version prints the version, both exiting 0', async () => {
     const r = await runLaunch(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: mics-launch \[options\] <script.js\|script.ts\|executable> \[args...\]/);
     expect(r.stdout).toContain('--emulate-nodes <n>');
-    expect(path.basename(worker)).toBe('worker.js');
+    const v = await runLaunch(['--version']);
+    expect([v.code, v.stdout.trim()]).toEqual([0, (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version]);
   });
 });
