@@ -48,7 +48,8 @@ export function planSshLaunch(
   runId: string,
   env: NodeJS.ProcessEnv,
   cwd: string = process.cwd(),
-  launcher: string = path.resolve(process.argv[1] ?? 'mics-launch'),
+  // The compiled entry point next to this module (not argv[1], which may be an npx shim or symlink).
+  launcher: string = path.resolve(__dirname, '..', 'mics-launch.js'),
 ): NodeLaunch[] {
   const masterAddr = config.masterAddrGiven ? config.masterAddr : hosts[0].host;
   const common: string[] = [
