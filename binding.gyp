@@ -27,7 +27,7 @@
         "csrc/kernels/reduce.cc",
         "csrc/napi/addon.cc",
         "csrc/napi/capabilities.cc",
-        "csrc/napi/cpu_communicator_wrap.cc",
+        "csrc/napi/communicator_wrap.cc",
         "csrc/napi/errors.cc",
         "csrc/nccl/nccl_library.cc"
       ],

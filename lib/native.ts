@@ -47,8 +47,12 @@ export interface Capabilities {
   };
 }
 
-/** Options of the native CPU communicator (see csrc/cpu/cpu_communicator.h). */
-export interface NativeCpuCommunicatorOptions {
+/** Options of a native communicator (csrc/napi/communicator_wrap.cc). */
+export interface NativeCommunicatorOptions {
+  /** 'cpu' (default) or 'nccl' (CUDA build only). */
+  backend?: 'cpu' | 'nccl';
+  /** CUDA device index (nccl). */
+  device?: number;
   rank: number;
   size: number;
   /** The launcher's node rank: ranks with equal node use shared memory. */
@@ -59,26 +63,31 @@ export interface NativeCpuCommunicatorOptions {
   name: string;
 }
 
-/** The native CPU communicator; lib/comm/communicator.ts wraps it. */
-export interface NativeCpuCommunicator {
+/** One op of a grouped call: kind, send, recv, dtype, op, root. */
+export type NativeOp = [
+  kind: 'allGather' | 'reduceScatter' | 'allReduce' | 'broadcast' | 'barrier',
+  send: object | null,
+  recv: object | null,
+  dtype: string,
+  op: string,
+  root: number,
+];
+
+/** A native communicator; lib/comm/communicator.ts wraps it. */
+export interface NativeCommunicator {
+  readonly backend: 'cpu' | 'nccl';
   readonly address: string;
   readonly rank: number;
   readonly size: number;
   readonly name: string;
-  /** 'none' until connected, then 'self', 'shm' or 'tcp'. */
+  /** 'none' until connected, then 'self', 'shm', 'tcp' or 'nccl'. */
   readonly transport: string;
   /** Ops queued or running. */
   readonly pending: number;
   connect(addresses: string[], timeoutMs: number): Promise<void>;
-  collective(
-    kind: 'allGather' | 'reduceScatter' | 'allReduce' | 'broadcast' | 'barrier',
-    send: ArrayBufferView | null,
-    recv: ArrayBufferView | null,
-    dtype: string,
-    op: string,
-    root: number,
-    timeoutMs: number,
-  ): Promise<void>;
+  collective(...args: [...NativeOp, timeoutMs: number]): Promise<void>;
+  /** Several ops as one grouped call (NCCL group; in order on the CPU backend). */
+  group(ops: NativeOp[], timeoutMs: number): Promise<void>;
   abort(reason?: string): void;
   destroy(): void;
 }
@@ -88,7 +97,7 @@ export interface NativeAddon {
   version(): string;
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;
-  CpuCommunicator: new (options: NativeCpuCommunicatorOptions) => NativeCpuCommunicator;
+  Communicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
 }
 
 /** Which build the loader picked and from where. */

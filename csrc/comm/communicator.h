@@ -1,10 +1,13 @@
-// The interface every backend implements. Run() executes one collective to
+// The interface every backend implements. Setup is two steps around an address
+// exchange through the store (done in TypeScript): publish address(), gather every
+// member's, then Connect() (collective). Run() executes one collective to
 // completion on the calling thread, which is always the communicator's own
 // progress thread (see ProgressThread); Abort() may be called from any thread and
 // makes a running or later Run() fail promptly.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "comm/collective.h"
 
@@ -18,12 +21,27 @@ class Communicator {
   virtual int size() const = 0;
   virtual const std::string& name() const = 0;  // the group's name, used in every error
 
+  // What this rank publishes for its peers (an address, or NCCL's unique id on rank 0).
+  virtual std::string address() const = 0;
+  // Collective over the members: addresses[r] is what rank r published.
+  virtual void Connect(const std::vector<std::string>& addresses, Deadline deadline) = 0;
+  // How the members talk: "self", "shm", "tcp", "nccl"; "none" before Connect.
+  virtual const char* transport() const = 0;
+  // True when collectives take device pointers (NCCL), false for host memory.
+  virtual bool usesDeviceMemory() const = 0;
+
   // Throws mics::Error with rank, group and op filled in.
   virtual void Run(const Collective& collective, Deadline deadline) = 0;
+  // Several collectives issued as one group (NCCL's group call); by default in order.
+  virtual void RunGroup(const std::vector<Collective>& collectives, Deadline deadline) {
+    for (const Collective& c : collectives) Run(c, deadline);
+  }
 
   // Idempotent; the first reason is kept and reported by every later call.
   virtual void Abort(const std::string& reason) = 0;
   virtual bool aborted() const = 0;
+  // Tells peers (best effort) and releases resources; the progress thread is idle.
+  virtual void Shutdown() = 0;
 };
 
 }  // namespace mics

@@ -35,20 +35,20 @@ class CpuCommunicator : public Communicator {
   explicit CpuCommunicator(const CpuCommunicatorOptions& options);
   ~CpuCommunicator() override;
 
-  std::string address() const { return self_.Serialize(); }
-  void Connect(const std::vector<std::string>& addresses, Deadline deadline);
+  std::string address() const override { return self_.Serialize(); }
+  void Connect(const std::vector<std::string>& addresses, Deadline deadline) override;
 
   int rank() const override { return options_.rank; }
   int size() const override { return options_.size; }
   const std::string& name() const override { return options_.name; }
   // "self", "shm" or "tcp" once connected.
-  const char* transport() const;
+  const char* transport() const override;
+  bool usesDeviceMemory() const override { return false; }
 
   void Run(const Collective& collective, Deadline deadline) override;
   void Abort(const std::string& reason) override;
   bool aborted() const override;
-  // Tells peers (best effort) and closes; called when the progress thread is idle.
-  void Shutdown();
+  void Shutdown() override;
 
  private:
   enum class Transport { kNone, kSelf, kShm, kTcp };

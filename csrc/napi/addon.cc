@@ -2,13 +2,13 @@
 #include <napi.h>
 
 #include "napi/capabilities.h"
-#include "napi/cpu_communicator_wrap.h"
+#include "napi/communicator_wrap.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mics::napi::InitCapabilities(env, exports);
-  mics::napi::CpuCommunicatorWrap::Init(env, exports);
+  mics::napi::CommunicatorWrap::Init(env, exports);
   return exports;
 }
 

@@ -5,7 +5,7 @@
  * own progress thread; each returns a Promise. Do not touch a buffer until the
  * Promise of the op using it settles (the addon keeps it referenced until then).
  */
-import { loadAddon, type NativeCpuCommunicator } from '../native';
+import { loadAddon, type NativeCommunicator, type NativeOp } from '../native';
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, invalidArgument, resolveTensor, type HostTensor, type ReduceOp } from './dtypes';
 
@@ -56,7 +56,7 @@ export class Communicator {
   readonly size: number;
   /** The group's name, used in every error it raises. */
   readonly name: string;
-  readonly backend: Backend = 'cpu';
+  readonly backend: Backend;
   private splitCount = 0;
   private readonly subgroupCounts = new Map<string, number>();
   private readonly children = new Set<Communicator>();
@@ -65,9 +65,10 @@ export class Communicator {
 
   /** @internal Use init(), split() or subgroup(). */
   constructor(
-    private readonly native: NativeCpuCommunicator,
+    private readonly native: NativeCommunicator,
     private readonly context: GroupContext,
   ) {
+    this.backend = native.backend;
     this.rank = native.rank;
     this.size = native.size;
     this.name = native.name;
@@ -160,13 +161,15 @@ export class Communicator {
       throw invalidArgument(`split: key ${String(key)} is not valid: use a 32-bit integer`);
     }
     const index = this.splitCount++;
-    const all = new Int32Array(2 * this.size);
-    await this.allGather(Int32Array.of(myColor, key), all);
+    // Colors and keys travel through the store, not a collective on this group:
+    // that works the same for host (CPU) and device (NCCL) communicators.
+    const entries = await this.exchange(`split${index}`, `${myColor},${key}`);
     if (myColor === -1) return null;
     const members: { rank: number; key: number }[] = [];
-    for (let r = 0; r < this.size; r++) {
-      if (all[2 * r] === myColor) members.push({ rank: r, key: all[2 * r + 1] });
-    }
+    entries.forEach((entry, r) => {
+      const [c, k] = entry.split(',').map(Number);
+      if (c === myColor) members.push({ rank: r, key: k });
+    });
     members.sort((a, b) => a.key - b.key || a.rank - b.rank);
     const ranks = members.map((m) => m.rank);
     return this.createChild(ranks, `split${index}/color${myColor}`, options.name ?? `${this.name}/split${index}:${myColor}`);
@@ -229,6 +232,19 @@ export class Communicator {
     return child;
   }
 
+  /** Every member's `value` for `key`, in rank order (through the store). */
+  private async exchange(key: string, value: string): Promise<string[]> {
+    if (this.size === 1) return [value];
+    const store = this.context.store;
+    if (!store) throw new Error(`group '${this.name}' of ${this.size} ranks has no rendezvous store`);
+    await store.set(`${key}/${this.rank}`, value);
+    const values = await store.multiGet(
+      Array.from({ length: this.size }, (_, r) => `${key}/${r}`),
+      this.context.timeoutMs,
+    );
+    return values.map((v) => v.toString('utf8'));
+  }
+
   private reduceOp(options: ReduceOptions): ReduceOp {
     const op = options.op ?? 'sum';
     if (!REDUCE_OPS.includes(op)) {
@@ -243,18 +259,36 @@ export class Communicator {
 
   private run(
     kind: 'allGather' | 'reduceScatter' | 'allReduce' | 'broadcast' | 'barrier',
-    send: ArrayBufferView | null,
-    recv: ArrayBufferView | null,
+    send: object | null,
+    recv: object | null,
     dtype: string,
     op: ReduceOp,
     root: number,
     options: CollectiveOptions,
   ): Promise<void> {
+    return this.native.collective(kind, send, recv, dtype, op, root, this.timeout(kind, options));
+  }
+
+  /**
+   * Several all-gathers issued as one grouped call (one NCCL group; in issue
+   * order on the CPU backend). Each pair is [input, output] as in allGather.
+   */
+  allGatherGroup(pairs: [input: HostTensor, output: HostTensor][], options: CollectiveOptions = {}): Promise<void> {
+    const ops: NativeOp[] = pairs.map(([input, output], i) => {
+      const send = resolveTensor(input, `allGatherGroup input ${i}`);
+      const recv = resolveTensor(output, `allGatherGroup output ${i}`);
+      this.sameDtype('allGatherGroup', send.dtype, recv.dtype);
+      return ['allGather', send.array, recv.array, send.dtype, 'sum', 0];
+    });
+    return this.native.group(ops, this.timeout('allGatherGroup', options));
+  }
+
+  private timeout(kind: string, options: CollectiveOptions): number {
     const timeoutMs = options.timeoutMs ?? this.context.timeoutMs;
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
       throw invalidArgument(`${kind}: timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
     }
-    return this.native.collective(kind, send, recv, dtype, op, root, Math.ceil(timeoutMs));
+    return Math.ceil(timeoutMs);
   }
 }
 
@@ -276,7 +310,8 @@ export interface ConnectOptions {
 export async function connectCpuCommunicator(options: ConnectOptions): Promise<Communicator> {
   const { addon } = loadAddon();
   const size = options.worldRanks.length;
-  const native = new addon.CpuCommunicator({
+  const native = new addon.Communicator({
+    backend: 'cpu',
     rank: options.rank,
     size,
     node: options.nodes[options.rank],

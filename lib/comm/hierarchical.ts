@@ -5,7 +5,8 @@
  * node. Inter-node bytes drop from (S-1)/S to (S-G)/S of the output.
  *
  * Every failure of either stage rejects the whole call, and only after every op
- * of the call has settled: no buffer is still in use when the caller hears of it.
+ * of the call has settled (stage 2 is one grouped native op): no buffer is still
+ * in use when the caller hears of it.
  */
 import type { Communicator } from './communicator';
 import { bytesOf, resolveTensor, invalidArgument, type HostArray, type HostTensor, type DType } from './dtypes';
@@ -21,13 +22,6 @@ export interface HierarchyComms {
 
 function view(dtype: DType, array: HostArray): HostTensor {
   return { data: array, dtype };
-}
-
-/** Waits for every promise; rejects with the first failure (in issue order) once all settled. */
-export async function settleAll(promises: Promise<void>[]): Promise<void> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /**
@@ -78,11 +72,10 @@ export async function hierarchicalAllGather(
     if (target.byteOffset !== piece.byteOffset || target.buffer !== piece.buffer) bytesOf(target).set(bytesOf(piece));
   }
 
-  // Stage 2: N in-place all-gathers inside the node, issued together.
-  await settleAll(
-    slots.stage2.map((g) =>
-      comms.intraNode.allGather(view(dtype, sub(g.inputOffset, n)), view(dtype, sub(g.outputOffset, g.outputLength)), opOptions),
-    ),
+  // Stage 2: N in-place all-gathers inside the node, as one grouped call.
+  await comms.intraNode.allGatherGroup(
+    slots.stage2.map((g) => [view(dtype, sub(g.inputOffset, n)), view(dtype, sub(g.outputOffset, g.outputLength))]),
+    opOptions,
   );
 }
 

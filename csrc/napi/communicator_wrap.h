@@ -1,37 +1,39 @@
-// JS class CpuCommunicator: the CPU backend's communicator with one progress
-// thread. Every op returns a Promise settled on the JS thread through a
-// thread-safe function; the op's buffers (and this object) stay referenced until
-// then, so GC can never free memory a peer may still be reading.
+// JS class Communicator: any backend's communicator (CPU, or NCCL in the CUDA
+// build) with one progress thread. Every op returns a Promise settled on the JS
+// thread through a thread-safe function; the op's buffers (and this object) stay
+// referenced until then, so GC can never free memory a peer may still be reading.
 #pragma once
 
 #include <napi.h>
 
+#include <array>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "comm/progress_thread.h"
 #include "core/error.h"
-#include "cpu/cpu_communicator.h"
+#include "comm/communicator.h"
 
 namespace mics::napi {
 
 struct PendingOp {
   Napi::Promise::Deferred deferred;
-  Napi::Reference<Napi::Value> send;
-  Napi::Reference<Napi::Value> recv;
+  std::vector<Napi::Reference<Napi::Value>> buffers;  // kept alive until settled
   std::optional<Error> error;
   explicit PendingOp(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
-class CpuCommunicatorWrap : public Napi::ObjectWrap<CpuCommunicatorWrap> {
+class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
-  explicit CpuCommunicatorWrap(const Napi::CallbackInfo& info);
-  ~CpuCommunicatorWrap() override;
+  explicit CommunicatorWrap(const Napi::CallbackInfo& info);
+  ~CommunicatorWrap() override;
 
  private:
-  static void SettleOnJsThread(Napi::Env env, Napi::Function, CpuCommunicatorWrap* self, PendingOp* op);
-  using Completion = Napi::TypedThreadSafeFunction<CpuCommunicatorWrap, PendingOp, SettleOnJsThread>;
+  static void SettleOnJsThread(Napi::Env env, Napi::Function, CommunicatorWrap* self, PendingOp* op);
+  using Completion = Napi::TypedThreadSafeFunction<CommunicatorWrap, PendingOp, SettleOnJsThread>;
 
   Napi::Value Address(const Napi::CallbackInfo& info);
   Napi::Value Rank(const Napi::CallbackInfo& info);
@@ -40,6 +42,8 @@ class CpuCommunicatorWrap : public Napi::ObjectWrap<CpuCommunicatorWrap> {
   Napi::Value Transport(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Collective(const Napi::CallbackInfo& info);
+  Napi::Value Group(const Napi::CallbackInfo& info);
+  Napi::Value Backend(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
@@ -49,7 +53,12 @@ class CpuCommunicatorWrap : public Napi::ObjectWrap<CpuCommunicatorWrap> {
   void EnsureUsable(Napi::Env env, const char* what) const;
   void StopAndClose();
 
-  std::shared_ptr<CpuCommunicator> comm_;
+  // One op's arguments: kind, send, recv, dtype, op, root. Buffers are kept in `op`.
+  using OpArguments = std::array<Napi::Value, 6>;
+  mics::Collective ParseOp(Napi::Env env, const OpArguments& args, PendingOp* op) const;
+
+  std::shared_ptr<Communicator> comm_;
+  std::string backend_;
   std::unique_ptr<ProgressThread> thread_;
   Completion completion_;
   int pending_ = 0;  // JS thread only
