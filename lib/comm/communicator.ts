@@ -39,6 +39,8 @@ export interface GroupContext {
   host: string;
   /** Default per-op timeout. */
   timeoutMs: number;
+  /** CUDA device of this rank (nccl). */
+  device?: number;
 }
 
 /** Which backend runs the collectives. */
@@ -218,7 +220,9 @@ export class Communicator {
   }
 
   private async createChild(groupRanks: number[], keySuffix: string, name: string): Promise<Communicator> {
-    const child = await connectCpuCommunicator({
+    const child = await connectCommunicator({
+      backend: this.backend,
+      device: this.context.device,
       store: this.context.store?.withPrefix(keySuffix),
       rank: groupRanks.indexOf(this.rank),
       worldRanks: groupRanks.map((r) => this.context.worldRanks[r]),
@@ -292,8 +296,12 @@ export class Communicator {
   }
 }
 
-/** What connectCpuCommunicator needs: the members and the store prefix they share. */
+/** What connectCommunicator needs: the members and the store prefix they share. */
 export interface ConnectOptions {
+  /** Which backend (default 'cpu'). */
+  backend?: Backend;
+  /** CUDA device index for 'nccl'. */
+  device?: number;
   store: StoreClient | undefined;
   rank: number;
   worldRanks: number[];
@@ -305,13 +313,15 @@ export interface ConnectOptions {
 
 /**
  * Creates the native communicator, exchanges addresses through the store (one
- * key per member under the group's prefix) and connects: collective over members.
+ * key per member under the group's prefix; for NCCL rank 0's ncclUniqueId) and
+ * connects: collective over members.
  */
-export async function connectCpuCommunicator(options: ConnectOptions): Promise<Communicator> {
+export async function connectCommunicator(options: ConnectOptions): Promise<Communicator> {
   const { addon } = loadAddon();
   const size = options.worldRanks.length;
   const native = new addon.Communicator({
-    backend: 'cpu',
+    backend: options.backend ?? 'cpu',
+    device: options.device ?? 0,
     rank: options.rank,
     size,
     node: options.nodes[options.rank],
@@ -333,6 +343,7 @@ export async function connectCpuCommunicator(options: ConnectOptions): Promise<C
     throw err;
   }
   return new Communicator(native, {
+    device: options.device,
     store: options.store,
     worldRanks: options.worldRanks,
     nodes: options.nodes,

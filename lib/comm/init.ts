@@ -10,7 +10,7 @@ import * as dgram from 'node:dgram';
 import { loadAddon } from '../native';
 import { backendStatuses } from '../cli/info';
 import { StoreClient, StoreServer } from '../store';
-import { connectCpuCommunicator, type Communicator } from './communicator';
+import { connectCommunicator, type Backend, type Communicator } from './communicator';
 import { MicsError, invalidArgument } from './dtypes';
 import { readRankEnvironment } from './environment';
 
@@ -41,16 +41,13 @@ async function localAddressToward(target: string): Promise<string> {
   }
 }
 
-function chooseBackend(requested: 'cpu' | 'nccl' | 'auto'): 'cpu' {
+/** 'auto' is nccl where the CUDA build, a device and NCCL are all present, else cpu. */
+function chooseBackend(requested: 'cpu' | 'nccl' | 'auto'): Backend {
   if (requested === 'cpu') return 'cpu';
   const nccl = backendStatuses(loadAddon().addon.capabilities()).find((b) => b.name === 'nccl');
-  if (requested === 'nccl') {
-    throw new MicsError(
-      `backend 'nccl' is not available: ${nccl?.usable ? 'the NCCL communicator is not part of this build yet' : nccl?.detail}`,
-      'MICS_UNAVAILABLE',
-    );
-  }
-  return 'cpu'; // auto: the NCCL path lands with the GPU backend
+  if (nccl?.usable) return 'nccl';
+  if (requested === 'nccl') throw new MicsError(`backend 'nccl' is not available here: ${nccl?.detail}`, 'MICS_UNAVAILABLE');
+  return 'cpu';
 }
 
 /** Creates the world communicator of this job. Collective: every rank calls it. */
@@ -65,8 +62,11 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
     throw invalidArgument(`timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
   }
-  chooseBackend(requested);
+  const backend = chooseBackend(requested);
   const place = readRankEnvironment(env);
+  // Under --emulate-nodes LOCAL_RANK restarts per emulated node; the launcher's
+  // agent-local rank is then the device index.
+  const device = Number(env.MICS_AGENT_LOCAL_RANK ?? place.localRank);
   const host = env.MICS_SOCKET_ADDR || (await localAddressToward(place.masterAddr));
   const token = place.storeToken ?? DEV_TOKEN;
 
@@ -91,7 +91,9 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     });
   }
   try {
-    const world = await connectCpuCommunicator({
+    const world = await connectCommunicator({
+      backend,
+      device,
       store: store?.withPrefix(`${place.keyPrefix}/world`),
       rank: place.rank,
       worldRanks: Array.from({ length: place.worldSize }, (_, r) => r),
