@@ -15,7 +15,6 @@
         "csrc/cpu/ring_broadcast.cc",
         "csrc/cpu/ring_reduce_scatter.cc",
         "csrc/cpu/shm_allgather.cc",
-        "csrc/cpu/shm_allreduce.cc",
         "csrc/cpu/shm_broadcast.cc",
         "csrc/cpu/shm_group.cc",
         "csrc/cpu/shm_reduce.cc",

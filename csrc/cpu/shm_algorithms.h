@@ -1,7 +1,8 @@
-// Direct (single-copy) algorithms for a communicator whose ranks share one node.
-// Each rank reads what it needs straight from its peers' buffers; reductions
-// combine contributions in rank order 0..n-1, so results are bit-identical on
-// every rank and match a sequential reference.
+// Algorithms for a communicator whose ranks share one node. Data moves through
+// each rank's two shared-memory staging buffers, round by round (double
+// buffered), with plain memcpy in and streaming stores out; reductions combine
+// contributions in rank order 0..n-1, so results are bit-identical on every rank
+// and match a sequential reference.
 #pragma once
 
 #include "comm/collective.h"
@@ -15,8 +16,30 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
 void Broadcast(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline);
 void Barrier(ShmGroup& group, const Signature& sig, Deadline deadline);
 
-// Reduces elements [first, first+count) of every rank's send buffer into `out`
-// (the shared loop of ReduceScatter and AllReduce).
-void ReduceRange(ShmGroup& group, const Collective& c, std::size_t first, std::size_t count, void* out);
+// out = sources[0] (op) sources[1] (op) ... in that order, in c's dtype and op
+// (accumulating in f32 for halves; avg divides by nsources).
+void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out);
+
+// How a buffer of `count` elements is cut for the staged reductions: slice r
+// (rank r's share, balanced) travels in pieces of pieceCount() elements, one
+// piece per round, each in its own staging slot of slotBytes().
+class StagedSlices {
+ public:
+  StagedSlices(const ShmGroup& group, std::size_t count, std::size_t elem, bool withResultSlot);
+  std::size_t rounds() const { return rounds_; }
+  std::size_t slotBytes() const { return slotBytes_; }
+  std::size_t SliceStart(int r) const { return count_ * static_cast<std::size_t>(r) / n_; }
+  std::size_t SliceLength(int r) const { return SliceStart(r + 1) - SliceStart(r); }
+  // Elements of slice `slice` in round `round`; *first = its first element.
+  std::size_t Piece(int slice, std::size_t round, std::size_t* first) const;
+
+ private:
+  int n_;
+  std::size_t count_;
+  std::size_t elem_;
+  std::size_t slotBytes_ = 0;
+  std::size_t pieceCount_ = 0;
+  std::size_t rounds_ = 1;
+};
 
 }  // namespace mics::shm

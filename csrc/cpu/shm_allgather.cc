@@ -24,7 +24,7 @@ void AllGather(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
     const int buffer = static_cast<int>(k % 2);
     if (length > 0) std::memcpy(group.Staging(rank, buffer), send + offset, length);
     if (k == 0) {
-      group.BeginOp(sig, c.send, c.recv, deadline);  // the first round's sync also checks signatures
+      group.BeginOp(sig, deadline);  // the first round's sync also checks signatures
     } else {
       group.Arrive();
       group.WaitAll(deadline);

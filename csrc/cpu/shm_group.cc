@@ -5,7 +5,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,8 +17,6 @@
 namespace mics {
 
 namespace {
-
-constexpr uint64_t kProbeMagic = 0x6d6963732d636d61ull;  // "mics-cma"
 
 void FutexWake(std::atomic<uint32_t>* word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
@@ -53,7 +50,7 @@ std::size_t ShmGroup::DefaultStagingBytes() {
 }
 
 ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingBytes)
-    : rank_(rank), size_(size), name_(std::move(name)), stagingBytes_(stagingBytes), probeValue_(kProbeMagic) {
+    : rank_(rank), size_(size), name_(std::move(name)), stagingBytes_(stagingBytes) {
   RemoveStaleSegments();
   // tmpfs allocates pages on first touch: unused staging costs nothing.
   segment_ = ShmSegment::Create(NewSegmentName(), kStagingOffset + 2 * stagingBytes_);
@@ -62,7 +59,6 @@ ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingByte
   mine_->phase.store(0);
   mine_->aborted.store(0);
   mine_->pid = static_cast<int32_t>(getpid());
-  mine_->probe = reinterpret_cast<uint64_t>(&probeValue_);
 }
 
 ShmGroup::~ShmGroup() {
@@ -109,32 +105,13 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
   Arrive();
   WaitAll(deadline);  // every peer has mapped our segment: its name can go
   segment_.Unlink();
-  for (int peer = 0; peer < size_; ++peer) {
-    if (peer == rank_) continue;
-    uint64_t value = 0;
-    try {
-      Read(peer, slots_[peer]->probe, &value, sizeof(value));
-    } catch (const Error& e) {
-      throw Error(ErrorCode::kUnavailable,
-                  std::string("cross-memory reads between ranks of one node are not permitted here (") +
-                      e.what() + "); the CPU backend needs process_vm_readv (CAP_SYS_PTRACE in containers, kernel.yama.ptrace_scope <= 1)",
-                  rank_, name_, "connect", peer);
-    }
-    if (value != kProbeMagic) {
-      throw Error(ErrorCode::kInternal, "cross-memory probe of rank " + std::to_string(peer) +
-                                            " read the wrong value: are the ranks really on one node?",
-                  rank_, name_, "connect", peer);
-    }
-  }
-  Arrive();
-  WaitAll(deadline);  // nobody leaves setup before everyone probed everyone
 }
 
-void ShmGroup::BeginOp(const Signature& signature, const void* send, void* recv, Deadline deadline) {
+void ShmGroup::BeginOp(const Signature& signature, Deadline deadline) {
   if (localAborted_.load()) {
     throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
   }
-  Post(signature, send, recv);
+  Post(signature);
   Arrive();
   WaitAll(deadline);
   CheckSignatures(signature);
@@ -145,11 +122,7 @@ void ShmGroup::EndOp(Deadline deadline) {
   WaitAll(deadline);
 }
 
-void ShmGroup::Post(const Signature& signature, const void* send, void* recv) {
-  mine_->signature = signature;
-  mine_->send = reinterpret_cast<uint64_t>(send);
-  mine_->recv = reinterpret_cast<uint64_t>(recv);
-}
+void ShmGroup::Post(const Signature& signature) { mine_->signature = signature; }
 
 void ShmGroup::Arrive() {
   ++phase_;
@@ -222,26 +195,6 @@ void ShmGroup::CheckSignatures(const Signature& mine) const {
                       theirs.Describe(),
                   rank_, name_, mine.Describe(), peer);
     }
-  }
-}
-
-void ShmGroup::Read(int peer, uint64_t remote, void* local, std::size_t bytes) const {
-  char* dst = static_cast<char*>(local);
-  while (bytes > 0) {
-    iovec localIov{dst, bytes};
-    iovec remoteIov{reinterpret_cast<void*>(remote), bytes};
-    ssize_t n = process_vm_readv(pids_[peer], &localIov, 1, &remoteIov, 1, 0);
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      ErrorCode code = err == ESRCH ? ErrorCode::kPeerLost : ErrorCode::kSystem;
-      throw Error(code, SystemErrorText("reading from rank " + std::to_string(peer) + " (pid " +
-                                            std::to_string(pids_[peer]) + ") during " + currentOp_,
-                                        err),
-                  rank_, name_, currentOp_, peer);
-    }
-    dst += n;
-    remote += static_cast<uint64_t>(n);
-    bytes -= static_cast<std::size_t>(n);
   }
 }
 

@@ -1,44 +1,128 @@
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "cpu/shm_algorithms.h"
+#include "kernels/copy.h"
 #include "kernels/reduce.h"
 
 namespace mics::shm {
 
 namespace {
-// Elements per pass: the accumulator and one peer's chunk stay in L2.
-constexpr std::size_t kChunkElements = 32 * 1024;
+// Elements per reduction pass: the accumulator and the sources stay in L1/L2.
+constexpr std::size_t kPassElements = 8 * 1024;
 }  // namespace
 
-void ReduceRange(ShmGroup& group, const Collective& c, std::size_t first, std::size_t count, void* out) {
+void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out) {
   const std::size_t elem = ElementSize(c.dtype);
-  const DType acc = AccumulatorType(c.dtype);
-  const std::size_t accElem = ElementSize(acc);
-  thread_local std::vector<char> accBuf, readBuf;
-  accBuf.resize(kChunkElements * accElem);
-  readBuf.resize(kChunkElements * elem);
-  const char* mySend = static_cast<const char*>(c.send);
+  const std::size_t accElem = ElementSize(AccumulatorType(c.dtype));
+  thread_local std::vector<char> acc;
+  acc.resize(kPassElements * accElem);
   char* dst = static_cast<char*>(out);
-  for (std::size_t done = 0; done < count; done += kChunkElements) {
-    const std::size_t n = std::min(kChunkElements, count - done);
-    const std::size_t offset = (first + done) * elem;
-    for (int r = 0; r < group.size(); ++r) {
-      const void* src = mySend + offset;
-      if (r != group.rank()) {
-        group.Read(r, group.PeerSend(r) + offset, readBuf.data(), n * elem);
-        src = readBuf.data();
-      }
-      if (r == 0) kernels::LoadAccumulator(c.dtype, accBuf.data(), src, n);
-      else kernels::ReduceIntoAccumulator(c.dtype, c.op, accBuf.data(), src, n);
+  for (std::size_t done = 0; done < count; done += kPassElements) {
+    const std::size_t n = std::min(kPassElements, count - done);
+    kernels::LoadAccumulator(c.dtype, acc.data(), sources[0] + done * elem, n);
+    for (int r = 1; r < nsources; ++r) {
+      kernels::ReduceIntoAccumulator(c.dtype, c.op, acc.data(), sources[r] + done * elem, n);
     }
-    kernels::StoreAccumulator(c.dtype, c.op, group.size(), dst + done * elem, accBuf.data(), n);
+    kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + done * elem, acc.data(), n);
   }
 }
 
+StagedSlices::StagedSlices(const ShmGroup& group, std::size_t count, std::size_t elem, bool withResultSlot)
+    : n_(group.size()), count_(count), elem_(elem) {
+  // One slot per slice (+ one for the reduced piece), 64-byte aligned, whole elements.
+  const std::size_t slots = static_cast<std::size_t>(n_) + (withResultSlot ? 1 : 0);
+  std::size_t slotBytes = group.stagingBytes() / slots / 64 * 64;
+  slotBytes = std::max<std::size_t>(slotBytes / elem * elem, elem);
+  slotBytes_ = slotBytes;
+  pieceCount_ = slotBytes / elem;
+  std::size_t longest = 0;
+  for (int r = 0; r < n_; ++r) longest = std::max(longest, SliceLength(r));
+  rounds_ = std::max<std::size_t>(1, (longest + pieceCount_ - 1) / pieceCount_);
+}
+
+std::size_t StagedSlices::Piece(int slice, std::size_t round, std::size_t* first) const {
+  const std::size_t begin = std::min(round * pieceCount_, SliceLength(slice));
+  *first = SliceStart(slice) + begin;
+  return std::min(pieceCount_, SliceLength(slice) - begin);
+}
+
+// Round by round, through the staging buffers (no cross-memory reads): every rank
+// copies piece k of every slice of its input into its staging slots, one sync,
+// then rank r reduces slice r's piece from everyone's slot r, in rank order.
+// A staging buffer is rewritten two rounds later, after the next round's sync
+// proved every peer done with it.
 void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline) {
-  group.BeginOp(sig, c.send, c.recv, deadline);
-  ReduceRange(group, c, static_cast<std::size_t>(group.rank()) * c.count, c.count, c.recv);
+  const int n = group.size(), rank = group.rank();
+  const std::size_t elem = ElementSize(c.dtype);
+  // Slice q of the input is block q: rank q's output.
+  StagedSlices plan(group, c.count * n, elem, /*withResultSlot=*/false);
+  const char* send = static_cast<const char*>(c.send);
+  std::vector<const char*> sources(n);
+  for (std::size_t k = 0; k < plan.rounds(); ++k) {
+    const int buffer = static_cast<int>(k % 2);
+    for (int q = 0; q < n; ++q) {
+      std::size_t first = 0;
+      const std::size_t length = plan.Piece(q, k, &first);
+      if (length) std::memcpy(group.Staging(rank, buffer) + q * plan.slotBytes(), send + first * elem, length * elem);
+    }
+    if (k == 0) group.BeginOp(sig, deadline);
+    else {
+      group.Arrive();
+      group.WaitAll(deadline);
+    }
+    std::size_t first = 0;
+    const std::size_t length = plan.Piece(rank, k, &first);
+    if (length == 0) continue;
+    for (int r = 0; r < n; ++r) sources[r] = group.Staging(r, buffer) + rank * plan.slotBytes();
+    const std::size_t within = first - plan.SliceStart(rank);
+    ReduceSources(c, sources.data(), n, length, static_cast<char*>(c.recv) + within * elem);
+  }
+  group.EndOp(deadline);
+}
+
+// Reduce-scatter and all-gather fused, round by round: piece k of every slice
+// goes to the staging slots (sync), rank r reduces slice r's piece into its result
+// slot and its output (sync), then every rank copies the peers' results out.
+// Everything between the input read and the output write stays in the shared
+// cache; in place is safe because nobody reads another rank's user buffer.
+void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline) {
+  const int n = group.size(), rank = group.rank();
+  const std::size_t elem = ElementSize(c.dtype);
+  StagedSlices plan(group, c.count, elem, /*withResultSlot=*/true);
+  const std::size_t resultSlot = static_cast<std::size_t>(n) * plan.slotBytes();
+  const char* send = static_cast<const char*>(c.send);
+  char* recv = static_cast<char*>(c.recv);
+  std::vector<const char*> sources(n);
+  for (std::size_t k = 0; k < plan.rounds(); ++k) {
+    const int buffer = static_cast<int>(k % 2);
+    for (int q = 0; q < n; ++q) {
+      std::size_t first = 0;
+      const std::size_t length = plan.Piece(q, k, &first);
+      if (length) std::memcpy(group.Staging(rank, buffer) + q * plan.slotBytes(), send + first * elem, length * elem);
+    }
+    if (k == 0) group.BeginOp(sig, deadline);
+    else {
+      group.Arrive();
+      group.WaitAll(deadline);
+    }
+    std::size_t first = 0;
+    std::size_t length = plan.Piece(rank, k, &first);
+    if (length) {
+      for (int r = 0; r < n; ++r) sources[r] = group.Staging(r, buffer) + rank * plan.slotBytes();
+      char* result = group.Staging(rank, buffer) + resultSlot;
+      ReduceSources(c, sources.data(), n, length, result);
+      kernels::CopyToOutput(recv + first * elem, result, length * elem);
+    }
+    group.Arrive();
+    group.WaitAll(deadline);
+    for (int i = 1; i < n; ++i) {
+      const int peer = (rank + i) % n;
+      length = plan.Piece(peer, k, &first);
+      if (length) kernels::CopyToOutput(recv + first * elem, group.Staging(peer, buffer) + resultSlot, length * elem);
+    }
+  }
   group.EndOp(deadline);
 }
 
