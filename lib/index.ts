@@ -46,6 +46,8 @@ export {
 } from './comm/groups';
 export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions } from './comm/mics-groups';
 export { hierarchicalAllGather } from './comm/hierarchical';
+export { type Tensor } from './comm/tensor';
+export { DeviceTensor, cudaKernels, cudaAvailable, type CudaAvailability } from './cuda/device-tensor';
 export {
   allGather,
   reduceScatter,

@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { NativeCudaParts } from './cuda/device-tensor';
 
 /** The package root (where package.json, build/ and prebuilds/ live). */
 export const packageRoot = path.resolve(__dirname, '..');
@@ -92,8 +93,8 @@ export interface NativeCommunicator {
   destroy(): void;
 }
 
-/** The raw addon surface; typed wrappers live in lib/comm. */
-export interface NativeAddon {
+/** The raw addon surface; typed wrappers live in lib/comm and lib/cuda. */
+export interface NativeAddon extends NativeCudaParts {
   version(): string;
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;

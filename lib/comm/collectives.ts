@@ -11,7 +11,7 @@
  */
 import type { BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions } from './communicator';
 import { Communicator as CommunicatorClass } from './communicator';
-import type { HostTensor } from './dtypes';
+import { isTensor, type Tensor } from './tensor';
 import { invalidArgument } from './dtypes';
 import { hierarchicalAllGather } from './hierarchical';
 import type { MicsGroups } from './mics-groups';
@@ -49,7 +49,7 @@ function pick(target: CollectiveTarget, group: GroupName | undefined, fallback: 
 }
 
 /** Gathers every rank's input into output (size x input). See the module notes for MicsGroups. */
-export function allGather(target: CollectiveTarget, input: HostTensor, output: HostTensor, options: AllGatherOptions = {}): Promise<void> {
+export function allGather(target: CollectiveTarget, input: Tensor, output: Tensor, options: AllGatherOptions = {}): Promise<void> {
   const useHierarchy =
     !(target instanceof CommunicatorClass) &&
     (options.group === undefined || options.group === 'partition') &&
@@ -66,51 +66,51 @@ export function allGather(target: CollectiveTarget, input: HostTensor, output: H
 /** Reduces input (size x output) and scatters: rank r keeps block r. */
 export function reduceScatter(
   target: CollectiveTarget,
-  input: HostTensor,
-  output: HostTensor,
+  input: Tensor,
+  output: Tensor,
   options: ReduceOptions & GroupSelection = {},
 ): Promise<void> {
   return pick(target, options.group, 'partition').reduceScatter(input, output, options);
 }
 
 /** All-reduce, in place or into output. */
-export function allReduce(target: CollectiveTarget, buffer: HostTensor, options?: ReduceOptions & GroupSelection): Promise<void>;
+export function allReduce(target: CollectiveTarget, buffer: Tensor, options?: ReduceOptions & GroupSelection): Promise<void>;
 export function allReduce(
   target: CollectiveTarget,
-  input: HostTensor,
-  output: HostTensor,
+  input: Tensor,
+  output: Tensor,
   options?: ReduceOptions & GroupSelection,
 ): Promise<void>;
 export function allReduce(
   target: CollectiveTarget,
-  input: HostTensor,
-  second?: HostTensor | (ReduceOptions & GroupSelection),
+  input: Tensor,
+  second?: Tensor | (ReduceOptions & GroupSelection),
   third?: ReduceOptions & GroupSelection,
 ): Promise<void> {
-  const hasOutput = second !== undefined && (ArrayBuffer.isView(second) || 'data' in second);
+  const hasOutput = isTensor(second);
   const options = (hasOutput ? third : second) as (ReduceOptions & GroupSelection) | undefined;
   const comm = pick(target, options?.group, 'replication');
-  return hasOutput ? comm.allReduce(input, second as HostTensor, options) : comm.allReduce(input, options);
+  return hasOutput ? comm.allReduce(input, second as Tensor, options) : comm.allReduce(input, options);
 }
 
 /** Broadcast from options.root (default 0), in place or into output. */
-export function broadcast(target: CollectiveTarget, buffer: HostTensor, options?: BroadcastOptions & GroupSelection): Promise<void>;
+export function broadcast(target: CollectiveTarget, buffer: Tensor, options?: BroadcastOptions & GroupSelection): Promise<void>;
 export function broadcast(
   target: CollectiveTarget,
-  input: HostTensor,
-  output: HostTensor,
+  input: Tensor,
+  output: Tensor,
   options?: BroadcastOptions & GroupSelection,
 ): Promise<void>;
 export function broadcast(
   target: CollectiveTarget,
-  input: HostTensor,
-  second?: HostTensor | (BroadcastOptions & GroupSelection),
+  input: Tensor,
+  second?: Tensor | (BroadcastOptions & GroupSelection),
   third?: BroadcastOptions & GroupSelection,
 ): Promise<void> {
-  const hasOutput = second !== undefined && (ArrayBuffer.isView(second) || 'data' in second);
+  const hasOutput = isTensor(second);
   const options = (hasOutput ? third : second) as (BroadcastOptions & GroupSelection) | undefined;
   const comm = pick(target, options?.group, 'partition');
-  return hasOutput ? comm.broadcast(input, second as HostTensor, options) : comm.broadcast(input, options);
+  return hasOutput ? comm.broadcast(input, second as Tensor, options) : comm.broadcast(input, options);
 }
 
 /** Resolves once every rank of the group has called barrier(). */

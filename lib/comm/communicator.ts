@@ -7,7 +7,8 @@
  */
 import { loadAddon, type NativeCommunicator, type NativeOp } from '../native';
 import type { StoreClient } from '../store';
-import { REDUCE_OPS, invalidArgument, resolveTensor, type HostTensor, type ReduceOp } from './dtypes';
+import { REDUCE_OPS, invalidArgument, type ReduceOp } from './dtypes';
+import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
 
 /** Options every collective accepts. */
 export interface CollectiveOptions {
@@ -45,10 +46,6 @@ export interface GroupContext {
 
 /** Which backend runs the collectives. */
 export type Backend = 'cpu' | 'nccl';
-
-function isTensor(value: unknown): value is HostTensor {
-  return ArrayBuffer.isView(value) || (typeof value === 'object' && value !== null && 'data' in value);
-}
 
 /** A group of ranks that run collectives together. */
 export class Communicator {
@@ -100,48 +97,48 @@ export class Communicator {
    * Gathers every rank's `input` into `output` (size x input elements, rank r's
    * piece at offset r x input.length). In place: pass `output`'s own slot as input.
    */
-  allGather(input: HostTensor, output: HostTensor, options: CollectiveOptions = {}): Promise<void> {
-    const send = resolveTensor(input, 'allGather input');
-    const recv = resolveTensor(output, 'allGather output');
+  allGather(input: Tensor, output: Tensor, options: CollectiveOptions = {}): Promise<void> {
+    const send = this.buffer(input, 'allGather input');
+    const recv = this.buffer(output, 'allGather output');
     this.sameDtype('allGather', send.dtype, recv.dtype);
-    return this.run('allGather', send.array, recv.array, send.dtype, 'sum', 0, options);
+    return this.run('allGather', send.native, recv.native, send.dtype, 'sum', 0, options);
   }
 
   /**
    * Reduces `input` (size x output elements) across ranks and leaves block `rank`
    * of the result in `output`. In place: pass input's own slot as output.
    */
-  reduceScatter(input: HostTensor, output: HostTensor, options: ReduceOptions = {}): Promise<void> {
-    const send = resolveTensor(input, 'reduceScatter input');
-    const recv = resolveTensor(output, 'reduceScatter output');
+  reduceScatter(input: Tensor, output: Tensor, options: ReduceOptions = {}): Promise<void> {
+    const send = this.buffer(input, 'reduceScatter input');
+    const recv = this.buffer(output, 'reduceScatter output');
     this.sameDtype('reduceScatter', send.dtype, recv.dtype);
-    return this.run('reduceScatter', send.array, recv.array, send.dtype, this.reduceOp(options), 0, options);
+    return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
   }
 
   /** Reduces across ranks: in place as `allReduce(buffer, options)`, or into `output`. */
-  allReduce(buffer: HostTensor, options?: ReduceOptions): Promise<void>;
-  allReduce(input: HostTensor, output: HostTensor, options?: ReduceOptions): Promise<void>;
-  allReduce(input: HostTensor, second?: HostTensor | ReduceOptions, third?: ReduceOptions): Promise<void> {
+  allReduce(buffer: Tensor, options?: ReduceOptions): Promise<void>;
+  allReduce(input: Tensor, output: Tensor, options?: ReduceOptions): Promise<void>;
+  allReduce(input: Tensor, second?: Tensor | ReduceOptions, third?: ReduceOptions): Promise<void> {
     const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
-    const send = resolveTensor(input, 'allReduce input');
-    const recv = output === input ? send : resolveTensor(output, 'allReduce output');
+    const send = this.buffer(input, 'allReduce input');
+    const recv = output === input ? send : this.buffer(output, 'allReduce output');
     this.sameDtype('allReduce', send.dtype, recv.dtype);
-    return this.run('allReduce', send.array, recv.array, send.dtype, this.reduceOp(options), 0, options);
+    return this.run('allReduce', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
   }
 
   /** Copies root's buffer to every rank: in place as `broadcast(buffer, {root})`, or into `output`. */
-  broadcast(buffer: HostTensor, options?: BroadcastOptions): Promise<void>;
-  broadcast(input: HostTensor, output: HostTensor, options?: BroadcastOptions): Promise<void>;
-  broadcast(input: HostTensor, second?: HostTensor | BroadcastOptions, third?: BroadcastOptions): Promise<void> {
+  broadcast(buffer: Tensor, options?: BroadcastOptions): Promise<void>;
+  broadcast(input: Tensor, output: Tensor, options?: BroadcastOptions): Promise<void>;
+  broadcast(input: Tensor, second?: Tensor | BroadcastOptions, third?: BroadcastOptions): Promise<void> {
     const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
-    const send = resolveTensor(input, 'broadcast input');
-    const recv = output === input ? send : resolveTensor(output, 'broadcast output');
+    const send = this.buffer(input, 'broadcast input');
+    const recv = output === input ? send : this.buffer(output, 'broadcast output');
     this.sameDtype('broadcast', send.dtype, recv.dtype);
     const root = options.root ?? 0;
     if (!Number.isInteger(root) || root < 0 || root >= this.size) {
       throw invalidArgument(`broadcast: root ${String(root)} is not valid: use an integer in [0, ${this.size - 1}]`);
     }
-    return this.run('broadcast', send.array, recv.array, send.dtype, 'sum', root, options);
+    return this.run('broadcast', send.native, recv.native, send.dtype, 'sum', root, options);
   }
 
   /** Resolves once every rank of the group has called barrier(). */
@@ -249,6 +246,20 @@ export class Communicator {
     return values.map((v) => v.toString('utf8'));
   }
 
+  /** Resolves a buffer and checks it lives where this backend works (host or device). */
+  private buffer(tensor: Tensor, role: string): ResolvedBuffer {
+    const resolved = resolveBuffer(tensor, role);
+    const wantsDevice = this.backend === 'nccl';
+    if (resolved.device !== wantsDevice) {
+      throw invalidArgument(
+        wantsDevice
+          ? `${role}: the nccl backend works on DeviceTensors, got host memory (upload it first)`
+          : `${role}: the cpu backend works on host TypedArrays, got a DeviceTensor`,
+      );
+    }
+    return resolved;
+  }
+
   private reduceOp(options: ReduceOptions): ReduceOp {
     const op = options.op ?? 'sum';
     if (!REDUCE_OPS.includes(op)) {
@@ -277,12 +288,12 @@ export class Communicator {
    * Several all-gathers issued as one grouped call (one NCCL group; in issue
    * order on the CPU backend). Each pair is [input, output] as in allGather.
    */
-  allGatherGroup(pairs: [input: HostTensor, output: HostTensor][], options: CollectiveOptions = {}): Promise<void> {
+  allGatherGroup(pairs: [input: Tensor, output: Tensor][], options: CollectiveOptions = {}): Promise<void> {
     const ops: NativeOp[] = pairs.map(([input, output], i) => {
-      const send = resolveTensor(input, `allGatherGroup input ${i}`);
-      const recv = resolveTensor(output, `allGatherGroup output ${i}`);
+      const send = this.buffer(input, `allGatherGroup input ${i}`);
+      const recv = this.buffer(output, `allGatherGroup output ${i}`);
       this.sameDtype('allGatherGroup', send.dtype, recv.dtype);
-      return ['allGather', send.array, recv.array, send.dtype, 'sum', 0];
+      return ['allGather', send.native, recv.native, send.dtype, 'sum', 0];
     });
     return this.native.group(ops, this.timeout('allGatherGroup', options));
   }

@@ -9,8 +9,9 @@
  * in use when the caller hears of it.
  */
 import type { Communicator } from './communicator';
-import { bytesOf, resolveTensor, invalidArgument, type HostArray, type HostTensor, type DType } from './dtypes';
+import { invalidArgument } from './dtypes';
 import { hierarchicalSlots } from './groups';
+import { sameKind, spanOf, type Tensor } from './tensor';
 
 /** The two communicators of the hierarchy for this rank. */
 export interface HierarchyComms {
@@ -20,65 +21,48 @@ export interface HierarchyComms {
   intraNode: Communicator;
 }
 
-function view(dtype: DType, array: HostArray): HostTensor {
-  return { data: array, dtype };
-}
-
 /**
  * All-gathers `input` (n elements) of every rank of the partition group into
  * `output` (S x n, partition r at r x n), in two stages. Collective over the group.
  */
 export async function hierarchicalAllGather(
   comms: HierarchyComms,
-  input: HostTensor,
-  output: HostTensor,
+  input: Tensor,
+  output: Tensor,
   options: { timeoutMs?: number } = {},
 ): Promise<void> {
-  const send = resolveTensor(input, 'allGather input');
-  const recv = resolveTensor(output, 'allGather output');
-  if (send.dtype !== recv.dtype) {
-    throw invalidArgument(`allGather: input is ${send.dtype} but output is ${recv.dtype}: both must have the same dtype`);
+  const send = spanOf(input, 'allGather input');
+  const out = spanOf(output, 'allGather output');
+  sameKind(send, out, 'allGather');
+  if (send.dtype !== out.dtype) {
+    throw invalidArgument(`allGather: input is ${send.dtype} but output is ${out.dtype}: both must have the same dtype`);
   }
   const N = comms.interNode.size;
   const G = comms.intraNode.size;
   const l = comms.intraNode.rank;
-  const n = send.array.length;
-  if (recv.array.length !== N * G * n) {
-    throw invalidArgument(
-      `allGather: output must hold size x input = ${N * G} x ${n} elements, got ${recv.array.length}`,
-    );
+  const n = send.length;
+  if (out.length !== N * G * n) {
+    throw invalidArgument(`allGather: output must hold size x input = ${N * G} x ${n} elements, got ${out.length}`);
   }
   const slots = hierarchicalSlots(N, G, l, n);
-  const out = recv.array;
-  const sub = (begin: number, length: number): HostArray => out.subarray(begin, begin + length) as HostArray;
-  const dtype = send.dtype;
   const opOptions = { timeoutMs: options.timeoutMs };
 
   // Stage 1 lands in B[l*N*n, (l+1)*N*n). An in-place input living there is
   // copied out first: it would be overwritten while the stage reads it.
-  const staging = sub(slots.stagingOffsetInOutput, slots.stagingLength);
-  let stage1Input = send.array;
-  if (send.array.buffer === out.buffer && overlaps(send.array, staging)) {
-    stage1Input = send.array.slice() as HostArray;
-  }
-  await comms.interNode.allGather(view(dtype, stage1Input), view(dtype, staging), opOptions);
+  const staging = out.sub(slots.stagingOffsetInOutput, slots.stagingLength);
+  const stage1Input = send.overlaps(staging) ? send.clone() : send;
+  await comms.interNode.allGather(stage1Input.tensor, staging.tensor, opOptions);
 
   // Re-arrange: staging piece j -> slot (j*G + l). Through a temporary when a
   // forward copy would overwrite a piece before reading it.
-  const source = slots.rearrangeNeedsTemporary ? (staging.slice() as HostArray) : staging;
+  const source = slots.rearrangeNeedsTemporary ? staging.clone() : staging;
   for (const copy of slots.rearrange) {
-    const target = sub(copy.to, copy.length);
-    const piece = source.subarray(copy.from, copy.from + copy.length);
-    if (target.byteOffset !== piece.byteOffset || target.buffer !== piece.buffer) bytesOf(target).set(bytesOf(piece));
+    out.sub(copy.to, copy.length).copyFrom(source.sub(copy.from, copy.length));
   }
 
   // Stage 2: N in-place all-gathers inside the node, as one grouped call.
   await comms.intraNode.allGatherGroup(
-    slots.stage2.map((g) => [view(dtype, sub(g.inputOffset, n)), view(dtype, sub(g.outputOffset, g.outputLength))]),
+    slots.stage2.map((g) => [out.sub(g.inputOffset, n).tensor, out.sub(g.outputOffset, g.outputLength).tensor]),
     opOptions,
   );
-}
-
-function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }

@@ -1,0 +1,47 @@
+/**
+ * backend 'nccl' without a GPU or without NCCL fails cleanly, naming why, in both
+ * builds; 'auto' falls back to the CPU backend. (With a GPU and NCCL these paths
+ * are exercised by scripts/gpu-check.sh instead.)
+ */
+import * as fs from 'node:fs';
+import { repoRoot, runNode } from '../helpers/run-node';
+
+const cudaBuild = `${repoRoot}/build-cmake/Release/mics.node`;
+const probe = `
+const m = require('./dist/index');
+const { loadAddon } = require('./dist/native');
+(async () => {
+  const out = { variant: loadAddon().variant };
+  try { await m.init({ backend: 'nccl' }); out.init = 'ok'; } catch (e) { out.init = { code: e.code, message: e.message }; }
+  const w = await m.init({ backend: 'auto' }); out.auto = w.backend; w.destroy();
+  try { new (loadAddon().addon.Communicator)({ backend: 'nccl', rank: 0, size: 1, name: 'probe' }); out.native = 'ok'; }
+  catch (e) { out.native = { code: e.code, message: e.message }; }
+  console.log(JSON.stringify(out));
+})();`;
+
+function run(variant: 'cpu' | 'cuda', env: NodeJS.ProcessEnv = {}): Record<string, unknown> {
+  const result = runNode(['-e', probe], { RANK: '0', WORLD_SIZE: '1', MICS_NATIVE_VARIANT: variant, ...env });
+  if (result.status !== 0) throw new Error(result.stderr);
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+describe("backend 'nccl' without a usable GPU", () => {
+  it('the node-gyp build refuses it, saying it needs the CUDA build; auto picks cpu', () => {
+    const out = run('cpu');
+    expect(out.auto).toBe('cpu');
+    expect(out.init).toMatchObject({ code: 'MICS_UNAVAILABLE', message: expect.stringMatching(/not available here/) });
+    expect(out.native).toMatchObject({ code: 'MICS_UNAVAILABLE', message: expect.stringMatching(/needs the CUDA build/) });
+  });
+
+  const cudaIt = fs.existsSync(cudaBuild) ? it : it.skip;
+  if (!fs.existsSync(cudaBuild)) console.log(`skipped CUDA-build checks: ${cudaBuild} not built (npm run build:cmake)`);
+
+  cudaIt('the CUDA build names the missing library or device', () => {
+    const out = run('cuda', { MICS_NCCL_LIBRARY: '/nonexistent/libnccl.so.2' });
+    expect(out.auto).toBe('cpu');
+    const native = out.native as { code: string; message: string };
+    expect(native.code).toBe('MICS_UNAVAILABLE');
+    // Either NCCL is missing (names the search) or, where NCCL exists, the device is.
+    expect(native.message).toMatch(/libnccl\.so\.2 not found \(searched: .*\/nonexistent\/libnccl\.so\.2|no CUDA device/);
+  });
+});
