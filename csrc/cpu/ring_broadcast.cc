@@ -7,6 +7,9 @@ namespace mics::ring {
 
 // A pipelined chain root -> root+1 -> ... -> root-1: every rank forwards each
 // chunk as soon as it has landed (sendLag 0), so time ~ size/bandwidth + n chunks.
+// The chain's last rank then sends a one-byte token back to the root, so the root
+// completes only once everyone has the data, and a failure or mismatch detected
+// anywhere in the chain fails the root's call too instead of a later one.
 void Broadcast(TcpRing& ring, const Collective& c, const Signature& sig, Deadline deadline) {
   const int n = ring.size();
   const int distance = (ring.rank() - c.root + n) % n;
@@ -27,6 +30,15 @@ void Broadcast(TcpRing& ring, const Collective& c, const Signature& sig, Deadlin
     plan.sendLag = 0;
   }
   ring.RunPipeline(plan, deadline);
+  if (n == 1 || (distance != 0 && distance != n - 1)) return;
+  char token = 1;
+  PipelinePlan done;
+  done.sendBytes = done.recvBytes = [](int) { return std::size_t{1}; };
+  done.sendData = [&](int) -> const char* { return &token; };
+  done.recvTarget = [&](int) { return &token; };
+  if (distance == 0) done.recvSteps = 1;
+  else done.sendSteps = 1;
+  ring.RunPipeline(done, deadline);
 }
 
 void Barrier(TcpRing& ring, const Signature& sig, Deadline deadline) {
