@@ -5,6 +5,8 @@
  */
 import type { Communicator } from '../../comm/communicator';
 import { elementBytes, toBFloat16Bits, toFloat16Bits, type DType, type HostTensor, type ReduceOp } from '../../comm/dtypes';
+import type { Tensor } from '../../comm/tensor';
+import { DeviceTensor } from '../../cuda/device-tensor';
 import { NCCL_TYPE_NAME, type BenchOp, type CollectivesBenchOptions } from './options';
 
 /** One measured placement (out of place or in place). */
@@ -93,6 +95,49 @@ function tensor(dtype: DType, data: Storage): HostTensor {
   return dtype === 'f16' || dtype === 'bf16' ? { data: data as Uint16Array, dtype } : data;
 }
 
+/**
+ * A benchmark buffer: host memory, mirrored in device memory on the NCCL backend
+ * (inputs are filled on the host and uploaded; results downloaded to check).
+ */
+class Mirror {
+  private constructor(
+    readonly host: Storage,
+    private readonly dtype: DType,
+    private readonly device: DeviceTensor | undefined,
+  ) {}
+
+  static alloc(world: Communicator, dtype: DType, count: number): Mirror {
+    const device = world.backend === 'nccl' ? DeviceTensor.alloc(dtype, count) : undefined;
+    return new Mirror(allocate(dtype, count), dtype, device);
+  }
+
+  view(begin: number, length: number): Mirror {
+    return new Mirror(this.host.subarray(begin, begin + length) as Storage, this.dtype, this.device?.view(begin, length));
+  }
+
+  get tensor(): Tensor {
+    return this.device ?? tensor(this.dtype, this.host);
+  }
+
+  upload(): void {
+    this.device?.upload(this.host as never);
+  }
+
+  download(): Storage {
+    this.device?.download(this.host as never);
+    return this.host;
+  }
+}
+
+/** Reduces small host arrays across ranks on either backend (timings, #wrong). */
+async function reduceHost(world: Communicator, values: Float64Array, op: ReduceOp): Promise<void> {
+  const m = Mirror.alloc(world, 'f64', values.length);
+  (m.host as Float64Array).set(values);
+  m.upload();
+  await world.allReduce(m.tensor, { op });
+  values.set(m.download() as Float64Array);
+}
+
 interface Case {
   count: number;
   size: number;
@@ -104,46 +149,54 @@ interface Case {
 
 function makeCase(world: Communicator, op: BenchOp, bytes: number, o: CollectivesBenchOptions): Case | undefined {
   const n = world.size, rank = world.rank, dtype = o.dtype, elem = elementBytes(dtype);
-  const t = (d: Storage): HostTensor => tensor(dtype, d);
+  const alloc = (count: number): Mirror => Mirror.alloc(world, dtype, count);
+  const filled = (m: Mirror, who: number): void => {
+    fill(m.host, dtype, who);
+    m.upload();
+  };
   if (op === 'all_gather' || op === 'reduce_scatter') {
     const count = Math.floor(bytes / elem / n);
     if (count === 0) return undefined;
-    const full = allocate(dtype, count * n);
-    const shard = allocate(dtype, count);
-    const shardOf = (d: Storage): Storage => d.subarray(rank * count, (rank + 1) * count) as Storage;
+    const full = alloc(count * n);
+    const shard = alloc(count);
+    const mine = full.view(rank * count, count);
     if (op === 'all_gather') {
       return {
         count: count * n, size: count * n * elem, busFactor: (n - 1) / n,
-        prepare: (inPlace) => fill(inPlace ? shardOf(full) : shard, dtype, rank),
-        run: (inPlace) => world.allGather(t(inPlace ? shardOf(full) : shard), t(full)),
-        wrong: () => countWrong(full, (i) => encode(dtype, inputValue(dtype, Math.floor(i / count), i % count))),
+        prepare: (inPlace) => filled(inPlace ? mine : shard, rank),
+        run: (inPlace) => world.allGather((inPlace ? mine : shard).tensor, full.tensor),
+        wrong: () => countWrong(full.download(), (i) => encode(dtype, inputValue(dtype, Math.floor(i / count), i % count))),
       };
     }
     return {
       count: count * n, size: count * n * elem, busFactor: (n - 1) / n,
-      prepare: () => fill(full, dtype, rank),
-      run: (inPlace) => world.reduceScatter(t(full), t(inPlace ? shardOf(full) : shard), { op: o.redop }),
-      wrong: (inPlace) =>
-        countWrong(inPlace ? shardOf(full) : shard, (i) => encode(dtype, reduce(o.redop, dtype, n, rank * count + i))),
+      prepare: () => filled(full, rank),
+      run: (inPlace) => world.reduceScatter(full.tensor, (inPlace ? mine : shard).tensor, { op: o.redop }),
+      wrong: (inPlace) => {
+        if (inPlace) full.download();
+        return countWrong((inPlace ? mine : shard).download(), (i) => encode(dtype, reduce(o.redop, dtype, n, rank * count + i)));
+      },
     };
   }
   const count = Math.floor(bytes / elem);
   if (count === 0) return undefined;
-  const input = allocate(dtype, count);
-  const output = allocate(dtype, count);
+  const input = alloc(count);
+  const output = alloc(count);
   if (op === 'all_reduce') {
     return {
       count, size: count * elem, busFactor: (2 * (n - 1)) / n,
-      prepare: () => fill(input, dtype, rank),
-      run: (inPlace) => (inPlace ? world.allReduce(t(input), { op: o.redop }) : world.allReduce(t(input), t(output), { op: o.redop })),
-      wrong: (inPlace) => countWrong(inPlace ? input : output, (i) => encode(dtype, reduce(o.redop, dtype, n, i))),
+      prepare: () => filled(input, rank),
+      run: (inPlace) =>
+        inPlace ? world.allReduce(input.tensor, { op: o.redop }) : world.allReduce(input.tensor, output.tensor, { op: o.redop }),
+      wrong: (inPlace) => countWrong((inPlace ? input : output).download(), (i) => encode(dtype, reduce(o.redop, dtype, n, i))),
     };
   }
   return {
     count, size: count * elem, busFactor: 1,
-    prepare: () => fill(input, dtype, rank === o.root ? rank : rank + 1000),
-    run: (inPlace) => (inPlace ? world.broadcast(t(input), { root: o.root }) : world.broadcast(t(input), t(output), { root: o.root })),
-    wrong: (inPlace) => countWrong(inPlace ? input : output, (i) => encode(dtype, inputValue(dtype, o.root, i))),
+    prepare: () => filled(input, rank === o.root ? rank : rank + 1000),
+    run: (inPlace) =>
+      inPlace ? world.broadcast(input.tensor, { root: o.root }) : world.broadcast(input.tensor, output.tensor, { root: o.root }),
+    wrong: (inPlace) => countWrong((inPlace ? input : output).download(), (i) => encode(dtype, inputValue(dtype, o.root, i))),
   };
 }
 
@@ -163,9 +216,9 @@ async function measure(world: Communicator, c: Case, inPlace: boolean, o: Collec
     await c.run(inPlace);
     times[i] = Number(process.hrtime.bigint() - start) / 1e3;
   }
-  await world.allReduce(times, { op: 'max' });
+  await reduceHost(world, times, 'max');
   const totals = Float64Array.of(wrong);
-  await world.allReduce(totals, { op: 'sum' });
+  await reduceHost(world, totals, 'sum');
   const sorted = Array.from(times).sort((a, b) => a - b);
   const timeUs = sorted[Math.floor(sorted.length / 2)];
   const algbw = c.size / (timeUs * 1e-6) / 1e9;
