@@ -1,0 +1,196 @@
+/**
+ * The CPU backend's collectives are exact: every op x dtype x reduction, in place and
+ * out of place and through views, at sizes that cross every algorithm and chunk
+ * boundary, on real processes over shared memory (one node) and over the TCP ring
+ * (emulated nodes). Each rank computes its inputs and the exact expected output itself
+ * (test/fixtures/comm/reference.js) and reports the number of wrong elements per case,
+ * like nccl-tests -c; a case also fails if it wrote outside its output (guards) or
+ * changed its input out of place.
+ *
+ * Boundaries: 1 element; counts not divisible by the rank count (7, 32769, 100003);
+ * one element over the shared-memory reduction pass of 8192 elements (32769 on 4 ranks
+ * gives slices of 8192 and 8193); reductions and broadcasts over several rounds of the
+ * default 4 MiB staging buffer (allReduce 900001 f32 on 4 ranks, reduceScatter 262145
+ * f32 per rank, broadcast and allGather 524289 f64 = 4 MiB + 8 bytes); more than one
+ * 256 KiB TCP frame per ring step (300007 f32: ring partials travel in f32, also for
+ * bf16); and a run with MICS_SHM_STAGING_BYTES=4096 where every op takes many rounds
+ * and the last round carries a few bytes.
+ */
+import { describeRanks, killAllRanks, processAlive, runRanks, shmSegmentsOf, type RankResult } from '../helpers/ranks';
+
+const ALL_DTYPES = ['f32', 'f64', 'f16', 'bf16', 'i8', 'u8', 'i32', 'i64'];
+const ALL_REDOPS = ['sum', 'avg', 'max', 'min', 'prod'];
+const REDUCING = ['allReduce', 'reduceScatter'];
+const MOVING = ['allGather', 'broadcast'];
+
+interface Group {
+  ops: string[];
+  dtypes: string[];
+  redops?: string[];
+  counts: number[];
+  variants: string[];
+  roots?: 'ends' | 'all';
+}
+
+/** Every op x dtype x reduction; in place / views on a subset of sizes. */
+const FULL: Group[] = [
+  { ops: REDUCING, dtypes: ALL_DTYPES, redops: ALL_REDOPS, counts: [1, 7, 32769], variants: ['oop'] },
+  { ops: REDUCING, dtypes: ALL_DTYPES, redops: ALL_REDOPS, counts: [7], variants: ['inplace'] },
+  { ops: REDUCING, dtypes: ALL_DTYPES, redops: ['sum'], counts: [32769], variants: ['inplace'] },
+  { ops: MOVING, dtypes: ALL_DTYPES, counts: [1, 7, 32769], variants: ['oop', 'inplace', 'view'] },
+  { ops: REDUCING, dtypes: ['f32', 'f16', 'i8', 'i64'], redops: ['sum'], counts: [100003], variants: ['view', 'inplace-view'] },
+  { ops: ['allReduce'], dtypes: ['f32', 'bf16'], redops: ['sum', 'max'], counts: [300007], variants: ['oop'] },
+  { ops: ['broadcast'], dtypes: ['u8'], counts: [300007], variants: ['oop'] },
+  { ops: ['allGather'], dtypes: ['f64'], counts: [524289], variants: ['inplace-view'] },
+  { ops: ['broadcast'], dtypes: ['f64'], counts: [524289], variants: ['inplace'] },
+  { ops: ['allReduce'], dtypes: ['f32'], redops: ['sum'], counts: [900001], variants: ['inplace'] },
+  { ops: ['reduceScatter'], dtypes: ['f32'], redops: ['sum'], counts: [262145], variants: ['oop'] },
+];
+
+/** A smaller matrix for the other world sizes: every op, four dtypes, every reduction, every broadcast root. */
+const SMALL: Group[] = [
+  { ops: REDUCING, dtypes: ['f32', 'bf16', 'i8', 'i64'], redops: ALL_REDOPS, counts: [1, 7], variants: ['oop', 'inplace'] },
+  { ops: REDUCING, dtypes: ['f32', 'bf16', 'i8', 'i64'], redops: ['sum', 'max'], counts: [32769], variants: ['oop'] },
+  { ops: MOVING, dtypes: ['f32', 'f16', 'u8', 'i64'], counts: [1, 7, 32769], variants: ['oop', 'inplace'], roots: 'all' },
+];
+
+/** Every op through a tiny staging buffer: many rounds, and a last round of a few bytes. */
+const STAGED: Group[] = [
+  { ops: ['allGather'], dtypes: ['f32', 'u8', 'f64'], counts: [1, 1024, 1025, 4097, 32769], variants: ['oop', 'inplace', 'view', 'inplace-view'] },
+  { ops: ['broadcast'], dtypes: ['f32', 'u8'], counts: [1, 1024, 1025, 10007], variants: ['oop', 'inplace'], roots: 'all' },
+  { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 7, 383, 1025, 10007], variants: ['oop', 'inplace'] },
+];
+
+/** The number of cases a rank runs for these groups in a world of n ranks (mirrors the worker's loops). */
+function caseCount(groups: Group[], n: number): number {
+  let total = 0;
+  for (const g of groups) {
+    for (const op of g.ops) {
+      const redops = REDUCING.includes(op) ? (g.redops ?? []).length : 1;
+      const roots = op === 'broadcast' ? (g.roots === 'all' ? n : new Set([0, n - 1]).size) : 1;
+      total += g.dtypes.length * redops * g.counts.length * g.variants.length * roots;
+    }
+  }
+  return total;
+}
+
+afterAll(() => killAllRanks());
+
+/**
+ * Runs the matrix on n real ranks and checks that every rank ran every case and got
+ * every element right. Failing cases are listed with the first wrong element.
+ */
+async function expectExactMatrix(
+  n: number,
+  groups: Group[],
+  opts: { nodes?: number | number[]; transport: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<RankResult[]> {
+  const results = await runRanks({
+    n,
+    nodes: opts.nodes,
+    env: opts.env,
+    args: ['matrix', JSON.stringify({ groups })],
+    timeoutMs: opts.timeoutMs ?? 150000,
+  });
+  const summary = describeRanks(results);
+  for (const r of results) {
+    if (r.code !== 0 || r.json === undefined || r.json.fatal || r.json.initError) {
+      throw new Error(`rank ${r.rank} did not finish the matrix:\n${summary}\n${JSON.stringify(r.json ?? {}).slice(0, 2000)}`);
+    }
+  }
+  const expectedCases = caseCount(groups, n);
+  const problems: string[] = [];
+  for (const r of results) {
+    expect(r.json.transport).toBe(opts.transport);
+    const ran = Object.keys(r.json.results).length;
+    if (ran !== expectedCases) problems.push(`rank ${r.rank} ran ${ran} cases, expected ${expectedCases}`);
+    for (const f of r.json.failures as Array<Record<string, unknown>>) {
+      const what = f.error
+        ? `threw ${JSON.stringify(f.error)}`
+        : `${f.wrong} wrong elements, input changed: ${f.inputClobbered}, guards overwritten: ${f.guardsClobbered}` +
+          (f.first ? `, first wrong ${JSON.stringify(f.first)}` : '');
+      problems.push(`rank ${r.rank}: ${f.case}: ${what}`);
+    }
+  }
+  expect(problems.join('\n')).toBe('');
+  // The ranks left nothing behind: no process, no shared-memory segment.
+  const pids = results.map((r) => r.pid);
+  expect(pids.filter(processAlive)).toEqual([]);
+  expect(shmSegmentsOf(pids)).toEqual([]);
+  return results;
+}
+
+describe('collectives are exact for every op x dtype x reduction (4 ranks)', () => {
+  it('over shared memory on one node: full matrix, in place, views, multi-chunk and multi-round sizes', async () => {
+    await expectExactMatrix(4, FULL, { transport: 'shm' });
+  }, 200000);
+
+  it('over the TCP ring between 2 emulated nodes x 2 ranks: the same full matrix', async () => {
+    await expectExactMatrix(4, FULL, { nodes: 2, transport: 'tcp' });
+  }, 200000);
+});
+
+describe('collectives are exact at every world size from 1 to 8', () => {
+  it.each([
+    [1, 'self'],
+    [2, 'shm'],
+    [3, 'shm'],
+    [5, 'shm'],
+    [8, 'shm'],
+  ])('%i rank(s) on one node (%s): every op and reduction on four dtypes, every broadcast root', async (n, transport) => {
+    await expectExactMatrix(n, SMALL, { transport });
+  }, 200000);
+
+  it('3 ranks on 2 emulated nodes (an uneven TCP ring: nodes 0, 1, 1)', async () => {
+    await expectExactMatrix(3, SMALL, { nodes: [0, 1, 1], transport: 'tcp' });
+  }, 200000);
+});
+
+describe('shared-memory collectives in many staging rounds', () => {
+  it('are exact when MICS_SHM_STAGING_BYTES=4096 forces a round per few KiB, including last rounds of a few bytes', async () => {
+    await expectExactMatrix(3, STAGED, { transport: 'shm', env: { MICS_SHM_STAGING_BYTES: '4096' } });
+  }, 200000);
+});
+
+describe('the reference itself', () => {
+  // The worker's expected values come from reference.js: check its definitions on
+  // hand-computed cases so a wrong reference cannot hide a wrong backend.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ref = require('../fixtures/comm/reference.js');
+
+  it('wraps integer sums and products and truncates integer averages toward zero', () => {
+    expect(ref.reduceValues('i8', 'sum', [100, 100])).toBe(-56);
+    expect(ref.reduceValues('u8', 'sum', [200, 100])).toBe(44);
+    expect(ref.reduceValues('i8', 'avg', [-128, 0, 0])).toBe(-42);
+    expect(ref.reduceValues('u8', 'avg', [200, 100])).toBe(22); // (300 mod 256) / 2
+    expect(ref.reduceValues('i32', 'sum', [0x7fffffff, 1])).toBe(-0x80000000);
+    expect(ref.reduceValues('i32', 'prod', [0x10000, 0x10000])).toBe(0);
+    expect(ref.reduceValues('i64', 'sum', [0x7fffffffffffffffn, 1n])).toBe(-0x8000000000000000n);
+    expect(ref.reduceValues('i64', 'avg', [-7n, 0n])).toBe(-3n);
+    expect(ref.reduceValues('u8', 'prod', [16, 17])).toBe(16);
+  });
+
+  it('rounds half-precision results once, from the exact f32 result', () => {
+    // 2049 is not a float16: the exact sum rounds to 2048 (ties to even).
+    expect(ref.reduceValues('f16', 'sum', [1024, 1024, 1])).toBe(0x6800);
+    // bf16 keeps 8 significant bits: 257 rounds to 256, 259 to 260.
+    expect(ref.reduceValues('bf16', 'sum', [256, 1])).toBe(0x4380);
+    expect(ref.reduceValues('bf16', 'sum', [256, 3])).toBe(0x4382);
+    expect(ref.reduceValues('f32', 'avg', [1, 0, 0])).toBe(Math.fround(1 / 3));
+    expect(ref.reduceValues('f64', 'avg', [1, 0, 0])).toBe(1 / 3);
+  });
+
+  it('computes column-wise expectations equal to the element-wise definition', () => {
+    for (const dtype of ALL_DTYPES) {
+      for (const op of ALL_REDOPS) {
+        const got = ref.expectedReduction(dtype, op, 5, 11, 64, 1234);
+        for (let i = 0; i < 64; i++) {
+          const values = [0, 1, 2, 3, 4].map((r) => ref.valueOf(dtype, op, r, 11 + i, 1234));
+          const one = new ref.ARRAY[dtype](1);
+          one[0] = ref.reduceValues(dtype, op, values);
+          expect([dtype, op, i, got[i]]).toEqual([dtype, op, i, one[0]]);
+        }
+      }
+    }
+  });
+});
