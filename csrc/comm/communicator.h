@@ -40,6 +40,9 @@ class Communicator {
   // Idempotent; the first reason is kept and reported by every later call.
   virtual void Abort(const std::string& reason) = 0;
   virtual bool aborted() const = 0;
+  // Progress thread only: tells the peers about a failure recorded by Abort(), so
+  // that they fail now rather than at their timeout. Idempotent.
+  virtual void PropagateAbort() {}
   // Tells peers (best effort) and releases resources; the progress thread is idle.
   virtual void Shutdown() = 0;
 };

@@ -154,13 +154,24 @@ void CpuCommunicator::RunSelf(const Collective& c) {
 void CpuCommunicator::Fail(const Error& error) {
   {
     std::lock_guard<std::mutex> lock(failureMutex_);
-    if (failure_) return;
-    failure_ = error;
+    if (!failure_) failure_ = error;
   }
-  if (shm_) shm_->Abort(error);
+  // Also when Abort() recorded the failure first: the frames are sent from here.
+  PropagateAbort();
+}
+
+void CpuCommunicator::PropagateAbort() {
+  std::optional<Error> failure;
+  {
+    std::lock_guard<std::mutex> lock(failureMutex_);
+    failure = failure_;
+  }
+  if (!failure) return;
+  // The first failure travels, so every peer reports the original cause.
+  if (shm_) shm_->Abort(*failure);
   if (ring_) {
-    ring_->RequestAbort(error);
-    ring_->SendAbort(error);
+    ring_->RequestAbort(*failure);
+    ring_->SendAbort(*failure);
   }
 }
 
@@ -172,7 +183,8 @@ void CpuCommunicator::Abort(const std::string& reason) {
     if (failure_) return;
     failure_ = error;
   }
-  // Only thread-safe parts here: the progress thread may be inside an op.
+  // Only thread-safe parts here: the progress thread may be inside an op. The
+  // TCP peers hear of it through PropagateAbort() on the progress thread.
   if (shm_) shm_->Abort(error);
   if (ring_) ring_->RequestAbort(error);
 }

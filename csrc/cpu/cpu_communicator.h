@@ -48,6 +48,7 @@ class CpuCommunicator : public Communicator {
   void Run(const Collective& collective, Deadline deadline) override;
   void Abort(const std::string& reason) override;
   bool aborted() const override;
+  void PropagateAbort() override;
   void Shutdown() override;
 
  private:

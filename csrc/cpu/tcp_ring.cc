@@ -97,7 +97,16 @@ void TcpRing::WriteFramed(int fd, uint32_t type, const void* payload, std::size_
 
 void TcpRing::ExchangeSignature(const Signature& mine, Deadline deadline) {
   if (abortRequested_.load()) ThrowAbortRequested();
-  WriteFramed(sendFd_.get(), kFrameSignature, &mine, sizeof(mine), deadline);
+  try {
+    WriteFramed(sendFd_.get(), kFrameSignature, &mine, sizeof(mine), deadline);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kTimeout) {
+      throw MakeError(ErrorCode::kTimeout,
+                      "timed out in " + currentOp_ + " in group '" + name_ + "' sending to rank " + std::to_string(right()),
+                      right());
+    }
+    ThrowFromNeighbor(sendFd_.get(), right());  // its ABORT frame, or a plain "closed"
+  }
   struct {
     FrameHeader header;
     Signature sig;
@@ -203,11 +212,8 @@ void TcpRing::RunPipeline(const PipelinePlan& plan, Deadline deadline) {
         ssize_t n = sendmsg(sendFd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
           sendFrameRemaining_ = 0;  // the socket is gone: nothing to pad
-          throw MakeError(ErrorCode::kPeerLost,
-                          SystemErrorText("rank " + std::to_string(right()) + " lost during " + currentOp_ +
-                                              " in group '" + name_ + "' (send",
-                                          errno) + ")",
-                          right());
+          // The neighbour may have aborted (and said why) before closing: report that.
+          ThrowFromNeighbor(sendFd_.get(), right());
         }
         if (n > 0) {
           sDone += static_cast<std::size_t>(n);

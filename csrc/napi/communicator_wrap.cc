@@ -356,6 +356,9 @@ Napi::Value CommunicatorWrap::Group(const Napi::CallbackInfo& info) {
 Napi::Value CommunicatorWrap::Abort(const Napi::CallbackInfo& info) {
   std::string reason = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "abort() called";
   comm_->Abort(reason);
+  // Runs after the op in flight (which the abort ends promptly), or at once when idle.
+  auto comm = comm_;
+  thread_->Enqueue([comm] { comm->PropagateAbort(); });
   return info.Env().Undefined();
 }
 

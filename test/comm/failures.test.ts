@@ -289,12 +289,9 @@ describe('abort()', () => {
     expectPeersToldWithinSeconds(await abortRun(undefined));
   }, 60000);
 
-  // BUG (reported): on the TCP transport abort() only wakes the local progress thread
-  // (CpuCommunicator::Abort -> TcpRing::RequestAbort); no ABORT frame is sent, and the
-  // op that then fails skips SendAbort because Fail() returns early when failure_ is
-  // already set. Peers learn of the abort only when the aborting rank destroys the
-  // communicator or exits (here after 9 s), or at their own timeout.
-  it.failing('over the TCP ring (2 emulated nodes x 2 ranks): peers waiting in an op reject with MICS_ABORTED within seconds', async () => {
+  // Regression: abort() used to only wake the local progress thread on TCP; the
+  // ABORT frames now go out from the progress thread (PropagateAbort).
+  it('over the TCP ring (2 emulated nodes x 2 ranks): peers waiting in an op reject with MICS_ABORTED within seconds', async () => {
     expectPeersToldWithinSeconds(await abortRun(2));
   }, 60000);
 });
