@@ -281,7 +281,25 @@ export class Communicator {
     root: number,
     options: CollectiveOptions,
   ): Promise<void> {
-    return this.native.collective(kind, send, recv, dtype, op, root, this.timeout(kind, options));
+    return this.native.collective(kind, send, recv, dtype, op, root, this.timeout(kind, options)).catch((err: unknown) => {
+      throw this.annotate(err);
+    });
+  }
+
+  /**
+   * Native errors name ranks of this group; in a sub-group also say which world
+   * rank that is (`worldPeer`), since that is what launchers and logs show.
+   */
+  private annotate(err: unknown): unknown {
+    const e = err as { peer?: unknown; worldPeer?: number; message?: string };
+    if (typeof e?.peer === 'number' && this.name !== 'world' && e.worldPeer === undefined) {
+      const world = this.context.worldRanks[e.peer];
+      if (world !== undefined) {
+        e.worldPeer = world;
+        e.message = `${e.message} [group '${this.name}' rank ${e.peer} is world rank ${world}]`;
+      }
+    }
+    return err;
   }
 
   /**
@@ -295,7 +313,9 @@ export class Communicator {
       this.sameDtype('allGatherGroup', send.dtype, recv.dtype);
       return ['allGather', send.native, recv.native, send.dtype, 'sum', 0];
     });
-    return this.native.group(ops, this.timeout('allGatherGroup', options));
+    return this.native.group(ops, this.timeout('allGatherGroup', options)).catch((err: unknown) => {
+      throw this.annotate(err);
+    });
   }
 
   private timeout(kind: string, options: CollectiveOptions): number {

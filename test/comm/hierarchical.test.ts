@@ -1,0 +1,92 @@
+/**
+ * The hierarchical all-gather of MiCS, multi-process on emulated nodes: it gives
+ * the same bytes as the flat all-gather of the partition group, and a rank dying
+ * in stage 2 fails the calls that wait on it with an error naming it.
+ */
+import * as path from 'node:path';
+import { commFixtures, describeRanks, killAllRanks, runRanks } from '../helpers/ranks';
+
+const script = path.join(commFixtures, 'hierarchical.js');
+afterAll(killAllRanks);
+
+interface CompareCase {
+  dtype: string;
+  n: number;
+  wrong: number;
+  differ: Record<string, boolean>;
+}
+
+const layouts = [
+  { name: '2 nodes x 2 ranks', n: 4, nodes: 2 },
+  { name: '2 nodes x 4 ranks', n: 8, nodes: 2 },
+  { name: '4 nodes x 2 ranks', n: 8, nodes: 4 },
+];
+
+describe('hierarchical all-gather (partition group spanning every node)', () => {
+  it.each(layouts)('$name: identical bytes to the flat all-gather, in and out of place, for uneven counts', async (layout) => {
+    const results = await runRanks({
+      n: layout.n,
+      nodes: layout.nodes,
+      script,
+      args: ['compare', JSON.stringify({ S: layout.n, counts: [1, 7, 1001, 65537], dtypes: ['f32', 'bf16', 'i8', 'i64'] })],
+      timeoutMs: 120000,
+    });
+    for (const r of results) {
+      expect([r.rank, r.code, r.json?.fatal]).toEqual([r.rank, 0, undefined]);
+      expect(r.json.hierarchical).toBe(true);
+      for (const c of r.json.cases as CompareCase[]) {
+        const where = `rank ${r.rank} ${c.dtype} n=${c.n}`;
+        expect([where, c.wrong]).toEqual([where, 0]);
+        expect([where, c.differ]).toEqual([
+          where,
+          { hierarchical: false, 'hierarchical-inplace': false, flat: false, 'flat-inplace': false },
+        ]);
+      }
+    }
+  }, 180000);
+
+  it('a partition group of one node (S = G) is flat and still correct', async () => {
+    const results = await runRanks({
+      n: 4,
+      nodes: 2,
+      script,
+      args: ['compare', JSON.stringify({ S: 2, counts: [3, 4099], dtypes: ['f32'] })],
+    });
+    for (const r of results) {
+      expect(r.json.hierarchical).toBe(false);
+      expect(r.json.partition).toBe('shm');
+      for (const c of r.json.cases as CompareCase[]) expect(c.wrong).toBe(0);
+    }
+  }, 120000);
+
+  it('a rank killed entering stage 2 fails its node-mates at once naming it (world rank too); the other node, whose stage 2 never needed it, fails at its next call', async () => {
+    const victim = 1;
+    const results = await runRanks({
+      n: 4,
+      nodes: 2,
+      script,
+      args: ['killStage2', JSON.stringify({ S: 4, victim, n: 100000 })],
+      timeoutMs: 90000,
+    });
+    const context = describeRanks(results);
+    for (const r of results) {
+      if (r.rank === victim) {
+        expect([context, r.signal]).toEqual([context, 'SIGKILL']);
+        continue;
+      }
+      const sameNode = Math.floor(r.rank / 2) === Math.floor(victim / 2);
+      // The victim's node-mates wait on it in stage 2; the other node's ranks finished
+      // their own stage 2 (it does not include the victim) and fail on the next call.
+      const failure = sameNode ? r.json.first : r.json.next;
+      if (!sameNode) expect([context, r.json.first]).toEqual([context, { ok: true, correct: true }]);
+      expect([context, failure?.error?.code]).toEqual([context, expect.stringMatching(/^MICS_(PEER_LOST|ABORTED)$/)]);
+      // Sub-group errors also name the world rank of the peer they blame: the victim
+      // for its node-mates; for the other node, the rank it waits on in stage 1 (the
+      // victim, or a node-mate of the victim that failed and destroyed its groups).
+      expect([context, typeof failure.error.worldPeer]).toEqual([context, 'number']);
+      expect(failure.error.message).toContain(`is world rank ${failure.error.worldPeer}]`);
+      if (sameNode) expect([context, failure.error.worldPeer]).toEqual([context, victim]);
+      expect(failure.ms).toBeLessThan(10000);
+    }
+  }, 120000);
+});
