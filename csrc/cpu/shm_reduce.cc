@@ -48,6 +48,29 @@ std::size_t StagedSlices::Piece(int slice, std::size_t round, std::size_t* first
   return std::min(pieceCount_, SliceLength(slice) - begin);
 }
 
+namespace {
+
+// Copies piece k of every slice of our input into our staging slots, then syncs
+// (the first round's sync also compares signatures): afterwards every rank's
+// pieces of round k are readable in staging buffer k % 2.
+void StageRound(ShmGroup& group, const StagedSlices& plan, const char* send, std::size_t elem, std::size_t k,
+                const Signature& sig, Deadline deadline) {
+  char* slots = group.Staging(group.rank(), static_cast<int>(k % 2));
+  for (int q = 0; q < group.size(); ++q) {
+    std::size_t first = 0;
+    const std::size_t length = plan.Piece(q, k, &first);
+    if (length) std::memcpy(slots + q * plan.slotBytes(), send + first * elem, length * elem);
+  }
+  if (k == 0) {
+    group.BeginOp(sig, deadline);
+  } else {
+    group.Arrive();
+    group.WaitAll(deadline);
+  }
+}
+
+}  // namespace
+
 // Round by round, through the staging buffers (no cross-memory reads): every rank
 // copies piece k of every slice of its input into its staging slots, one sync,
 // then rank r reduces slice r's piece from everyone's slot r, in rank order.
@@ -62,16 +85,7 @@ void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, D
   std::vector<const char*> sources(n);
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     const int buffer = static_cast<int>(k % 2);
-    for (int q = 0; q < n; ++q) {
-      std::size_t first = 0;
-      const std::size_t length = plan.Piece(q, k, &first);
-      if (length) std::memcpy(group.Staging(rank, buffer) + q * plan.slotBytes(), send + first * elem, length * elem);
-    }
-    if (k == 0) group.BeginOp(sig, deadline);
-    else {
-      group.Arrive();
-      group.WaitAll(deadline);
-    }
+    StageRound(group, plan, send, elem, k, sig, deadline);
     std::size_t first = 0;
     const std::size_t length = plan.Piece(rank, k, &first);
     if (length == 0) continue;
@@ -97,16 +111,7 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
   std::vector<const char*> sources(n);
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     const int buffer = static_cast<int>(k % 2);
-    for (int q = 0; q < n; ++q) {
-      std::size_t first = 0;
-      const std::size_t length = plan.Piece(q, k, &first);
-      if (length) std::memcpy(group.Staging(rank, buffer) + q * plan.slotBytes(), send + first * elem, length * elem);
-    }
-    if (k == 0) group.BeginOp(sig, deadline);
-    else {
-      group.Arrive();
-      group.WaitAll(deadline);
-    }
+    StageRound(group, plan, send, elem, k, sig, deadline);
     std::size_t first = 0;
     std::size_t length = plan.Piece(rank, k, &first);
     if (length) {

@@ -1,0 +1,98 @@
+/**
+ * `mics bench collectives` and `mics bench partition`. Both run as one rank when
+ * started by a launcher (RANK set), else start --nproc local ranks of themselves.
+ */
+import type { Command } from 'commander';
+import type { Communicator } from '../../comm/communicator';
+import { init } from '../../comm/init';
+import { formatTable, runCollectivesBench } from './collectives';
+import { runLocalRanks } from './local-ranks';
+import { BENCH_OPS, parseBenchOptions, parseSize } from './options';
+import { formatPartitionTable, runPartitionBench } from './partition';
+
+type RawOptions = Record<string, string | boolean | undefined>;
+
+/** The sweep and process options every bench shares, with per-bench defaults. */
+function sweepOptions(command: Command, defaults: { min: string; step: string; iters: string; warmup: string; emulateNodes: string }): Command {
+  return command
+    .option('-b, --minbytes <size>', 'smallest buffer (8, 1K, 64M)', defaults.min)
+    .option('-e, --maxbytes <size>', 'largest buffer', '64M')
+    .option('-f, --stepfactor <n>', 'multiply the size by this each row', defaults.step)
+    .option('-n, --iters <n>', 'timed iterations per size', defaults.iters)
+    .option('-w, --warmup_iters <n>', 'untimed iterations per size', defaults.warmup)
+    .option('-c, --check <0|1>', 'verify results (seeded inputs, #wrong summed over ranks)', '1')
+    .option('--nproc <n>', 'start this many local ranks (when not started by a launcher)', '4')
+    .option('--emulate-nodes <n>', 'split the local ranks into this many emulated nodes', defaults.emulateNodes)
+    .option('--timeout <ms>', 'per-op timeout', '300000')
+    .option('--json', 'print the rows as JSON');
+}
+
+/** Runs `body` as one rank of a job, or starts the local ranks that will. */
+async function asRank(raw: RawOptions, backend: string, body: (world: Communicator) => Promise<boolean>): Promise<void> {
+  if (process.env.RANK === undefined) {
+    process.exitCode = await runLocalRanks(Number(raw.nproc), Number(raw.emulateNodes));
+    return;
+  }
+  const world = await init({ backend: backend as 'cpu' | 'nccl' | 'auto', timeoutMs: Number(raw.timeout) });
+  try {
+    if (!(await body(world))) process.exitCode = 1;
+  } finally {
+    world.destroy();
+  }
+}
+
+export function addBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('benchmarks (nccl-tests conventions)');
+
+  sweepOptions(bench.command('collectives'), { min: '8', step: '2', iters: '20', warmup: '5', emulateNodes: '1' })
+    .description('all_gather / reduce_scatter / all_reduce / broadcast bandwidth, nccl-tests style')
+    .option('-o, --op <ops>', `all or a comma list of ${BENCH_OPS.join(', ')}`, 'all')
+    .option('-d, --datatype <type>', 'float, half, bfloat16, double, int8, uint8, int32, int64', 'float')
+    .option('-r, --redop <op>', 'sum, avg, max, min, prod', 'sum')
+    .option('--root <rank>', 'broadcast root', '0')
+    .option('--backend <name>', 'cpu, nccl or auto', 'cpu')
+    .action(async (raw: RawOptions) => {
+      const options = parseBenchOptions({ ...raw, warmupIters: raw.warmup_iters });
+      await asRank(raw, String(raw.backend), async (world) => {
+        const rows = await runCollectivesBench(world, options);
+        if (world.rank === 0) {
+          const header =
+            `nranks ${world.size} nodes ${new Set(world.nodes).size} backend ${world.backend} transport ${world.transport} ` +
+            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0}`;
+          if (options.json) process.stdout.write(`${JSON.stringify({ header, rows })}\n`);
+          else for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
+        }
+        return rows.every((r) => r.outOfPlace.wrong + r.inPlace.wrong === 0);
+      });
+    });
+
+  sweepOptions(bench.command('partition'), { min: '1M', step: '4', iters: '10', warmup: '3', emulateNodes: '2' })
+    .description('MiCS partition-group all-gather: hierarchical vs flat (createGroups)')
+    .option('-S, --partition-size <n>', "partition group size, or 'auto' (one node)", 'auto')
+    .option('--mode <modes>', 'hierarchical, flat, or both', 'both')
+    .action(async (raw: RawOptions) => {
+      const modeText = String(raw.mode);
+      if (!['hierarchical', 'flat', 'both'].includes(modeText)) {
+        throw new Error(`--mode ${modeText} is not valid: use hierarchical, flat or both`);
+      }
+      const sizeText = String(raw.partitionSize);
+      const options = {
+        partitionSize: sizeText === 'auto' ? ('auto' as const) : Number(sizeText),
+        minBytes: parseSize(String(raw.minbytes), '-b'),
+        maxBytes: parseSize(String(raw.maxbytes), '-e'),
+        stepFactor: Number(raw.stepfactor),
+        iters: Number(raw.iters),
+        warmup: Number(raw.warmup_iters),
+        check: raw.check !== '0',
+        modes: modeText === 'both' ? (['hierarchical', 'flat'] as ('hierarchical' | 'flat')[]) : [modeText as 'hierarchical' | 'flat'],
+      };
+      await asRank(raw, 'cpu', async (world) => {
+        const { rows, note } = await runPartitionBench(world, options);
+        if (world.rank === 0) {
+          const header = `nranks ${world.size} nodes ${new Set(world.nodes).size} ${note}`;
+          process.stdout.write(raw.json === true ? `${JSON.stringify({ header, rows })}\n` : `${formatPartitionTable(rows, header)}\n`);
+        }
+        return rows.every((r) => r.cell.wrong === 0);
+      });
+    });
+}

@@ -1,0 +1,42 @@
+/** `mics bench`: option parsing, and real runs whose seeded results check out. */
+import { parseBenchOptions, parseSize } from '../../lib/cli/bench/options';
+import { runNode } from '../helpers/run-node';
+
+describe('mics bench options (nccl-tests flags)', () => {
+  it('reads sizes with K/M/G suffixes as powers of 1024', () => {
+    expect(parseSize('8', '-b')).toBe(8);
+    expect(parseSize('1K', '-b')).toBe(1024);
+    expect(parseSize('64M', '-e')).toBe(64 * 1024 * 1024);
+    expect(() => parseSize('lots', '-e')).toThrow(/-e lots is not a size/);
+  });
+
+  it('maps nccl-tests type names and rejects unknown ops, types and reductions by name', () => {
+    expect(parseBenchOptions({ datatype: 'half' }).dtype).toBe('f16');
+    expect(parseBenchOptions({ datatype: 'bfloat16', op: 'all_gather,all_reduce' }).ops).toEqual(['all_gather', 'all_reduce']);
+    expect(() => parseBenchOptions({ op: 'alltoall' })).toThrow(/-o alltoall is not valid/);
+    expect(() => parseBenchOptions({ datatype: 'float8' })).toThrow(/-d float8 is not valid/);
+    expect(() => parseBenchOptions({ redop: 'xor' })).toThrow(/-r xor is not valid/);
+    expect(() => parseBenchOptions({ minbytes: '1M', maxbytes: '1K' })).toThrow(/below/);
+  });
+});
+
+describe('mics bench runs', () => {
+  it('collectives: every op on 3 local ranks, out of place and in place, with no wrong element', () => {
+    const result = runNode(['dist/cli/mics.js', 'bench', 'collectives', '-b', '8', '-e', '100K', '-f', '7', '-n', '1', '-w', '0', '--nproc', '3', '--json'], {}, 120000);
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    const { rows } = JSON.parse(result.stdout) as { rows: { op: string; size: number; outOfPlace: { wrong: number; busbw: number }; inPlace: { wrong: number } }[] };
+    expect(new Set(rows.map((r) => r.op))).toEqual(new Set(['all_gather', 'reduce_scatter', 'all_reduce', 'broadcast']));
+    for (const r of rows) {
+      expect([r.op, r.size, r.outOfPlace.wrong, r.inPlace.wrong]).toEqual([r.op, r.size, 0, 0]);
+      expect(r.outOfPlace.busbw).toBeGreaterThan(0);
+    }
+  }, 150000);
+
+  it('partition: hierarchical and flat rows on 2 emulated nodes, both correct', () => {
+    const result = runNode(['dist/cli/mics.js', 'bench', 'partition', '-S', '4', '-b', '64K', '-e', '256K', '-n', '1', '-w', '0', '--json'], {}, 120000);
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    const { rows } = JSON.parse(result.stdout) as { rows: { mode: string; cell: { wrong: number } }[] };
+    expect(rows.map((r) => r.mode)).toEqual(['hierarchical', 'flat', 'hierarchical', 'flat']);
+    for (const r of rows) expect(r.cell.wrong).toBe(0);
+  }, 150000);
+});
