@@ -15,10 +15,22 @@ constexpr std::size_t kPassElements = 8 * 1024;
 
 void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out) {
   const std::size_t elem = ElementSize(c.dtype);
+  char* dst = static_cast<char*>(out);
+  if (AccumulatorType(c.dtype) == c.dtype && nsources >= 2) {
+    // Accumulate straight in the output, pass by pass (a block stays in L1/L2):
+    // out = s0 op s1, out op= s2, ...; avg divides at the end. Same order as below.
+    for (std::size_t done = 0; done < count; done += kPassElements) {
+      const std::size_t n = std::min(kPassElements, count - done), at = done * elem;
+      kernels::ReduceTwo(c.dtype, c.op, dst + at, sources[0] + at, sources[1] + at, n);
+      for (int r = 2; r < nsources; ++r) kernels::ReduceIntoAccumulator(c.dtype, c.op, dst + at, sources[r] + at, n);
+      if (c.op == ReduceOp::kAvg) kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + at, dst + at, n);
+    }
+    return;
+  }
+  // Halves accumulate in f32 and round once at the end.
   const std::size_t accElem = ElementSize(AccumulatorType(c.dtype));
   thread_local std::vector<char> acc;
   acc.resize(kPassElements * accElem);
-  char* dst = static_cast<char*>(out);
   for (std::size_t done = 0; done < count; done += kPassElements) {
     const std::size_t n = std::min(kPassElements, count - done);
     kernels::LoadAccumulator(c.dtype, acc.data(), sources[0] + done * elem, n);
@@ -96,11 +108,14 @@ void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, D
   group.EndOp(deadline);
 }
 
-// Reduce-scatter and all-gather fused, round by round: piece k of every slice
-// goes to the staging slots (sync), rank r reduces slice r's piece into its result
-// slot and its output (sync), then every rank copies the peers' results out.
-// Everything between the input read and the output write stays in the shared
-// cache; in place is safe because nobody reads another rank's user buffer.
+// Reduce-scatter and all-gather fused, round by round, one sync per round: piece
+// k of every slice goes to the staging slots (sync k); then each rank copies out
+// the peers' reduced pieces of round k-1 (finished before they reached sync k)
+// and reduces slice r's piece k into its result slot and its output. Result slots
+// and input slots are disjoint, so staging round k+1's inputs never disturbs a
+// peer still copying round k-1's result out of the same buffer. Everything
+// between the input read and the output write stays in the shared cache; in place
+// is safe because nobody reads another rank's user buffer.
 void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline) {
   const int n = group.size(), rank = group.rank();
   const std::size_t elem = ElementSize(c.dtype);
@@ -109,25 +124,33 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
   const char* send = static_cast<const char*>(c.send);
   char* recv = static_cast<char*>(c.recv);
   std::vector<const char*> sources(n);
+  auto copyPeerResults = [&](std::size_t k) {
+    for (int i = 1; i < n; ++i) {
+      const int peer = (rank + i) % n;
+      std::size_t first = 0;
+      const std::size_t length = plan.Piece(peer, k, &first);
+      if (length) {
+        kernels::CopyToOutput(recv + first * elem, group.Staging(peer, static_cast<int>(k % 2)) + resultSlot,
+                              length * elem);
+      }
+    }
+  };
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
-    const int buffer = static_cast<int>(k % 2);
     StageRound(group, plan, send, elem, k, sig, deadline);
+    if (k > 0) copyPeerResults(k - 1);
     std::size_t first = 0;
-    std::size_t length = plan.Piece(rank, k, &first);
+    const std::size_t length = plan.Piece(rank, k, &first);
     if (length) {
+      const int buffer = static_cast<int>(k % 2);
       for (int r = 0; r < n; ++r) sources[r] = group.Staging(r, buffer) + rank * plan.slotBytes();
       char* result = group.Staging(rank, buffer) + resultSlot;
       ReduceSources(c, sources.data(), n, length, result);
       kernels::CopyToOutput(recv + first * elem, result, length * elem);
     }
-    group.Arrive();
-    group.WaitAll(deadline);
-    for (int i = 1; i < n; ++i) {
-      const int peer = (rank + i) % n;
-      length = plan.Piece(peer, k, &first);
-      if (length) kernels::CopyToOutput(recv + first * elem, group.Staging(peer, buffer) + resultSlot, length * elem);
-    }
   }
+  group.Arrive();  // the last round's results are complete everywhere
+  group.WaitAll(deadline);
+  copyPeerResults(plan.rounds() - 1);
   group.EndOp(deadline);
 }
 

@@ -73,6 +73,36 @@ void ReduceLoop(void* accRaw, const void* srcRaw, std::size_t n) {
   }
 }
 
+template <DType D, ReduceOp Op>
+void ReduceTwoLoop(void* outRaw, const void* aRaw, const void* bRaw, std::size_t n) {
+  using T = typename Traits<D>::Store;
+  static_assert(std::is_same_v<T, typename Traits<D>::Acc>, "halves reduce through the accumulator");
+  T* __restrict out = static_cast<T*>(outRaw);
+  const T* __restrict a = static_cast<const T*>(aRaw);
+  const T* __restrict b = static_cast<const T*>(bRaw);
+  for (std::size_t i = 0; i < n; ++i) {
+    if constexpr (Op == ReduceOp::kSum || Op == ReduceOp::kAvg) out[i] = Add(a[i], b[i]);
+    else if constexpr (Op == ReduceOp::kProd) out[i] = Mul(a[i], b[i]);
+    else if constexpr (Op == ReduceOp::kMax) out[i] = b[i] > a[i] ? b[i] : a[i];
+    else out[i] = b[i] < a[i] ? b[i] : a[i];
+  }
+}
+
+template <DType D>
+void ReduceTwoDispatchOp(ReduceOp op, void* out, const void* a, const void* b, std::size_t n) {
+  if constexpr (D == DType::kF16 || D == DType::kBF16) {
+    throw Error(ErrorCode::kInternal, "ReduceTwo does not take half types");
+  } else {
+    switch (op) {
+      case ReduceOp::kSum: return ReduceTwoLoop<D, ReduceOp::kSum>(out, a, b, n);
+      case ReduceOp::kAvg: return ReduceTwoLoop<D, ReduceOp::kAvg>(out, a, b, n);
+      case ReduceOp::kProd: return ReduceTwoLoop<D, ReduceOp::kProd>(out, a, b, n);
+      case ReduceOp::kMax: return ReduceTwoLoop<D, ReduceOp::kMax>(out, a, b, n);
+      case ReduceOp::kMin: return ReduceTwoLoop<D, ReduceOp::kMin>(out, a, b, n);
+    }
+  }
+}
+
 template <DType D>
 void LoadLoop(void* accRaw, const void* srcRaw, std::size_t n) {
   using S = typename Traits<D>::Store;
@@ -135,6 +165,10 @@ void LoadAccumulator(DType dtype, void* acc, const void* src, std::size_t count)
 
 void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src, std::size_t count) {
   MICS_DISPATCH_DTYPE(dtype, ReduceDispatchOp<D>(op, acc, src, count));
+}
+
+void ReduceTwo(DType dtype, ReduceOp op, void* out, const void* a, const void* b, std::size_t count) {
+  MICS_DISPATCH_DTYPE(dtype, ReduceTwoDispatchOp<D>(op, out, a, b, count));
 }
 
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,

@@ -14,6 +14,9 @@ namespace mics::kernels {
 
 void LoadAccumulator(DType dtype, void* acc, const void* src, std::size_t count);
 void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src, std::size_t count);
+// out = a (op) b, for dtypes that are their own accumulator (not f16/bf16): the
+// first step of an n-way reduction without a separate load pass.
+void ReduceTwo(DType dtype, ReduceOp op, void* out, const void* a, const void* b, std::size_t count);
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,
                       std::size_t count);
 
