@@ -17,7 +17,7 @@ mode="${1:-run}"
 
 pack() {
   set -e
-  npm run build >/dev/null
+  npm run build:ts >/dev/null
   npm run build:cmake
   mkdir -p .gpu-carry
   xz -T0 -6 -c "$(command -v node)" > .gpu-carry/node.xz
