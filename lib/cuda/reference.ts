@@ -7,6 +7,7 @@
  * Slow (plain loops); for tests and for documenting the semantics.
  */
 import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from '../comm/dtypes';
+import type { AdamWOptions, SgdOptions } from './device-tensor';
 
 // Module-level bindings: global lookups inside hot loops are slow in vm contexts (jest).
 const fr = Math.fround;
@@ -43,16 +44,8 @@ export function scaleRef(x: Float32Array | Float64Array | Uint16Array, dtype: Fl
   return (x as Uint16Array).map((_, i) => narrow(fr(widen(x as Uint16Array, dtype, i) * a), dtype));
 }
 
-/** AdamW hyper-parameters (torch.optim.AdamW's names and defaults). */
-export interface AdamWHyper {
-  lr?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  step: number;
-  gradScale?: number;
-}
+/** AdamW hyper-parameters: the kernel's own options (torch.optim.AdamW's names and defaults). */
+export type AdamWHyper = AdamWOptions;
 
 /** The state one AdamW step reads and writes. */
 export interface AdamWState {
@@ -111,16 +104,8 @@ export function adamwRef(state: AdamWState, hyper: AdamWHyper, halfDtype?: HalfD
   return { params, expAvg, expAvgSq, half };
 }
 
-/** SGD hyper-parameters (torch.optim.SGD's names and defaults). */
-export interface SgdHyper {
-  lr?: number;
-  momentum?: number;
-  dampening?: number;
-  weightDecay?: number;
-  nesterov?: boolean;
-  step: number;
-  gradScale?: number;
-}
+/** SGD hyper-parameters: the kernel's own options (torch.optim.SGD's names and defaults). */
+export type SgdHyper = SgdOptions;
 
 /** One SGD step, PyTorch's formula (torch.optim.SGD, maximize=False). Returns new arrays. */
 export function sgdRef(
