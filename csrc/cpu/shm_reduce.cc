@@ -64,11 +64,13 @@ namespace {
 
 // Copies piece k of every slice of our input into our staging slots, then syncs
 // (the first round's sync also compares signatures): afterwards every rank's
-// pieces of round k are readable in staging buffer k % 2.
+// pieces of round k are readable in staging buffer k % 2. Our own slice is only
+// ever read by us: with stageOwn false it is read from the input instead.
 void StageRound(ShmGroup& group, const StagedSlices& plan, const char* send, std::size_t elem, std::size_t k,
-                const Signature& sig, Deadline deadline) {
+                bool stageOwn, const Signature& sig, Deadline deadline) {
   char* slots = group.Staging(group.rank(), static_cast<int>(k % 2));
   for (int q = 0; q < group.size(); ++q) {
+    if (q == group.rank() && !stageOwn) continue;
     std::size_t first = 0;
     const std::size_t length = plan.Piece(q, k, &first);
     if (length) std::memcpy(slots + q * plan.slotBytes(), send + first * elem, length * elem);
@@ -94,14 +96,18 @@ void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, D
   // Slice q of the input is block q: rank q's output.
   StagedSlices plan(group, c.count * n, elem, /*withResultSlot=*/false);
   const char* send = static_cast<const char*>(c.send);
+  // In place the output is our own slice of the input: stage it, so the
+  // reduction never reads and writes the same bytes.
+  const bool inPlace = static_cast<const char*>(c.recv) == send + static_cast<std::size_t>(rank) * c.count * elem;
   std::vector<const char*> sources(n);
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     const int buffer = static_cast<int>(k % 2);
-    StageRound(group, plan, send, elem, k, sig, deadline);
+    StageRound(group, plan, send, elem, k, inPlace, sig, deadline);
     std::size_t first = 0;
     const std::size_t length = plan.Piece(rank, k, &first);
     if (length == 0) continue;
     for (int r = 0; r < n; ++r) sources[r] = group.Staging(r, buffer) + rank * plan.slotBytes();
+    if (!inPlace) sources[rank] = send + first * elem;
     const std::size_t within = first - plan.SliceStart(rank);
     ReduceSources(c, sources.data(), n, length, static_cast<char*>(c.recv) + within * elem);
   }
@@ -136,13 +142,16 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
     }
   };
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
-    StageRound(group, plan, send, elem, k, sig, deadline);
+    // Our slice is read from the input: the reduction writes the result slot, and
+    // in place the output piece is overwritten only after it was reduced.
+    StageRound(group, plan, send, elem, k, /*stageOwn=*/false, sig, deadline);
     if (k > 0) copyPeerResults(k - 1);
     std::size_t first = 0;
     const std::size_t length = plan.Piece(rank, k, &first);
     if (length) {
       const int buffer = static_cast<int>(k % 2);
       for (int r = 0; r < n; ++r) sources[r] = group.Staging(r, buffer) + rank * plan.slotBytes();
+      sources[rank] = send + first * elem;
       char* result = group.Staging(rank, buffer) + resultSlot;
       ReduceSources(c, sources.data(), n, length, result);
       kernels::CopyToOutput(recv + first * elem, result, length * elem);
