@@ -7,6 +7,7 @@
 import { randomInt } from 'node:crypto';
 import { toBFloat16Bits, toFloat16Bits } from '../../lib/comm/dtypes';
 import { cudaAvailable, cudaKernels, DeviceTensor, type HostArrayOf } from '../../lib/cuda/device-tensor';
+import { mulberry32 } from '../helpers/random';
 
 const avail = cudaAvailable();
 const gpuIt = avail.ok ? it : it.skip;
@@ -17,18 +18,8 @@ const seed = process.env.MICS_TEST_SEED ? Number(process.env.MICS_TEST_SEED) : r
 if (avail.ok) console.log(`GPU DeviceTensor tests on ${avail.reason}; seed ${seed} (MICS_TEST_SEED=${seed} replays)`);
 
 // Module-level bindings: global lookups inside hot loops are slow in jest's vm context.
-const { imul, floor } = Math;
+const { floor } = Math;
 
-function mulberry32(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = imul(t ^ (t >>> 15), t | 1);
-    t ^= t + imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(seed);
 
 type AnyHost = HostArrayOf[keyof HostArrayOf];

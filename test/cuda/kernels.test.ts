@@ -21,6 +21,7 @@ import {
   accumulateRef, adamwRef, type AdamWHyper, type FloatDTypeName, type HalfDTypeName, hasNonFiniteRef, narrow, scaleRef,
   sgdRef, type SgdHyper, sumOfSquaresRef,
 } from '../../lib/cuda/reference';
+import { mulberry32 } from '../helpers/random';
 
 const avail = cudaAvailable();
 const gpuIt = avail.ok ? it : it.skip;
@@ -31,20 +32,10 @@ const seed = process.env.MICS_TEST_SEED ? Number(process.env.MICS_TEST_SEED) : r
 if (avail.ok) console.log(`GPU kernel tests on ${avail.reason}; seed ${seed} (MICS_TEST_SEED=${seed} replays)`);
 
 // Module-level bindings: global lookups inside hot loops are slow in jest's vm context.
-const { imul, floor, sqrt, log, cos, PI } = Math;
+const { floor, sqrt, log, cos, PI } = Math;
 const { is } = Object;
 const { isNaN } = Number;
 
-function mulberry32(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = imul(t ^ (t >>> 15), t | 1);
-    t ^= t + imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(seed);
 const int = (n: number) => floor(rand() * n);
 

@@ -9,21 +9,13 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StoreClient, StoreError, StoreServer } from '../../lib/store';
+import { StoreClient, StoreServer } from '../../lib/store';
 import { BodyReader, BodyWriter, FrameDecoder, MAGIC, Op, PROTOCOL_VERSION, Status, authProof } from '../../lib/store/protocol';
+import { rejection } from '../helpers/store';
 
 const TOKEN = 'lifecycle-token-7d2e';
 const repoRoot = path.resolve(__dirname, '..', '..');
 
-async function rejection(promise: Promise<unknown>): Promise<StoreError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(StoreError);
-    return err as StoreError;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
 
 /** Rejects if `promise` has not settled within `ms` (so a hang fails fast, with a reason). */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

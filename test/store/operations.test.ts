@@ -1,5 +1,6 @@
 /** Every store operation, over real TCP on localhost, as the ranks use them. */
-import { StoreClient, StoreError, StoreServer } from '../../lib/store';
+import { StoreClient, StoreServer } from '../../lib/store';
+import { rejection } from '../helpers/store';
 
 const TOKEN = 'operations-test-token';
 
@@ -21,16 +22,6 @@ function track<T>(promise: Promise<T>): { settled: () => boolean; promise: Promi
   return { settled: () => done, promise: p };
 }
 
-/** The rejection of `promise` (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<StoreError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(StoreError);
-    return err as StoreError;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
 
 beforeEach(async () => {
   server = await StoreServer.start({ host: '127.0.0.1', port: 0, token: TOKEN });
