@@ -53,8 +53,6 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 60000;
 const BACKSTOP_GRACE_MS = 5000;
 const FIRST_RETRY_DELAY_MS = 25;
 const MAX_RETRY_DELAY_MS = 1000;
-/** Failures that mean "not up yet" (or a transient network state): worth another try. */
-const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
 
 /** A connect attempt that failed in a way worth retrying; internal to connect(). */
 class RetryableConnectError extends Error {}
