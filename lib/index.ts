@@ -47,6 +47,7 @@ export {
 export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions } from './comm/mics-groups';
 export { hierarchicalAllGather } from './comm/hierarchical';
 export { type Tensor } from './comm/tensor';
+export { allocHost, MAX_HOST_BYTES, type HostArrayOf } from './comm/host-memory';
 export { DeviceTensor, cudaKernels, cudaAvailable, type CudaAvailability } from './cuda/device-tensor';
 export {
   allGather,

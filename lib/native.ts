@@ -85,6 +85,8 @@ export interface NativeCommunicator {
   readonly transport: string;
   /** Ops queued or running. */
   readonly pending: number;
+  /** Collectives that read the peers' registered inputs in place. */
+  readonly directOps: number;
   connect(addresses: string[], timeoutMs: number): Promise<void>;
   collective(...args: [...NativeOp, timeoutMs: number]): Promise<void>;
   /** Several ops as one grouped call (NCCL group; in order on the CPU backend). */
@@ -99,6 +101,10 @@ export interface NativeAddon extends NativeCudaParts {
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;
   Communicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
+  /** Zero-filled host memory that same-node peers can map (lib/comm/host-memory.ts). */
+  allocHost(byteLength: number): ArrayBuffer;
+  /** allocHost regions alive in this process (for leak checks). */
+  hostRegionCount(): number;
 }
 
 /** Which build the loader picked and from where. */

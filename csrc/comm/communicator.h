@@ -6,6 +6,7 @@
 // makes a running or later Run() fail promptly.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ class Communicator {
   virtual const char* transport() const = 0;
   // True when collectives take device pointers (NCCL), false for host memory.
   virtual bool usesDeviceMemory() const = 0;
+  // Collectives so far that read the peers' registered inputs in place instead
+  // of staging them (CPU backend over shared memory; see cpu/host_region.h).
+  virtual uint64_t directOps() const { return 0; }
 
   // Throws mics::Error with rank, group and op filled in.
   virtual void Run(const Collective& collective, Deadline deadline) = 0;

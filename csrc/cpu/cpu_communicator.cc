@@ -58,6 +58,8 @@ const char* CpuCommunicator::transport() const {
   return "none";
 }
 
+uint64_t CpuCommunicator::directOps() const { return shm_ ? shm_->directOps() : 0; }
+
 void CpuCommunicator::Connect(const std::vector<std::string>& addresses, Deadline deadline) {
   if (static_cast<int>(addresses.size()) != options_.size) {
     throw Error(ErrorCode::kInvalidArgument,

@@ -44,6 +44,7 @@ class CpuCommunicator : public Communicator {
   // "self", "shm" or "tcp" once connected.
   const char* transport() const override;
   bool usesDeviceMemory() const override { return false; }
+  uint64_t directOps() const override;
 
   void Run(const Collective& collective, Deadline deadline) override;
   void Abort(const std::string& reason) override;

@@ -2,8 +2,12 @@
 // each rank's two shared-memory staging buffers, round by round (double
 // buffered), with plain memcpy in and streaming stores out; reductions combine
 // contributions in rank order 0..n-1, so results are bit-identical on every rank
-// and match a sequential reference.
+// and match a sequential reference. When every rank's input is registered
+// (HostRegion), allGather, reduceScatter and allReduce read the peers' inputs
+// in place instead (namespace direct).
 #pragma once
+
+#include <functional>
 
 #include "comm/collective.h"
 #include "cpu/shm_group.h"
@@ -16,16 +20,32 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
 void Broadcast(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline);
 void Barrier(ShmGroup& group, const Signature& sig, Deadline deadline);
 
+// Starts allGather, reduceScatter or allReduce: posts where c's input lies in
+// registered memory with the signature and syncs. Ranks whose input is not
+// registered stage round 0 before the sync (stageFirstRound), as every staged op
+// does. Returns true when every rank's input is registered: the caller runs the
+// direct algorithm. Otherwise round 0 is staged everywhere on return.
+bool BeginStagedOrDirect(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline,
+                         const std::function<void()>& stageFirstRound);
+
+namespace direct {
+// After BeginStagedOrDirect returned true; each ends the op (EndOp).
+void AllGather(ShmGroup& group, const Collective& c, Deadline deadline);
+void ReduceScatter(ShmGroup& group, const Collective& c, Deadline deadline);
+void AllReduce(ShmGroup& group, const Collective& c, Deadline deadline);
+}  // namespace direct
+
 // out = sources[0] (op) sources[1] (op) ... in that order, in c's dtype and op
-// (accumulating in f32 for halves; avg divides by nsources).
+// (accumulating in f32 for halves; avg divides by nsources). `out` may be one of
+// the sources (in place): that source is read before it is overwritten.
 void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out);
 
 // How a buffer of `count` elements is cut for the staged reductions: slice r
 // (rank r's share, balanced) travels in pieces of pieceCount() elements, one
-// piece per round, each in its own staging slot of slotBytes().
+// piece per round; a staging buffer holds `slots` pieces of slotBytes() each.
 class StagedSlices {
  public:
-  StagedSlices(const ShmGroup& group, std::size_t count, std::size_t elem, bool withResultSlot);
+  StagedSlices(const ShmGroup& group, std::size_t count, std::size_t elem, int slots);
   std::size_t rounds() const { return rounds_; }
   std::size_t slotBytes() const { return slotBytes_; }
   std::size_t SliceStart(int r) const { return count_ * static_cast<std::size_t>(r) / n_; }

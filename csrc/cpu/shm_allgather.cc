@@ -19,13 +19,16 @@ void AllGather(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
   const int n = group.size(), rank = group.rank();
   const bool inPlace = send == recv + rank * bytes;
   const std::size_t rounds = std::max<std::size_t>(1, (bytes + piece - 1) / piece);
+  auto stage = [&](std::size_t k) {
+    const std::size_t offset = k * piece, length = std::min(piece, bytes - offset);
+    if (length > 0) std::memcpy(group.Staging(rank, static_cast<int>(k % 2)), send + offset, length);
+  };
+  if (BeginStagedOrDirect(group, c, sig, deadline, [&] { stage(0); })) return direct::AllGather(group, c, deadline);
   for (std::size_t k = 0; k < rounds; ++k) {
     const std::size_t offset = k * piece, length = std::min(piece, bytes - offset);
     const int buffer = static_cast<int>(k % 2);
-    if (length > 0) std::memcpy(group.Staging(rank, buffer), send + offset, length);
-    if (k == 0) {
-      group.BeginOp(sig, deadline);  // the first round's sync also checks signatures
-    } else {
+    if (k > 0) {
+      stage(k);
       group.Arrive();
       group.WaitAll(deadline);
     }

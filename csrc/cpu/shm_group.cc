@@ -37,17 +37,22 @@ int PidfdOpen(int pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)
 constexpr std::size_t kStagingOffset = 4096;
 static_assert(sizeof(ShmControlSlot) <= kStagingOffset, "control slot fits in the first page");
 
-std::size_t ShmGroup::DefaultStagingBytes() {
-  const char* env = std::getenv("MICS_SHM_STAGING_BYTES");
-  if (env && *env) {
-    char* end = nullptr;
-    unsigned long long value = std::strtoull(env, &end, 10);
-    if (end && *end == '\0' && value >= 4096 && value <= (1ull << 30)) return static_cast<std::size_t>(value);
-    throw Error(ErrorCode::kInvalidArgument,
-                std::string("MICS_SHM_STAGING_BYTES=") + env + " is not valid: use a byte count in [4096, 1073741824]");
-  }
-  return 1u << 20;
+namespace {
+
+// A byte count from the environment, in [4096, 1 GiB], or `fallback` when unset.
+std::size_t BytesFromEnv(const char* name, std::size_t fallback) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return fallback;
+  char* end = nullptr;
+  unsigned long long value = std::strtoull(env, &end, 10);
+  if (end && *end == '\0' && value >= 4096 && value <= (1ull << 30)) return static_cast<std::size_t>(value);
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(name) + "=" + env + " is not valid: use a byte count in [4096, 1073741824]");
 }
+
+}  // namespace
+
+std::size_t ShmGroup::DefaultStagingBytes() { return BytesFromEnv("MICS_SHM_STAGING_BYTES", 1u << 20); }
 
 ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingBytes)
     : rank_(rank), size_(size), name_(std::move(name)), stagingBytes_(stagingBytes) {
@@ -107,14 +112,56 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
   segment_.Unlink();
 }
 
-void ShmGroup::BeginOp(const Signature& signature, Deadline deadline) {
+void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send) {
   if (localAborted_.load()) {
     throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
   }
+  mine_->sendView = DirectEnabled() ? send : RegisteredView{};
+  mine_->regionsFreed = HostRegionRegistry::Instance().freedCount();
   Post(signature);
   Arrive();
   WaitAll(deadline);
   CheckSignatures(signature);
+}
+
+bool ShmGroup::AllRegistered() const {
+  for (int r = 0; r < size_; ++r) {
+    if (!slots_[r]->sendView.valid()) return false;
+  }
+  return true;
+}
+
+bool ShmGroup::AnyRegistered() const {
+  for (int r = 0; r < size_; ++r) {
+    if (slots_[r]->sendView.valid()) return true;
+  }
+  return false;
+}
+
+void ShmGroup::ResolvePeerInputs(const void* send) {
+  peerSend_.assign(size_, nullptr);
+  peerRegions_.NextOp();
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) {
+      peerSend_[r] = static_cast<const char*>(send);
+      continue;
+    }
+    try {
+      peerRegions_.NoteFreed(r, pids_[r], slots_[r]->regionsFreed);
+      peerSend_[r] = peerRegions_.Resolve(r, pids_[r], slots_[r]->sendView);
+    } catch (const Error& e) {
+      throw Error(e.code(), e.what(), rank_, name_, currentOp_, r);
+    }
+  }
+  directOps_.fetch_add(1);
+}
+
+bool ShmGroup::DirectEnabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("MICS_SHM_DIRECT");
+    return !(env && std::string(env) == "0");
+  }();
+  return enabled;
 }
 
 void ShmGroup::EndOp(Deadline deadline) {

@@ -8,6 +8,10 @@
 // Synchronisation is a phase counter per rank: Arrive() bumps ours and wakes
 // futex waiters; WaitAll() waits until every peer's counter reached ours, while
 // watching each peer's process (pidfd) and abort flag and the op's deadline.
+//
+// Inputs allocated as HostRegions (allocHost) skip the staging: each rank posts
+// where its input lies with its signature, and when every rank did, the
+// algorithms read the peers' inputs in place (shm_direct.cc).
 #pragma once
 
 #include <atomic>
@@ -17,7 +21,9 @@
 
 #include "comm/collective.h"
 #include "core/error.h"
+#include "cpu/host_region_registry.h"
 #include "cpu/peer_address.h"
+#include "cpu/peer_regions.h"
 #include "cpu/shm_segment.h"
 #include "cpu/unique_fd.h"
 
@@ -33,6 +39,8 @@ struct alignas(64) ShmControlSlot {
   int32_t abortCode;              // ErrorCode of the failure that aborted this rank
   int32_t abortCulprit;           // the rank it blamed, or -1
   char abortReason[472];
+  RegisteredView sendView;        // this op's input in registered memory (or invalid)
+  uint64_t regionsFreed;          // HostRegions this process has freed so far
 };
 
 class ShmGroup {
@@ -54,8 +62,21 @@ class ShmGroup {
   // Every op: BeginOp (post signature and buffers, sync, compare signatures), the
   // algorithm's reads with Arrive/WaitAll between dependent phases, then EndOp
   // (sync: nobody returns while a peer may still read its buffers).
-  void BeginOp(const Signature& signature, Deadline deadline);
+  // send: where this op's input lies in registered memory, posted with the
+  // signature (an invalid view when it does not; ignored with MICS_SHM_DIRECT=0).
+  void BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send = {});
   void EndOp(Deadline deadline);
+
+  // Direct reads of the peers' registered inputs. After BeginOp, the same answer
+  // on every rank:
+  bool AllRegistered() const;
+  bool AnyRegistered() const;
+  // After BeginOp with AllRegistered(): maps the peers' inputs; rank r's input is
+  // then PeerSend(r) (ours for r = rank).
+  void ResolvePeerInputs(const void* send);
+  const char* PeerSend(int r) const { return peerSend_[r]; }
+  static bool DirectEnabled();  // MICS_SHM_DIRECT, default on
+  uint64_t directOps() const { return directOps_.load(); }
 
   // Per-op protocol used by the algorithms in shm_*.cc.
   void Post(const Signature& signature);
@@ -93,6 +114,9 @@ class ShmGroup {
   uint32_t phase_ = 0;
   std::atomic<bool> localAborted_{false};
   std::string currentOp_;
+  PeerRegions peerRegions_;
+  std::vector<const char*> peerSend_;
+  std::atomic<uint64_t> directOps_{0};
 };
 
 }  // namespace mics

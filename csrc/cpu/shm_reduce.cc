@@ -13,17 +13,21 @@ namespace {
 constexpr std::size_t kPassElements = 8 * 1024;
 }  // namespace
 
+// Every pass reads its block of every source before it writes the block of the
+// output, so the output may be one of the sources (in place).
 void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out) {
   const std::size_t elem = ElementSize(c.dtype);
   char* dst = static_cast<char*>(out);
   if (AccumulatorType(c.dtype) == c.dtype && nsources >= 2) {
-    // Accumulate straight in the output, pass by pass (a block stays in L1/L2):
-    // out = s0 op s1, out op= s2, ...; avg divides at the end. Same order as below.
+    // One fused pass over all sources: out = ((s0 op s1) op s2) ...; avg divides
+    // at the end of each pass. Same order as below.
+    thread_local std::vector<const char*> at;
+    at.resize(nsources);
     for (std::size_t done = 0; done < count; done += kPassElements) {
-      const std::size_t n = std::min(kPassElements, count - done), at = done * elem;
-      kernels::ReduceTwo(c.dtype, c.op, dst + at, sources[0] + at, sources[1] + at, n);
-      for (int r = 2; r < nsources; ++r) kernels::ReduceIntoAccumulator(c.dtype, c.op, dst + at, sources[r] + at, n);
-      if (c.op == ReduceOp::kAvg) kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + at, dst + at, n);
+      const std::size_t n = std::min(kPassElements, count - done), offset = done * elem;
+      for (int r = 0; r < nsources; ++r) at[r] = sources[r] + offset;
+      kernels::ReduceMany(c.dtype, c.op, dst + offset, reinterpret_cast<const void* const*>(at.data()), nsources, n);
+      if (c.op == ReduceOp::kAvg) kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + offset, dst + offset, n);
     }
     return;
   }
@@ -41,11 +45,10 @@ void ReduceSources(const Collective& c, const char* const* sources, int nsources
   }
 }
 
-StagedSlices::StagedSlices(const ShmGroup& group, std::size_t count, std::size_t elem, bool withResultSlot)
+StagedSlices::StagedSlices(const ShmGroup& group, std::size_t count, std::size_t elem, int slots)
     : n_(group.size()), count_(count), elem_(elem) {
-  // One slot per slice (+ one for the reduced piece), 64-byte aligned, whole elements.
-  const std::size_t slots = static_cast<std::size_t>(n_) + (withResultSlot ? 1 : 0);
-  std::size_t slotBytes = group.stagingBytes() / slots / 64 * 64;
+  // Slots 64-byte aligned, of whole elements.
+  std::size_t slotBytes = group.stagingBytes() / static_cast<std::size_t>(slots) / 64 * 64;
   slotBytes = std::max<std::size_t>(slotBytes / elem * elem, elem);
   slotBytes_ = slotBytes;
   pieceCount_ = slotBytes / elem;
@@ -62,12 +65,12 @@ std::size_t StagedSlices::Piece(int slice, std::size_t round, std::size_t* first
 
 namespace {
 
-// Copies piece k of every slice of our input into our staging slots, then syncs
-// (the first round's sync also compares signatures): afterwards every rank's
-// pieces of round k are readable in staging buffer k % 2. Our own slice is only
-// ever read by us: with stageOwn false it is read from the input instead.
+// Copies piece k of every slice of our input into our staging slots; after the
+// round's sync every rank's pieces of round k are readable in staging buffer
+// k % 2. Our own slice is only ever read by us: with stageOwn false it is read
+// from the input instead.
 void StageRound(ShmGroup& group, const StagedSlices& plan, const char* send, std::size_t elem, std::size_t k,
-                bool stageOwn, const Signature& sig, Deadline deadline) {
+                bool stageOwn) {
   char* slots = group.Staging(group.rank(), static_cast<int>(k % 2));
   for (int q = 0; q < group.size(); ++q) {
     if (q == group.rank() && !stageOwn) continue;
@@ -75,12 +78,11 @@ void StageRound(ShmGroup& group, const StagedSlices& plan, const char* send, std
     const std::size_t length = plan.Piece(q, k, &first);
     if (length) std::memcpy(slots + q * plan.slotBytes(), send + first * elem, length * elem);
   }
-  if (k == 0) {
-    group.BeginOp(sig, deadline);
-  } else {
-    group.Arrive();
-    group.WaitAll(deadline);
-  }
+}
+
+void SyncRound(ShmGroup& group, Deadline deadline) {
+  group.Arrive();
+  group.WaitAll(deadline);
 }
 
 }  // namespace
@@ -94,15 +96,21 @@ void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, D
   const int n = group.size(), rank = group.rank();
   const std::size_t elem = ElementSize(c.dtype);
   // Slice q of the input is block q: rank q's output.
-  StagedSlices plan(group, c.count * n, elem, /*withResultSlot=*/false);
+  StagedSlices plan(group, c.count * n, elem, /*slots=*/n);  // one per slice
   const char* send = static_cast<const char*>(c.send);
   // In place the output is our own slice of the input: stage it, so the
   // reduction never reads and writes the same bytes.
   const bool inPlace = static_cast<const char*>(c.recv) == send + static_cast<std::size_t>(rank) * c.count * elem;
   std::vector<const char*> sources(n);
+  if (BeginStagedOrDirect(group, c, sig, deadline, [&] { StageRound(group, plan, send, elem, 0, inPlace); })) {
+    return direct::ReduceScatter(group, c, deadline);
+  }
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     const int buffer = static_cast<int>(k % 2);
-    StageRound(group, plan, send, elem, k, inPlace, sig, deadline);
+    if (k > 0) {
+      StageRound(group, plan, send, elem, k, inPlace);
+      SyncRound(group, deadline);
+    }
     std::size_t first = 0;
     const std::size_t length = plan.Piece(rank, k, &first);
     if (length == 0) continue;
@@ -125,7 +133,7 @@ void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, D
 void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline) {
   const int n = group.size(), rank = group.rank();
   const std::size_t elem = ElementSize(c.dtype);
-  StagedSlices plan(group, c.count, elem, /*withResultSlot=*/true);
+  StagedSlices plan(group, c.count, elem, /*slots=*/n + 1);  // one per slice and the result
   const std::size_t resultSlot = static_cast<std::size_t>(n) * plan.slotBytes();
   const char* send = static_cast<const char*>(c.send);
   char* recv = static_cast<char*>(c.recv);
@@ -141,10 +149,17 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
       }
     }
   };
+  if (BeginStagedOrDirect(group, c, sig, deadline,
+                          [&] { StageRound(group, plan, send, elem, 0, /*stageOwn=*/false); })) {
+    return direct::AllReduce(group, c, deadline);
+  }
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     // Our slice is read from the input: the reduction writes the result slot, and
     // in place the output piece is overwritten only after it was reduced.
-    StageRound(group, plan, send, elem, k, /*stageOwn=*/false, sig, deadline);
+    if (k > 0) {
+      StageRound(group, plan, send, elem, k, /*stageOwn=*/false);
+      SyncRound(group, deadline);
+    }
     if (k > 0) copyPeerResults(k - 1);
     std::size_t first = 0;
     const std::size_t length = plan.Piece(rank, k, &first);
@@ -157,8 +172,7 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
       kernels::CopyToOutput(recv + first * elem, result, length * elem);
     }
   }
-  group.Arrive();  // the last round's results are complete everywhere
-  group.WaitAll(deadline);
+  SyncRound(group, deadline);  // the last round's results are complete everywhere
   copyPeerResults(plan.rounds() - 1);
   group.EndOp(deadline);
 }

@@ -58,47 +58,66 @@ inline T Mul(T a, T b) {
   }
 }
 
+template <ReduceOp Op, typename T>
+inline T Combine(T acc, T v) {
+  if constexpr (Op == ReduceOp::kSum || Op == ReduceOp::kAvg) return Add(acc, v);
+  else if constexpr (Op == ReduceOp::kProd) return Mul(acc, v);
+  else if constexpr (Op == ReduceOp::kMax) return v > acc ? v : acc;
+  else return v < acc ? v : acc;
+}
+
 template <DType D, ReduceOp Op>
 void ReduceLoop(void* accRaw, const void* srcRaw, std::size_t n) {
   using S = typename Traits<D>::Store;
   using A = typename Traits<D>::Acc;
   A* __restrict acc = static_cast<A*>(accRaw);
   const S* __restrict src = static_cast<const S*>(srcRaw);
-  for (std::size_t i = 0; i < n; ++i) {
-    A v = Widen<D>(src[i]);
-    if constexpr (Op == ReduceOp::kSum || Op == ReduceOp::kAvg) acc[i] = Add(acc[i], v);
-    else if constexpr (Op == ReduceOp::kProd) acc[i] = Mul(acc[i], v);
-    else if constexpr (Op == ReduceOp::kMax) acc[i] = v > acc[i] ? v : acc[i];
-    else acc[i] = v < acc[i] ? v : acc[i];
-  }
+  for (std::size_t i = 0; i < n; ++i) acc[i] = Combine<Op>(acc[i], Widen<D>(src[i]));
 }
 
+// Block by block: a block's accumulator lives in registers while every source is
+// read once, then it is stored once (so `out` may alias a source).
 template <DType D, ReduceOp Op>
-void ReduceTwoLoop(void* outRaw, const void* aRaw, const void* bRaw, std::size_t n) {
+void ReduceManyLoop(void* outRaw, const void* const* sources, int nsources, std::size_t n) {
   using T = typename Traits<D>::Store;
   static_assert(std::is_same_v<T, typename Traits<D>::Acc>, "halves reduce through the accumulator");
-  T* __restrict out = static_cast<T*>(outRaw);
-  const T* __restrict a = static_cast<const T*>(aRaw);
-  const T* __restrict b = static_cast<const T*>(bRaw);
-  for (std::size_t i = 0; i < n; ++i) {
-    if constexpr (Op == ReduceOp::kSum || Op == ReduceOp::kAvg) out[i] = Add(a[i], b[i]);
-    else if constexpr (Op == ReduceOp::kProd) out[i] = Mul(a[i], b[i]);
-    else if constexpr (Op == ReduceOp::kMax) out[i] = b[i] > a[i] ? b[i] : a[i];
-    else out[i] = b[i] < a[i] ? b[i] : a[i];
+  constexpr std::size_t kBlock = 256 / sizeof(T);
+  T* out = static_cast<T*>(outRaw);
+  for (std::size_t i = 0; i < n; i += kBlock) {
+    const std::size_t m = n - i < kBlock ? n - i : kBlock;
+    T acc[kBlock];
+    const T* a = static_cast<const T*>(sources[0]) + i;
+    const T* b = static_cast<const T*>(sources[1]) + i;
+    if (m == kBlock) {
+      for (std::size_t j = 0; j < kBlock; ++j) acc[j] = Combine<Op>(a[j], b[j]);
+      for (int r = 2; r < nsources; ++r) {
+        const T* s = static_cast<const T*>(sources[r]) + i;
+        for (std::size_t j = 0; j < kBlock; ++j) acc[j] = Combine<Op>(acc[j], s[j]);
+      }
+      for (std::size_t j = 0; j < kBlock; ++j) out[i + j] = acc[j];
+    } else {
+      for (std::size_t j = 0; j < m; ++j) acc[j] = Combine<Op>(a[j], b[j]);
+      for (int r = 2; r < nsources; ++r) {
+        const T* s = static_cast<const T*>(sources[r]) + i;
+        for (std::size_t j = 0; j < m; ++j) acc[j] = Combine<Op>(acc[j], s[j]);
+      }
+      for (std::size_t j = 0; j < m; ++j) out[i + j] = acc[j];
+    }
   }
 }
 
 template <DType D>
-void ReduceTwoDispatchOp(ReduceOp op, void* out, const void* a, const void* b, std::size_t n) {
+void ReduceManyDispatchOp(ReduceOp op, void* out, const void* const* sources, int nsources, std::size_t n) {
   if constexpr (D == DType::kF16 || D == DType::kBF16) {
-    throw Error(ErrorCode::kInternal, "ReduceTwo does not take half types");
+    throw Error(ErrorCode::kInternal, "ReduceMany does not take half types");
   } else {
+    if (nsources < 2) throw Error(ErrorCode::kInternal, "ReduceMany needs at least two sources");
     switch (op) {
-      case ReduceOp::kSum: return ReduceTwoLoop<D, ReduceOp::kSum>(out, a, b, n);
-      case ReduceOp::kAvg: return ReduceTwoLoop<D, ReduceOp::kAvg>(out, a, b, n);
-      case ReduceOp::kProd: return ReduceTwoLoop<D, ReduceOp::kProd>(out, a, b, n);
-      case ReduceOp::kMax: return ReduceTwoLoop<D, ReduceOp::kMax>(out, a, b, n);
-      case ReduceOp::kMin: return ReduceTwoLoop<D, ReduceOp::kMin>(out, a, b, n);
+      case ReduceOp::kSum: return ReduceManyLoop<D, ReduceOp::kSum>(out, sources, nsources, n);
+      case ReduceOp::kAvg: return ReduceManyLoop<D, ReduceOp::kAvg>(out, sources, nsources, n);
+      case ReduceOp::kProd: return ReduceManyLoop<D, ReduceOp::kProd>(out, sources, nsources, n);
+      case ReduceOp::kMax: return ReduceManyLoop<D, ReduceOp::kMax>(out, sources, nsources, n);
+      case ReduceOp::kMin: return ReduceManyLoop<D, ReduceOp::kMin>(out, sources, nsources, n);
     }
   }
 }
@@ -167,8 +186,8 @@ void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src,
   MICS_DISPATCH_DTYPE(dtype, ReduceDispatchOp<D>(op, acc, src, count));
 }
 
-void ReduceTwo(DType dtype, ReduceOp op, void* out, const void* a, const void* b, std::size_t count) {
-  MICS_DISPATCH_DTYPE(dtype, ReduceTwoDispatchOp<D>(op, out, a, b, count));
+void ReduceMany(DType dtype, ReduceOp op, void* out, const void* const* sources, int nsources, std::size_t count) {
+  MICS_DISPATCH_DTYPE(dtype, ReduceManyDispatchOp<D>(op, out, sources, nsources, count));
 }
 
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,

@@ -14,9 +14,10 @@ namespace mics::kernels {
 
 void LoadAccumulator(DType dtype, void* acc, const void* src, std::size_t count);
 void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src, std::size_t count);
-// out = a (op) b, for dtypes that are their own accumulator (not f16/bf16): the
-// first step of an n-way reduction without a separate load pass.
-void ReduceTwo(DType dtype, ReduceOp op, void* out, const void* a, const void* b, std::size_t count);
+// out = s[0] (op) s[1] (op) ... (op) s[n-1], left to right, in one pass over the
+// sources, for dtypes that are their own accumulator (not f16/bf16); n >= 2. avg
+// only sums (StoreAccumulator divides). `out` may be one of the sources.
+void ReduceMany(DType dtype, ReduceOp op, void* out, const void* const* sources, int nsources, std::size_t count);
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,
                       std::size_t count);
 

@@ -138,6 +138,7 @@ void CommunicatorWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceAccessor<&CommunicatorWrap::Size>("size"),
           InstanceAccessor<&CommunicatorWrap::Name>("name"),
           InstanceAccessor<&CommunicatorWrap::Transport>("transport"),
+          InstanceAccessor<&CommunicatorWrap::DirectOps>("directOps"),
           InstanceAccessor<&CommunicatorWrap::Pending>("pending"),
           InstanceAccessor<&CommunicatorWrap::Backend>("backend"),
           InstanceMethod<&CommunicatorWrap::Connect>("connect"),
@@ -226,6 +227,9 @@ Napi::Value CommunicatorWrap::Name(const Napi::CallbackInfo& info) {
 }
 Napi::Value CommunicatorWrap::Transport(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), comm_->transport());
+}
+Napi::Value CommunicatorWrap::DirectOps(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(comm_->directOps()));
 }
 Napi::Value CommunicatorWrap::Backend(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), backend_);

@@ -40,6 +40,7 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
   Napi::Value Size(const Napi::CallbackInfo& info);
   Napi::Value Name(const Napi::CallbackInfo& info);
   Napi::Value Transport(const Napi::CallbackInfo& info);
+  Napi::Value DirectOps(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Collective(const Napi::CallbackInfo& info);
   Napi::Value Group(const Napi::CallbackInfo& info);

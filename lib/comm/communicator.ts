@@ -78,6 +78,14 @@ export class Communicator {
     return this.native.transport;
   }
 
+  /**
+   * Collectives so far that read the peers' inputs in place because every rank's
+   * input came from `allocHost()` (shared-memory transport only).
+   */
+  get directOps(): number {
+    return this.native.directOps;
+  }
+
   /** World rank of each member, in group-rank order. */
   get worldRanks(): readonly number[] {
     return this.context.worldRanks;

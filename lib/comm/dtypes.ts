@@ -51,16 +51,20 @@ function dtypeOfArray(data: HostArray): DType | undefined {
   return undefined; // Uint16Array: f16 or bf16, the caller must say
 }
 
-const ARRAY_FOR: Record<DType, string> = {
-  f32: 'Float32Array',
-  f64: 'Float64Array',
-  f16: 'Uint16Array',
-  bf16: 'Uint16Array',
-  i8: 'Int8Array',
-  u8: 'Uint8Array',
-  i32: 'Int32Array',
-  i64: 'BigInt64Array',
-};
+/** The TypedArray constructor that holds each dtype (f16 and bf16 as their bits). */
+export const ARRAY_TYPES = {
+  f32: Float32Array,
+  f64: Float64Array,
+  f16: Uint16Array,
+  bf16: Uint16Array,
+  i8: Int8Array,
+  u8: Uint8Array,
+  i32: Int32Array,
+  i64: BigInt64Array,
+} as const;
+
+/** The TypedArray that holds a dtype (f16 and bf16 as their bits in a Uint16Array). */
+export type HostArrayOf<D extends DType> = InstanceType<(typeof ARRAY_TYPES)[D]>;
 
 /** A tensor resolved to the exact TypedArray range and dtype handed to the addon. */
 export interface ResolvedTensor {
@@ -95,7 +99,7 @@ export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor 
   }
   const fits = dtype === 'f16' || dtype === 'bf16' ? data instanceof Uint16Array : natural === dtype;
   if (!fits) {
-    throw invalidArgument(`${role}: dtype '${dtype}' needs a ${ARRAY_FOR[dtype]}, got ${data.constructor.name}`);
+    throw invalidArgument(`${role}: dtype '${dtype}' needs a ${ARRAY_TYPES[dtype].name}, got ${data.constructor.name}`);
   }
   const offset = view.offset ?? 0;
   const length = view.length ?? data.length - offset;

@@ -30,6 +30,8 @@ interface Group {
   counts: number[];
   variants: string[];
   roots?: 'ends' | 'all';
+  /** 'registered': every buffer from allocHost; 'mixed': only on even ranks (worker.js runCase). */
+  memory?: 'host' | 'registered' | 'mixed';
 }
 
 /** Every op x dtype x reduction; in place / views on a subset of sizes. */
@@ -61,11 +63,32 @@ const STAGED: Group[] = [
   { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 7, 383, 1025, 10007], variants: ['oop', 'inplace'] },
 ];
 
-/** The number of cases a rank runs for these groups in a world of n ranks (mirrors the worker's loops). */
-function caseCount(groups: Group[], n: number): number {
+/**
+ * Inputs from allocHost, read in place by the peers: every op that reads inputs
+ * directly (allGather, reduceScatter, allReduce) x dtype x reduction, in place and
+ * through views, at 1 element, uneven counts and several 4 KiB direct rounds when
+ * the staging buffer is small; broadcast still stages.
+ */
+const REGISTERED: Group[] = [
+  { ops: REDUCING, dtypes: ALL_DTYPES, redops: ALL_REDOPS, counts: [1, 7, 32769], variants: ['oop'], memory: 'registered' },
+  { ops: REDUCING, dtypes: ALL_DTYPES, redops: ['sum', 'max'], counts: [7, 32769], variants: ['inplace'], memory: 'registered' },
+  { ops: ['allGather'], dtypes: ALL_DTYPES, counts: [1, 7, 32769], variants: ['oop', 'inplace'], memory: 'registered' },
+  { ops: [...REDUCING, 'allGather'], dtypes: ['f32', 'bf16', 'i64'], redops: ['sum', 'avg'], counts: [100003], variants: ['view', 'inplace-view'], memory: 'registered' },
+  { ops: ['broadcast'], dtypes: ['f32'], counts: [7, 32769], variants: ['oop'], memory: 'registered' },
+];
+
+/** The same ops where only the even ranks' buffers come from allocHost: staged, still exact. */
+const MIXED: Group[] = [
+  { ops: REDUCING, dtypes: ['f32', 'f16', 'i32'], redops: ['sum', 'max'], counts: [1, 7, 32769], variants: ['oop', 'inplace'], memory: 'mixed' },
+  { ops: ['allGather'], dtypes: ['f32', 'u8'], counts: [1, 32769], variants: ['oop', 'inplace', 'view'], memory: 'mixed' },
+];
+
+/** The number of cases of these ops a rank runs for these groups in a world of n ranks (mirrors the worker's loops). */
+function caseCount(groups: Group[], n: number, ops?: string[]): number {
   let total = 0;
   for (const g of groups) {
     for (const op of g.ops) {
+      if (ops && !ops.includes(op)) continue;
       const redops = REDUCING.includes(op) ? (g.redops ?? []).length : 1;
       const roots = op === 'broadcast' ? (g.roots === 'all' ? n : new Set([0, n - 1]).size) : 1;
       total += g.dtypes.length * redops * g.counts.length * g.variants.length * roots;
@@ -83,12 +106,19 @@ afterAll(() => killAllRanks());
 async function expectExactMatrix(
   n: number,
   groups: Group[],
-  opts: { nodes?: number | number[]; transport: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+  opts: {
+    nodes?: number | number[];
+    transport: string;
+    env?: NodeJS.ProcessEnv;
+    rankEnv?: (rank: number) => NodeJS.ProcessEnv;
+    timeoutMs?: number;
+  },
 ): Promise<RankResult[]> {
   const results = await runRanks({
     n,
     nodes: opts.nodes,
     env: opts.env,
+    rankEnv: opts.rankEnv,
     args: ['matrix', JSON.stringify({ groups })],
     timeoutMs: opts.timeoutMs ?? 150000,
   });
@@ -149,6 +179,44 @@ describe('collectives are exact at every world size from 1 to 8', () => {
 describe('shared-memory collectives in many staging rounds', () => {
   it('are exact when MICS_SHM_STAGING_BYTES=4096 forces a round per few KiB, including last rounds of a few bytes', async () => {
     await expectExactMatrix(3, STAGED, { transport: 'shm', env: { MICS_SHM_STAGING_BYTES: '4096' } });
+  }, 200000);
+});
+
+describe('inputs from allocHost are read in place by the peers (direct shared-memory algorithms)', () => {
+  const directOps = (results: RankResult[]): number[] => results.map((r) => r.json.directOps as number);
+  const readingInputs = ['allGather', 'reduceScatter', 'allReduce'];
+
+  it('are exact for every op x dtype x reduction, in place and through views, and every such op ran direct', async () => {
+    const results = await expectExactMatrix(4, REGISTERED, { transport: 'shm' });
+    expect(directOps(results)).toEqual(Array(4).fill(caseCount(REGISTERED, 4, readingInputs)));
+  }, 200000);
+
+  it('are exact in many direct allReduce rounds (MICS_SHM_STAGING_BYTES=4096) at 3 and 8 ranks', async () => {
+    const groups: Group[] = [
+      { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 383, 1025, 10007], variants: ['oop', 'inplace'], memory: 'registered' },
+    ];
+    for (const n of [3, 8]) {
+      const results = await expectExactMatrix(n, groups, { transport: 'shm', env: { MICS_SHM_STAGING_BYTES: '4096' } });
+      expect(directOps(results)).toEqual(Array(n).fill(caseCount(groups, n, readingInputs)));
+    }
+  }, 200000);
+
+  it('fall back to staging, exactly, when only some ranks registered their input', async () => {
+    const results = await expectExactMatrix(4, MIXED, { transport: 'shm' });
+    expect(directOps(results)).toEqual([0, 0, 0, 0]);
+  }, 200000);
+
+  it('stage as usual with MICS_SHM_DIRECT=0 on one rank, or over the TCP ring', async () => {
+    const groups: Group[] = [
+      { ops: [...REDUCING, 'allGather'], dtypes: ['f32', 'bf16'], redops: ['sum'], counts: [7, 32769], variants: ['oop', 'inplace'], memory: 'registered' },
+    ];
+    const oneOptedOut = await expectExactMatrix(4, groups, {
+      transport: 'shm',
+      rankEnv: (rank) => (rank === 2 ? { MICS_SHM_DIRECT: '0' } : {}),
+    });
+    expect(directOps(oneOptedOut)).toEqual([0, 0, 0, 0]);
+    const overTcp = await expectExactMatrix(4, groups, { nodes: 2, transport: 'tcp' });
+    expect(directOps(overTcp)).toEqual([0, 0, 0, 0]);
   }, 200000);
 });
 

@@ -61,11 +61,16 @@ function expectNothingLeft(results: RankResult[]): void {
 }
 
 describe('kill -9 of a peer in the middle of an op', () => {
-  async function killRun(nodes: number | undefined, op: string, victim: number): Promise<{ results: RankResult[]; t: number }> {
+  async function killRun(
+    nodes: number | undefined,
+    op: string,
+    victim: number,
+    registered = false,
+  ): Promise<{ results: RankResult[]; t: number }> {
     const results = await runRanks({
       n: 4,
       nodes,
-      args: ['kill', JSON.stringify({ victim, op, count: 1 << 20, before: 3, child: true, delayMs: 5 })],
+      args: ['kill', JSON.stringify({ victim, op, count: 1 << 20, before: 3, child: true, delayMs: 5, registered })],
       timeoutMs: 60000,
     });
     return { results, t: killedAt(results) };
@@ -89,12 +94,14 @@ describe('kill -9 of a peer in the middle of an op', () => {
   }
 
   it.each([
-    ['allReduce', 2],
-    ['allGather', 1],
+    ['allReduce', 2, false],
+    ['allGather', 1, false],
+    ['allReduce', 1, true],
+    ['allGather', 3, true],
   ])(
-    'one node, shared memory, %s: every survivor rejects within seconds with MICS_PEER_LOST (or MICS_ABORTED) naming the dead rank and the op; later use says aborted; nothing is left behind',
-    async (op, victim) => {
-      const { results, t } = await killRun(undefined, op, victim);
+    'one node, shared memory, %s (victim %i, inputs from allocHost: %s): every survivor rejects within seconds with MICS_PEER_LOST (or MICS_ABORTED) naming the dead rank and the op; later use says aborted; nothing is left behind',
+    async (op, victim, registered) => {
+      const { results, t } = await killRun(undefined, op, victim, registered);
       for (const r of survivorsOf(results, victim)) {
         const err = expectDetected(r, t, op);
         const where = `rank ${r.rank}: ${JSON.stringify(err)}`;
