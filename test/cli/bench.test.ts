@@ -18,6 +18,12 @@ describe('mics bench options (nccl-tests flags)', () => {
     expect(() => parseBenchOptions({ redop: 'xor' })).toThrow(/-r xor is not valid/);
     expect(() => parseBenchOptions({ minbytes: '1M', maxbytes: '1K' })).toThrow(/below/);
   });
+
+  it('-R 1 asks for allocHost buffers (nccl-tests buffer registration); other values are rejected', () => {
+    expect(parseBenchOptions({}).register).toBe(false);
+    expect(parseBenchOptions({ local_register: '1' }).register).toBe(true);
+    expect(() => parseBenchOptions({ local_register: '2' })).toThrow(/-R 2 is not valid: use 0 .* or 1/);
+  });
 });
 
 describe('mics bench runs', () => {
@@ -30,6 +36,15 @@ describe('mics bench runs', () => {
       expect([r.op, r.size, r.outOfPlace.wrong, r.inPlace.wrong]).toEqual([r.op, r.size, 0, 0]);
       expect(r.outOfPlace.busbw).toBeGreaterThan(0);
     }
+  }, 150000);
+
+  it('collectives -R 1: inputs from allocHost, no wrong element, and the header says register 1', () => {
+    const result = runNode(['dist/cli/mics.js', 'bench', 'collectives', '-b', '1K', '-e', '1M', '-f', '32', '-n', '1', '-w', '0', '--nproc', '4', '-R', '1', '--json'], {}, 120000);
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    const { header, rows } = JSON.parse(result.stdout) as { header: string; rows: { op: string; outOfPlace: { wrong: number }; inPlace: { wrong: number } }[] };
+    expect(header).toContain('register 1');
+    expect(rows.length).toBe(4 * 3);
+    for (const r of rows) expect([r.op, r.outOfPlace.wrong, r.inPlace.wrong]).toEqual([r.op, 0, 0]);
   }, 150000);
 
   it('partition: hierarchical and flat rows on 2 emulated nodes, both correct', () => {

@@ -4,7 +4,8 @@
  * the median over iterations of the slowest rank's time for that iteration.
  */
 import type { Communicator } from '../../comm/communicator';
-import { elementBytes, toBFloat16Bits, toFloat16Bits, type DType, type HostTensor, type ReduceOp } from '../../comm/dtypes';
+import { ARRAY_TYPES, elementBytes, toBFloat16Bits, toFloat16Bits, type DType, type HostTensor, type ReduceOp } from '../../comm/dtypes';
+import { allocHost } from '../../comm/host-memory';
 import type { Tensor } from '../../comm/tensor';
 import { DeviceTensor } from '../../cuda/device-tensor';
 import { NCCL_TYPE_NAME, type BenchOp, type CollectivesBenchOptions } from './options';
@@ -32,15 +33,7 @@ export interface BenchRow {
 type Storage = Float32Array | Float64Array | Uint16Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
 
 function allocate(dtype: DType, count: number): Storage {
-  switch (dtype) {
-    case 'f32': return new Float32Array(count);
-    case 'f64': return new Float64Array(count);
-    case 'f16': case 'bf16': return new Uint16Array(count);
-    case 'i8': return new Int8Array(count);
-    case 'u8': return new Uint8Array(count);
-    case 'i32': return new Int32Array(count);
-    case 'i64': return new BigInt64Array(count);
-  }
+  return new ARRAY_TYPES[dtype](count);
 }
 
 /** The number as stored in `dtype` (rounded or wrapped), for exact comparison. */
@@ -106,9 +99,9 @@ class Mirror {
     private readonly device: DeviceTensor | undefined,
   ) {}
 
-  static alloc(world: Communicator, dtype: DType, count: number): Mirror {
+  static alloc(world: Communicator, dtype: DType, count: number, register = false): Mirror {
     const device = world.backend === 'nccl' ? DeviceTensor.alloc(dtype, count) : undefined;
-    return new Mirror(allocate(dtype, count), dtype, device);
+    return new Mirror(register && !device ? allocHost(dtype, count) : allocate(dtype, count), dtype, device);
   }
 
   view(begin: number, length: number): Mirror {
@@ -149,7 +142,7 @@ interface Case {
 
 function makeCase(world: Communicator, op: BenchOp, bytes: number, o: CollectivesBenchOptions): Case | undefined {
   const n = world.size, rank = world.rank, dtype = o.dtype, elem = elementBytes(dtype);
-  const alloc = (count: number): Mirror => Mirror.alloc(world, dtype, count);
+  const alloc = (count: number): Mirror => Mirror.alloc(world, dtype, count, o.register);
   const filled = (m: Mirror, who: number): void => {
     fill(m.host, dtype, who);
     m.upload();

@@ -16,6 +16,8 @@ export interface CollectivesBenchOptions {
   dtype: DType;
   redop: ReduceOp;
   root: number;
+  /** -R 1: buffers from allocHost, read in place by same-node peers (nccl-tests' buffer registration). */
+  register: boolean;
   json: boolean;
 }
 
@@ -42,6 +44,12 @@ export function parseSize(text: string, flag: string): number {
   if (!match) throw invalidArgument(`${flag} ${text} is not a size: use bytes like 8, 1K, 64M or 1G`);
   const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[match[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
   return Math.round(Number(match[1]) * scale);
+}
+
+function registerFlag(value: string | boolean | undefined): boolean {
+  if (value === undefined || value === '0') return false;
+  if (value === '1') return true;
+  throw invalidArgument(`-R ${String(value)} is not valid: use 0 (ordinary buffers) or 1 (allocHost buffers)`);
 }
 
 /** Raw commander values -> validated options. */
@@ -77,6 +85,7 @@ export function parseBenchOptions(raw: Record<string, string | boolean | undefin
     dtype,
     redop,
     root: int('--root', raw.root, 0, 0),
+    register: registerFlag(raw.local_register),
     json: raw.json === true,
   };
 }
