@@ -65,15 +65,13 @@ std::size_t StagedSlices::Piece(int slice, std::size_t round, std::size_t* first
 
 namespace {
 
-// Copies piece k of every slice of our input into our staging slots; after the
-// round's sync every rank's pieces of round k are readable in staging buffer
-// k % 2. Our own slice is only ever read by us: with stageOwn false it is read
-// from the input instead.
-void StageRound(ShmGroup& group, const StagedSlices& plan, const char* send, std::size_t elem, std::size_t k,
-                bool stageOwn) {
+// Copies piece k of every slice of our input but our own into our staging slots;
+// after the round's sync every rank's pieces of round k are readable in staging
+// buffer k % 2. Our own slice is only ever read by us, from the input.
+void StageRound(ShmGroup& group, const StagedSlices& plan, const char* send, std::size_t elem, std::size_t k) {
   char* slots = group.Staging(group.rank(), static_cast<int>(k % 2));
   for (int q = 0; q < group.size(); ++q) {
-    if (q == group.rank() && !stageOwn) continue;
+    if (q == group.rank()) continue;
     std::size_t first = 0;
     const std::size_t length = plan.Piece(q, k, &first);
     if (length) std::memcpy(slots + q * plan.slotBytes(), send + first * elem, length * elem);
@@ -98,24 +96,23 @@ void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, D
   // Slice q of the input is block q: rank q's output.
   StagedSlices plan(group, c.count * n, elem, /*slots=*/n);  // one per slice
   const char* send = static_cast<const char*>(c.send);
-  // In place the output is our own slice of the input: stage it, so the
-  // reduction never reads and writes the same bytes.
-  const bool inPlace = static_cast<const char*>(c.recv) == send + static_cast<std::size_t>(rank) * c.count * elem;
   std::vector<const char*> sources(n);
-  if (BeginStagedOrDirect(group, c, sig, deadline, [&] { StageRound(group, plan, send, elem, 0, inPlace); })) {
+  if (BeginStagedOrDirect(group, c, sig, deadline, [&] { StageRound(group, plan, send, elem, 0); })) {
     return direct::ReduceScatter(group, c, deadline);
   }
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     const int buffer = static_cast<int>(k % 2);
     if (k > 0) {
-      StageRound(group, plan, send, elem, k, inPlace);
+      StageRound(group, plan, send, elem, k);
       SyncRound(group, deadline);
     }
     std::size_t first = 0;
     const std::size_t length = plan.Piece(rank, k, &first);
     if (length == 0) continue;
     for (int r = 0; r < n; ++r) sources[r] = group.Staging(r, buffer) + rank * plan.slotBytes();
-    if (!inPlace) sources[rank] = send + first * elem;
+    // Our own piece is read from the input; in place it is also the output piece,
+    // which ReduceSources allows.
+    sources[rank] = send + first * elem;
     const std::size_t within = first - plan.SliceStart(rank);
     ReduceSources(c, sources.data(), n, length, static_cast<char*>(c.recv) + within * elem);
   }
@@ -150,14 +147,14 @@ void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
     }
   };
   if (BeginStagedOrDirect(group, c, sig, deadline,
-                          [&] { StageRound(group, plan, send, elem, 0, /*stageOwn=*/false); })) {
+                          [&] { StageRound(group, plan, send, elem, 0); })) {
     return direct::AllReduce(group, c, deadline);
   }
   for (std::size_t k = 0; k < plan.rounds(); ++k) {
     // Our slice is read from the input: the reduction writes the result slot, and
     // in place the output piece is overwritten only after it was reduced.
     if (k > 0) {
-      StageRound(group, plan, send, elem, k, /*stageOwn=*/false);
+      StageRound(group, plan, send, elem, k);
       SyncRound(group, deadline);
     }
     if (k > 0) copyPeerResults(k - 1);

@@ -10,11 +10,13 @@
  * Boundaries: 1 element; counts not divisible by the rank count (7, 32769, 100003);
  * one element over the shared-memory reduction pass of 8192 elements (32769 on 4 ranks
  * gives slices of 8192 and 8193); reductions and broadcasts over several rounds of the
- * default 4 MiB staging buffer (allReduce 900001 f32 on 4 ranks, reduceScatter 262145
+ * default 1 MiB staging buffer (allReduce 900001 f32 on 4 ranks, reduceScatter 262145
  * f32 per rank, broadcast and allGather 524289 f64 = 4 MiB + 8 bytes); more than one
  * 256 KiB TCP frame per ring step (300007 f32: ring partials travel in f32, also for
  * bf16); and a run with MICS_SHM_STAGING_BYTES=4096 where every op takes many rounds
- * and the last round carries a few bytes.
+ * and the last round carries a few bytes. Inputs from allocHost take the direct
+ * algorithms (peers read them in place): the same checks, plus the count of ops
+ * that really ran direct.
  */
 import { describeRanks, killAllRanks, processAlive, runRanks, shmSegmentsOf, type RankResult } from '../helpers/ranks';
 
