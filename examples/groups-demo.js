@@ -7,7 +7,7 @@
 // reduce-scatters a "gradient" back to slices, and prints what it holds and the
 // bandwidth it saw.
 'use strict';
-const { init, createGroups, destroyGroups, allGather, reduceScatter } = require('mics');
+const { init, createGroups, destroyGroups, allGather, reduceScatter, allocHost } = require('mics');
 
 const SHARD = Number(process.env.DEMO_SHARD_ELEMENTS || 1 << 20); // floats per rank
 
@@ -19,14 +19,16 @@ async function main() {
 
   // This rank's slice of the parameters: value = global index of the element.
   const shard = new Float32Array(SHARD).map((_, i) => partition.rank * SHARD + i);
-  const full = new Float32Array(S * SHARD);
+  // Long-lived flat buffers come from allocHost: the ranks of a node read each
+  // other's inputs there in place (the all-gather's in-node stage reads slots of it).
+  const full = allocHost('f32', S * SHARD);
   let start = process.hrtime.bigint();
   await allGather(groups, shard, full);
   const gatherUs = Number(process.hrtime.bigint() - start) / 1e3;
   const gatheredOk = full.every((v, i) => v === i);
 
   // A gradient of ones on every rank: after reduce-scatter each slice holds S.
-  const gradient = new Float32Array(S * SHARD).fill(1);
+  const gradient = allocHost('f32', S * SHARD).fill(1);
   const gradShard = new Float32Array(SHARD);
   start = process.hrtime.bigint();
   await reduceScatter(groups, gradient, gradShard);
