@@ -19,8 +19,10 @@ export const MAX_HOST_BYTES = 2 ** 46;
  * Allocates `count` zero-filled elements of `dtype` in shareable host memory.
  *
  * The memory belongs to this process and is freed when the returned array (and
- * every view of its buffer) is garbage collected; peers that mapped it let go
- * of their mapping at a later op or when their communicator is destroyed.
+ * every view of its buffer) is garbage collected; peers that mapped it unmap it
+ * at this rank's next direct op, or when their communicator is destroyed. Each
+ * allocation holds a file descriptor until then: allocate a few large,
+ * long-lived buffers (flat parameters, gradients), not one per op.
  * Views (`subarray`, `{data, offset, length}`) of it are registered too.
  *
  * @throws MicsError `MICS_INVALID_ARGUMENT` for an unknown dtype or a count that
