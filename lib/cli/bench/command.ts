@@ -59,7 +59,8 @@ export function addBenchCommands(program: Command): void {
         if (world.rank === 0) {
           const header =
             `nranks ${world.size} nodes ${new Set(world.nodes).size} backend ${world.backend} transport ${world.transport} ` +
-            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0}`;
+            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0} ` +
+            `directOps ${world.directOps}`; // ops that read the peers' inputs in place (-R 1 on one node)
           if (options.json) process.stdout.write(`${JSON.stringify({ header, rows })}\n`);
           else for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
         }
