@@ -4,14 +4,18 @@ import { invalidArgument, type DType, type ReduceOp, REDUCE_OPS } from '../../co
 export type BenchOp = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
 export const BENCH_OPS: readonly BenchOp[] = ['all_gather', 'reduce_scatter', 'all_reduce', 'broadcast'];
 
-/** Parsed options shared by every rank. */
-export interface CollectivesBenchOptions {
+/** The size sweep and iteration options every bench shares (-b -e -f -n -w -c). */
+export interface SweepOptions {
   minBytes: number;
   maxBytes: number;
   stepFactor: number;
   iters: number;
   warmup: number;
   check: boolean;
+}
+
+/** Parsed options shared by every rank. */
+export interface CollectivesBenchOptions extends SweepOptions {
   ops: BenchOp[];
   dtype: DType;
   redop: ReduceOp;

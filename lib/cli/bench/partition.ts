@@ -8,15 +8,10 @@ import type { Communicator } from '../../comm/communicator';
 import { allGather } from '../../comm/collectives';
 import { createGroups, destroyGroups } from '../../comm/mics-groups';
 import type { BenchCell } from './collectives';
+import type { SweepOptions } from './options';
 
-export interface PartitionBenchOptions {
+export interface PartitionBenchOptions extends SweepOptions {
   partitionSize: number | 'auto';
-  minBytes: number;
-  maxBytes: number;
-  stepFactor: number;
-  iters: number;
-  warmup: number;
-  check: boolean;
   modes: ('hierarchical' | 'flat')[];
 }
 
