@@ -35,7 +35,6 @@ const char* PeerRegions::Resolve(int peer, int pid, const RegisteredView& view) 
       return m.data + view.offset;
     }
   }
-  DropStale(pid);
   const std::string path = FdPath(pid, view.fd);
   const std::string who = "rank " + std::to_string(peer) + " (pid " + std::to_string(pid) + ")";
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));

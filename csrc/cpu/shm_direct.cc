@@ -11,8 +11,10 @@ bool BeginStagedOrDirect(ShmGroup& group, const Collective& c, const Signature& 
                          const std::function<void()>& stageFirstRound) {
   std::size_t sendBytes = c.count * ElementSize(c.dtype);
   if (c.type == CollectiveType::kReduceScatter) sendBytes *= static_cast<std::size_t>(group.size());
-  const RegisteredView send = HostRegionRegistry::Instance().Find(c.send, sendBytes);
-  const bool registered = ShmGroup::DirectEnabled() && send.valid();
+  // With direct reads off (MICS_SHM_DIRECT=0) we post no view, so no op of ours runs direct.
+  const RegisteredView send =
+      ShmGroup::DirectEnabled() ? HostRegionRegistry::Instance().Find(c.send, sendBytes) : RegisteredView{};
+  const bool registered = send.valid();
   if (!registered) stageFirstRound();
   group.BeginOp(sig, deadline, send);
   if (group.AllRegistered()) {

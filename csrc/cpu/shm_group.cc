@@ -116,7 +116,7 @@ void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const Regi
   if (localAborted_.load()) {
     throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
   }
-  mine_->sendView = DirectEnabled() ? send : RegisteredView{};
+  mine_->sendView = send;
   mine_->regionsFreed = HostRegionRegistry::Instance().freedCount();
   Post(signature);
   Arrive();

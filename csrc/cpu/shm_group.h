@@ -63,7 +63,7 @@ class ShmGroup {
   // algorithm's reads with Arrive/WaitAll between dependent phases, then EndOp
   // (sync: nobody returns while a peer may still read its buffers).
   // send: where this op's input lies in registered memory, posted with the
-  // signature (an invalid view when it does not; ignored with MICS_SHM_DIRECT=0).
+  // signature (an invalid view when it does not, or when direct reads are off).
   void BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send = {});
   void EndOp(Deadline deadline);
 

@@ -88,7 +88,7 @@ void ReduceManyLoop(void* outRaw, const void* const* sources, int nsources, std:
     T acc[kBlock];
     const T* a = static_cast<const T*>(sources[0]) + i;
     const T* b = static_cast<const T*>(sources[1]) + i;
-    if (m == kBlock) {
+    if (m == kBlock) {  // constant trip counts: the compiler keeps acc in vector registers
       for (std::size_t j = 0; j < kBlock; ++j) acc[j] = Combine<Op>(a[j], b[j]);
       for (int r = 2; r < nsources; ++r) {
         const T* s = static_cast<const T*>(sources[r]) + i;
