@@ -1,19 +1,10 @@
 /**
- * mics: MiCS sharded data-parallel training communication for Node.js.
+ * mics: MiCS sharded data-parallel training for Node.js.
  *
  * @packageDocumentation
  */
-export { loadAddon, type BuildInfo, type Capabilities } from './native';
-export { packageVersion } from './version';
-export { init, type InitOptions } from './comm/init';
-export {
-  Communicator,
-  type Backend,
-  type CollectiveOptions,
-  type ReduceOptions,
-  type BroadcastOptions,
-} from './comm/communicator';
-export { MicsError } from './errors';
+export { packageVersion } from './core/version';
+export { MicsError, type MicsErrorCode, type MicsErrorDetails } from './core/errors';
 export {
   DTYPES,
   REDUCE_OPS,
@@ -25,29 +16,33 @@ export {
   type DType,
   type ReduceOp,
   type HostArray,
+  type HostArrayOf,
   type HostTensor,
   type TensorView,
-} from './comm/dtypes';
+} from './core/dtypes';
+export type { BuildInfo, Capabilities } from './core/native';
+export { init, type InitOptions } from './comm/init';
+export {
+  Communicator,
+  type Backend,
+  type CollectiveOptions,
+  type ReduceOptions,
+  type BroadcastOptions,
+} from './comm/communicator';
 export {
   planGroups,
-  hierarchicalSlots,
   divisors,
   hierarchicalPartitionSizes,
   singleNodePartitionSizes,
-  MicsArgumentError,
   type GroupPlan,
   type RankGroups,
   type PlanGroupsOptions,
   type HierarchicalOption,
   type FlatCause,
-  type HierarchicalSlots,
-  type SlotCopy,
-  type Stage2Gather,
 } from './comm/groups';
 export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions } from './comm/mics-groups';
-export { hierarchicalAllGather } from './comm/hierarchical';
 export { type Tensor } from './comm/tensor';
-export { allocHost, MAX_HOST_BYTES, type HostArrayOf } from './comm/host-memory';
+export { allocHost, MAX_HOST_BYTES } from './comm/host-memory';
 export { DeviceTensor, cudaKernels, cudaAvailable, type CudaAvailability } from './cuda/device-tensor';
 export {
   allGather,
@@ -59,12 +54,4 @@ export {
   type CollectiveTarget,
   type GroupName,
 } from './comm/collectives';
-export {
-  StoreServer,
-  StoreClient,
-  StoreError,
-  DEFAULT_MAX_FRAME_BYTES,
-  type StoreServerOptions,
-  type StoreClientOptions,
-  type StoreErrorCode,
-} from './store';
+export { StoreServer, StoreClient, type StoreServerOptions, type StoreClientOptions } from './store';

@@ -1,7 +1,7 @@
 /** The addon loads, describes its build and probes this machine truthfully. */
 import * as fs from 'node:fs';
-import { loadAddon } from '../lib/native';
-import { packageVersion } from '../lib/version';
+import { loadAddon } from '../lib/core/native';
+import { packageVersion } from '../lib/core/version';
 import { runNode } from './helpers/run-node';
 
 describe('native addon', () => {
@@ -29,7 +29,7 @@ describe('native addon', () => {
 
   it('loads in a process whose library path has no NCCL', () => {
     const result = runNode(
-      ['-e', "const {loadAddon}=require('./dist/native'); const c=loadAddon().addon.capabilities(); console.log(JSON.stringify(c.nccl))"],
+      ['-e', "const {loadAddon}=require('./dist/core/native'); const c=loadAddon().addon.capabilities(); console.log(JSON.stringify(c.nccl))"],
       { LD_LIBRARY_PATH: '/nonexistent', MICS_NCCL_LIBRARY: '', NCCL_HOME: '' },
     );
     expect(result.status).toBe(0);
@@ -41,7 +41,7 @@ describe('native addon', () => {
   });
 
   it('rejects an unknown MICS_NATIVE_VARIANT by name', () => {
-    const result = runNode(['-e', "require('./dist/native').loadAddon()"], { MICS_NATIVE_VARIANT: 'gpu' });
+    const result = runNode(['-e', "require('./dist/core/native').loadAddon()"], { MICS_NATIVE_VARIANT: 'gpu' });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/MICS_NATIVE_VARIANT=gpu is not valid: use 'cpu' or 'cuda'/);
   });

@@ -2,7 +2,7 @@
 /** The `mics` command: info (and, as they land, plan, simulate, bench). */
 import { Command } from 'commander';
 import { collectInfo, formatInfo } from './info';
-import { packageVersion } from '../version';
+import { packageVersion } from '../core/version';
 import { addBenchCommands } from './bench/command';
 
 export function buildProgram(): Command {

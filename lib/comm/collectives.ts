@@ -12,7 +12,7 @@
 import type { BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions } from './communicator';
 import { Communicator as CommunicatorClass } from './communicator';
 import { isTensor, type Tensor } from './tensor';
-import { invalidArgument } from './dtypes';
+import { invalidArgument } from '../core/errors';
 import { hierarchicalAllGather } from './hierarchical';
 import type { MicsGroups } from './mics-groups';
 

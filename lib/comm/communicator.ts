@@ -5,9 +5,10 @@
  * own progress thread; each returns a Promise. Do not touch a buffer until the
  * Promise of the op using it settles (the addon keeps it referenced until then).
  */
-import { loadAddon, type NativeCommunicator, type NativeOp } from '../native';
+import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/native';
 import type { StoreClient } from '../store';
-import { REDUCE_OPS, invalidArgument, type ReduceOp } from './dtypes';
+import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
+import { invalidArgument } from '../core/errors';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
 
 /** Options every collective accepts. */

@@ -4,7 +4,7 @@
  * MASTER_PORT (+ MICS_STORE_TOKEN, MICS_STORE_HOSTED from mics-launch). Pure: the
  * environment is a parameter, so every error case is unit-tested.
  */
-import { invalidArgument } from './dtypes';
+import { invalidArgument } from '../core/errors';
 
 /** Where this process sits in the job. */
 export interface RankEnvironment {

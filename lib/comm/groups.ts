@@ -14,24 +14,11 @@
  * @packageDocumentation
  */
 
-import { MicsError } from '../errors';
+import { invalidArgument, type MicsError } from '../core/errors';
 
-/** The error code carried by every argument error thrown from this module. */
-export const MICS_INVALID_ARGUMENT = 'MICS_INVALID_ARGUMENT' as const;
-
-/**
- * Thrown for arguments no plan can be made from. `code` is stable
- * (`'MICS_INVALID_ARGUMENT'`) so callers can branch on it without parsing the message;
- * the message names the offending value and, for partition sizes, lists the valid ones.
- */
-export class MicsArgumentError extends MicsError {
-  /** Always `'MICS_INVALID_ARGUMENT'`. */
-  declare readonly code: typeof MICS_INVALID_ARGUMENT;
-
-  constructor(message: string) {
-    super(message, MICS_INVALID_ARGUMENT);
-    this.name = 'MicsArgumentError';
-  }
+/** Bad arguments to the planner: a MicsError with code MICS_INVALID_ARGUMENT. */
+function argumentError(message: string): MicsError {
+  return invalidArgument(message);
 }
 
 /**
@@ -41,7 +28,7 @@ export class MicsArgumentError extends MicsError {
  *   say why in {@link GroupPlan.flatReason}.
  * - `false`: never; `flatReason` says it was turned off (or, if the layout would not
  *   have allowed it anyway, gives that reason instead, since it is the more useful one).
- * - `'require'`: use it, and throw {@link MicsArgumentError} with the reason when the
+ * - `'require'`: use it, and throw a MicsError (MICS_INVALID_ARGUMENT) with the reason when the
  *   layout does not allow it (for callers that would rather fail than silently
  *   lose the bandwidth saving).
  */
@@ -151,7 +138,7 @@ export interface GroupPlan {
    * offset l of its N chunks. Ordered by partition group, then l. Empty when flat.
    */
   readonly interNodeGroups: readonly (readonly number[])[];
-  /** The groups of one rank; throws {@link MicsArgumentError} for a rank outside [0, W). */
+  /** The groups of one rank; throws a MicsError (MICS_INVALID_ARGUMENT) for a rank outside [0, W). */
   forRank(rank: number): RankGroups;
 }
 
@@ -160,10 +147,10 @@ export interface GroupPlan {
 
 /**
  * Sorted divisors of a positive integer n (the valid partition sizes for W = n).
- * @throws {@link MicsArgumentError} when n is not a positive integer.
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) when n is not a positive integer.
  */
 export function divisors(n: number): number[] {
-  if (!isPositiveInteger(n)) throw new MicsArgumentError(`divisors: n must be a positive integer, got ${show(n)}`);
+  if (!isPositiveInteger(n)) throw argumentError(`divisors: n must be a positive integer, got ${show(n)}`);
   const small: number[] = [];
   const large: number[] = [];
   // Trial division up to sqrt(n) is plenty: world sizes are at most a few 10^5.
@@ -235,10 +222,10 @@ export function hierarchicalPartitionSizes(worldSize: number, ranksPerNode: numb
 
 function checkWorld(worldSize: unknown, ranksPerNode: unknown): asserts worldSize is number {
   if (!isPositiveInteger(worldSize)) {
-    throw new MicsArgumentError(`worldSize must be a positive integer, got ${show(worldSize)}`);
+    throw argumentError(`worldSize must be a positive integer, got ${show(worldSize)}`);
   }
   if (!isPositiveInteger(ranksPerNode)) {
-    throw new MicsArgumentError(
+    throw argumentError(
       `ranksPerNode must be a positive integer (ranks on each node), got ${show(ranksPerNode)}`,
     );
   }
@@ -253,20 +240,20 @@ function resolvePartitionSize(worldSize: number, ranksPerNode: number, requested
   const valid = divisors(worldSize);
   const validText = `valid partition sizes for worldSize ${worldSize} (divisors of ${worldSize}): ${listSizes(valid)}`;
   if (typeof requested !== 'number' || !Number.isSafeInteger(requested)) {
-    throw new MicsArgumentError(
+    throw argumentError(
       `partitionSize must be an integer or 'auto', got ${show(requested)}; ${validText}`,
     );
   }
   if (requested < 1) {
-    throw new MicsArgumentError(`partitionSize must be at least 1, got ${requested}; ${validText}`);
+    throw argumentError(`partitionSize must be at least 1, got ${requested}; ${validText}`);
   }
   if (requested > worldSize) {
-    throw new MicsArgumentError(
+    throw argumentError(
       `partitionSize ${requested} is larger than worldSize ${worldSize}; ${validText}`,
     );
   }
   if (worldSize % requested !== 0) {
-    throw new MicsArgumentError(
+    throw argumentError(
       `partitionSize ${requested} does not divide worldSize ${worldSize} ` +
         `(${worldSize} ranks cannot form whole replicas of ${requested}); ${validText}`,
     );
@@ -345,7 +332,7 @@ function layoutFlatness(w: number, g: number, s: number): Flatness | undefined {
  *   group inside one node (`single-node`), uneven last node (`uneven-nodes`), S not a
  *   multiple of G (`straddles-nodes`), or `hierarchical: false` (`disabled`).
  *
- * @throws {@link MicsArgumentError} (code `'MICS_INVALID_ARGUMENT'`) when W or G is not a
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) (code `'MICS_INVALID_ARGUMENT'`) when W or G is not a
  *   positive integer; when S is not an integer, is < 1, > W, or does not divide W (the
  *   message lists the divisors of W); when `hierarchical` is not a boolean or
  *   `'require'`; and when `'require'` is asked for on a layout that cannot be hierarchical.
@@ -356,7 +343,7 @@ export function planGroups(options: PlanGroupsOptions): GroupPlan {
   const s = resolvePartitionSize(w, g, options.partitionSize);
   const mode: unknown = options.hierarchical ?? true;
   if (mode !== true && mode !== false && mode !== 'require') {
-    throw new MicsArgumentError(`hierarchical must be true, false or 'require', got ${show(mode)}`);
+    throw argumentError(`hierarchical must be true, false or 'require', got ${show(mode)}`);
   }
 
   const r = w / s;
@@ -366,7 +353,7 @@ export function planGroups(options: PlanGroupsOptions): GroupPlan {
 
   let flat = layoutFlatness(w, g, s);
   if (flat !== undefined && mode === 'require') {
-    throw new MicsArgumentError(`hierarchical all-gather was required but is not possible: ${flat.reason}`);
+    throw argumentError(`hierarchical all-gather was required but is not possible: ${flat.reason}`);
   }
   if (flat === undefined && mode === false) {
     flat = {
@@ -392,7 +379,7 @@ export function planGroups(options: PlanGroupsOptions): GroupPlan {
 
   const forRank = (rank: number): RankGroups => {
     if (typeof rank !== 'number' || !Number.isSafeInteger(rank) || rank < 0 || rank >= w) {
-      throw new MicsArgumentError(`rank must be an integer in [0, ${w - 1}] for worldSize ${w}, got ${show(rank)}`);
+      throw argumentError(`rank must be an integer in [0, ${w - 1}] for worldSize ${w}, got ${show(rank)}`);
     }
     const partitionIndex = Math.floor(rank / s);
     const partitionRank = rank % s;
@@ -509,7 +496,7 @@ export interface HierarchicalSlots {
 
 function checkNonNegativeInteger(name: string, x: unknown, min: number): void {
   if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min) {
-    throw new MicsArgumentError(`${name} must be an integer >= ${min}, got ${show(x)}`);
+    throw argumentError(`${name} must be an integer >= ${min}, got ${show(x)}`);
   }
 }
 
@@ -523,14 +510,14 @@ function checkNonNegativeInteger(name: string, x: unknown, min: number): void {
  * @param G - ranks per node (>= 1)
  * @param l - local index of the rank, 0 <= l < G
  * @param n - elements per shard (>= 0)
- * @throws {@link MicsArgumentError} on non-integer or out-of-range arguments.
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) on non-integer or out-of-range arguments.
  */
 export function hierarchicalSlots(N: number, G: number, l: number, n: number): HierarchicalSlots {
   checkNonNegativeInteger('N (nodes per partition group)', N, 1);
   checkNonNegativeInteger('G (ranks per node)', G, 1);
   checkNonNegativeInteger('n (elements per shard)', n, 0);
   if (typeof l !== 'number' || !Number.isSafeInteger(l) || l < 0 || l >= G) {
-    throw new MicsArgumentError(`l (local index) must be an integer in [0, ${G - 1}] for G = ${G}, got ${show(l)}`);
+    throw argumentError(`l (local index) must be an integer in [0, ${G - 1}] for G = ${G}, got ${show(l)}`);
   }
   const stagingOffset = l * N * n;
   const stage1Order = range(0, N).map((j) => j * G + l);

@@ -9,7 +9,7 @@
  * in use when the caller hears of it.
  */
 import type { Communicator } from './communicator';
-import { invalidArgument } from './dtypes';
+import { invalidArgument } from '../core/errors';
 import { hierarchicalSlots } from './groups';
 import { sameKind, spanOf, type Tensor } from './tensor';
 

@@ -7,10 +7,11 @@
  * Ordinary TypedArrays keep working everywhere; when some rank's input is not
  * from allocHost, that op stages through shared memory as usual.
  */
-import { loadAddon } from '../native';
-import { ARRAY_TYPES, DTYPES, elementBytes, invalidArgument, type DType, type HostArrayOf } from './dtypes';
+import { loadAddon } from '../core/native';
+import { ARRAY_TYPES, DTYPES, elementBytes, type DType, type HostArrayOf } from '../core/dtypes';
+import { invalidArgument } from '../core/errors';
 
-export type { HostArrayOf } from './dtypes';
+export type { HostArrayOf } from '../core/dtypes';
 
 /** The largest allocation accepted, in bytes (2^46). */
 export const MAX_HOST_BYTES = 2 ** 46;

@@ -7,11 +7,11 @@
  * none was exported a fixed development token is used and rank 0 warns.
  */
 import * as dgram from 'node:dgram';
-import { loadAddon } from '../native';
-import { backendStatuses } from '../cli/info';
+import { loadAddon } from '../core/native';
+import { backendStatuses } from '../core/capabilities';
 import { StoreClient, StoreServer } from '../store';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
-import { MicsError, invalidArgument } from './dtypes';
+import { MicsError, invalidArgument } from '../core/errors';
 import { readRankEnvironment } from './environment';
 
 /** Options of init(). */

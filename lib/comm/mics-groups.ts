@@ -6,7 +6,7 @@
  * createGroups with the same options.
  */
 import type { Communicator } from './communicator';
-import { invalidArgument } from './dtypes';
+import { invalidArgument } from '../core/errors';
 import { planGroups, type GroupPlan, type HierarchicalOption, type RankGroups } from './groups';
 
 /** Options of createGroups(). */

@@ -5,7 +5,8 @@
  * copying, copies between ranges, and temporaries.
  */
 import { DeviceTensor } from '../cuda/device-tensor';
-import { bytesOf, invalidArgument, resolveTensor, type DType, type HostArray, type HostTensor } from './dtypes';
+import { bytesOf, resolveTensor, type DType, type HostArray, type HostTensor } from '../core/dtypes';
+import { invalidArgument } from '../core/errors';
 
 /** Anything a collective accepts: host memory, or device memory on the NCCL backend. */
 export type Tensor = HostTensor | DeviceTensor;

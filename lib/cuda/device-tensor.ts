@@ -10,43 +10,11 @@
  * error with `code === 'MICS_UNAVAILABLE'` naming why; `cudaAvailable()` says so
  * without throwing.
  */
-import { loadAddon } from '../native';
-import { type DType, type HostArray, MicsError } from '../comm/dtypes';
+import { loadAddon, type NativeCudaKernels, type NativeCudaParts, type NativeDeviceTensor } from '../core/native';
+import type { DType, HostArrayOf } from '../core/dtypes';
+import { MicsError } from '../core/errors';
 
-/** The TypedArray that carries each dtype on the host (bf16/f16 as raw bits). */
-export interface HostArrayOf {
-  f32: Float32Array;
-  f64: Float64Array;
-  f16: Uint16Array;
-  bf16: Uint16Array;
-  i8: Int8Array;
-  u8: Uint8Array;
-  i32: Int32Array;
-  i64: BigInt64Array;
-}
-
-/** The native DeviceTensor object. */
-export interface NativeDeviceTensor {
-  readonly dtype: DType;
-  readonly length: number;
-  readonly byteLength: number;
-  readonly device: number;
-  /** Elements from the start of the allocation (non-zero for views). */
-  readonly offset: number;
-  readonly released: boolean;
-  upload(src: HostArray): NativeDeviceTensor;
-  download(dst?: HostArray): HostArray;
-  view(offset: number, length?: number): NativeDeviceTensor;
-  fill(value: number | bigint): NativeDeviceTensor;
-  copyFrom(src: NativeDeviceTensor): NativeDeviceTensor;
-  release(): void;
-  toString(): string;
-}
-
-/** The native DeviceTensor class (only `alloc` creates instances). */
-export interface NativeDeviceTensorClass {
-  alloc(dtype: DType, length: number, device?: number): NativeDeviceTensor;
-}
+export type { NativeDeviceTensor } from '../core/native';
 
 /** Options of `cudaKernels.adamw` (names and defaults of torch.optim.AdamW). */
 export interface AdamWOptions {
@@ -71,40 +39,6 @@ export interface SgdOptions {
   /** 1-based; at step 1 the momentum buffer is set to the (decayed) gradient. */
   step: number;
   gradScale?: number;
-}
-
-interface NativeAdamWArgs extends AdamWOptions {
-  params: NativeDeviceTensor;
-  grads: NativeDeviceTensor;
-  expAvg: NativeDeviceTensor;
-  expAvgSq: NativeDeviceTensor;
-  halfParams?: NativeDeviceTensor;
-}
-
-interface NativeSgdArgs extends SgdOptions {
-  params: NativeDeviceTensor;
-  grads: NativeDeviceTensor;
-  momentumBuffer?: NativeDeviceTensor;
-  halfParams?: NativeDeviceTensor;
-}
-
-/** The native `cudaKernels` object. */
-export interface NativeCudaKernels {
-  accumulate(y: NativeDeviceTensor, x: NativeDeviceTensor, alpha?: number): void;
-  scale(x: NativeDeviceTensor, alpha: number): void;
-  cast(dst: NativeDeviceTensor, src: NativeDeviceTensor): void;
-  adamw(args: NativeAdamWArgs): void;
-  sgd(args: NativeSgdArgs): void;
-  sumOfSquares(x: NativeDeviceTensor, dtype?: 'f32' | 'f64'): number;
-  sumOfSquaresInto(out: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): void;
-  hasNonFinite(x: NativeDeviceTensor): boolean;
-  checkNonFiniteInto(flag: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): void;
-}
-
-/** What the CUDA build adds to the addon's exports. */
-export interface NativeCudaParts {
-  DeviceTensor?: NativeDeviceTensorClass;
-  cudaKernels?: NativeCudaKernels;
 }
 
 /** Whether device tensors can be used here, and why not. */
@@ -180,7 +114,7 @@ export class DeviceTensor<D extends DType = DType> {
   }
 
   /** Allocates a tensor holding a copy of `data` (bf16/f16 data as Uint16Array bits). */
-  static fromHost<D extends DType>(dtype: D, data: HostArrayOf[D], device?: number): DeviceTensor<D> {
+  static fromHost<D extends DType>(dtype: D, data: HostArrayOf<D>, device?: number): DeviceTensor<D> {
     return DeviceTensor.alloc(dtype, data.length, device).upload(data);
   }
 
@@ -205,14 +139,14 @@ export class DeviceTensor<D extends DType = DType> {
   }
 
   /** Copies `src` (same element count, the dtype's TypedArray) to the device; returns when done. */
-  upload(src: HostArrayOf[D]): this {
+  upload(src: HostArrayOf<D>): this {
     this.native.upload(src);
     return this;
   }
 
   /** Copies the tensor into `dst` (or a new TypedArray) and returns it, when done. */
-  download(dst?: HostArrayOf[D]): HostArrayOf[D] {
-    return this.native.download(dst) as HostArrayOf[D];
+  download(dst?: HostArrayOf<D>): HostArrayOf<D> {
+    return this.native.download(dst) as HostArrayOf<D>;
   }
 
   /** Elements [offset, offset + length) sharing this tensor's memory (length: to the end). */

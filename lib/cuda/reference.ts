@@ -6,7 +6,7 @@
  * same float as the single-precision operation, so these match the GPU bit for bit.
  * Slow (plain loops); for tests and for documenting the semantics.
  */
-import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from '../comm/dtypes';
+import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from '../core/dtypes';
 import type { AdamWOptions, SgdOptions } from './device-tensor';
 
 // Module-level bindings: global lookups inside hot loops are slow in vm contexts (jest).

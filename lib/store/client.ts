@@ -8,6 +8,7 @@
  * so a client that is idle, or was closed, never keeps Node running.
  */
 import * as net from 'node:net';
+import { MicsError } from '../core/errors';
 import {
   BodyReader,
   BodyWriter,
@@ -21,7 +22,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   Status,
-  StoreError,
+  storeError,
   authProof,
   digestsEqual,
   newNonce,
@@ -123,7 +124,7 @@ class StoreConnection {
    */
   request<T>(op: OpCode, what: string, fill: (w: BodyWriter) => void, decode: (r: BodyReader) => T, deadlineMs: number): Promise<T> {
     if (this.state !== 'ready') {
-      return Promise.reject(new StoreError('MICS_STORE_CLOSED', `${what}: the client for the store at ${this.address} is closed`));
+      return Promise.reject(storeError('MICS_STORE_CLOSED', `${what}: the client for the store at ${this.address} is closed`));
     }
     const id = this.allocateId();
     const w = new BodyWriter().u8(op).u32(id);
@@ -131,7 +132,7 @@ class StoreConnection {
     if (w.byteLength > this.serverMaxFrameBytes) {
       // The server would drop the whole connection over it; refuse just this request.
       return Promise.reject(
-        new StoreError(
+        storeError(
           'MICS_INVALID_ARGUMENT',
           `${what}: the request is ${w.byteLength} bytes, over the store's maxFrameBytes (${this.serverMaxFrameBytes}) at ${this.address}`,
         ),
@@ -143,7 +144,7 @@ class StoreConnection {
         // Tell the server to drop its waiter, or it would linger until its own timeout.
         if (this.socket.writable) this.socket.write(new BodyWriter().u8(Op.Cancel).u32(id).toFrame());
         this.updateRef();
-        reject(new StoreError('MICS_TIMEOUT', `${what}: no reply from the store at ${this.address} within ${deadlineMs} ms`));
+        reject(storeError('MICS_TIMEOUT', `${what}: no reply from the store at ${this.address} within ${deadlineMs} ms`));
       }, deadlineMs);
       timer.unref(); // the socket holds the process while this is pending
       const settle = (r: BodyReader): void => {
@@ -198,9 +199,9 @@ class StoreConnection {
         this.socket.destroy();
       } else {
         this.abortHandshake(
-          err instanceof StoreError
+          err instanceof MicsError
             ? err
-            : new StoreError('MICS_STORE_AUTH', `${this.address} does not speak the mics store protocol (${detail})`),
+            : storeError('MICS_STORE_AUTH', `${this.address} does not speak the mics store protocol (${detail})`),
         );
       }
     }
@@ -220,13 +221,13 @@ class StoreConnection {
     this.updateRef();
     if (status !== Status.Ok) {
       const message = r.string();
-      p.reject(new StoreError(statusToCode(status), `${p.what}: ${message} (store ${this.address})`));
+      p.reject(storeError(statusToCode(status), `${p.what}: ${message} (store ${this.address})`));
       return;
     }
     try {
       p.settle(r);
     } catch (err) {
-      p.reject(new StoreError('MICS_STORE_CLOSED', `${p.what}: malformed reply from the store at ${this.address}`));
+      p.reject(storeError('MICS_STORE_CLOSED', `${p.what}: malformed reply from the store at ${this.address}`));
       throw err;
     }
   }
@@ -237,7 +238,7 @@ class StoreConnection {
     if (!magic.equals(MAGIC)) throw new ProtocolError('the greeting is not a mics store greeting');
     const version = r.u8();
     if (version !== PROTOCOL_VERSION) {
-      throw new StoreError(
+      throw storeError(
         'MICS_STORE_AUTH',
         `the store at ${this.address} speaks protocol version ${version}, this client speaks ${PROTOCOL_VERSION}: use the same mics version on every node`,
       );
@@ -256,7 +257,7 @@ class StoreConnection {
     if (op !== Op.AuthResult) throw new ProtocolError(`expected an auth result, got op ${op}`);
     const status = r.u8();
     if (status !== Status.Ok) {
-      throw new StoreError(
+      throw storeError(
         'MICS_STORE_AUTH',
         `the store at ${this.address} rejected this client's token (is MICS_STORE_TOKEN the one the launcher exported?)`,
       );
@@ -265,7 +266,7 @@ class StoreConnection {
     r.end();
     const expected = authProof(this.options.token, 'server', this.serverNonce, this.clientNonce);
     if (!digestsEqual(serverProof, expected)) {
-      throw new StoreError('MICS_STORE_AUTH', `the server at ${this.address} could not prove it knows the token; not trusting it`);
+      throw storeError('MICS_STORE_AUTH', `the server at ${this.address} could not prove it knows the token; not trusting it`);
     }
     this.state = 'ready';
     this.decoder.maxFrameBytes = this.serverMaxFrameBytes;
@@ -288,7 +289,7 @@ class StoreConnection {
       // Refused, reset, or closed before the greeting: the server is not (fully) up yet.
       this.abortHandshake(new RetryableConnectError(reason));
     } else if (this.state === 'auth') {
-      this.abortHandshake(new StoreError('MICS_STORE_AUTH', `the store at ${this.address} closed the connection during authentication (${reason})`));
+      this.abortHandshake(storeError('MICS_STORE_AUTH', `the store at ${this.address} closed the connection during authentication (${reason})`));
     } else if (this.state === 'ready') {
       this.state = 'closed';
       this.failAll(`the connection to the store at ${this.address} was lost (${reason})`);
@@ -300,7 +301,7 @@ class StoreConnection {
     this.pending.clear();
     for (const p of pending) {
       clearTimeout(p.timer);
-      p.reject(new StoreError('MICS_STORE_CLOSED', `${p.what}: ${message}`));
+      p.reject(storeError('MICS_STORE_CLOSED', `${p.what}: ${message}`));
     }
   }
 }
@@ -309,7 +310,7 @@ class StoreConnection {
  * A client of the rendezvous store. Create one with {@link StoreClient.connect};
  * {@link StoreClient.withPrefix} gives views that share its connection.
  *
- * Every method returns a Promise and reports failures as a {@link StoreError}
+ * Every method returns a Promise and reports failures as a MicsError
  * (bad arguments included, as rejections).
  */
 export class StoreClient {
@@ -345,7 +346,7 @@ export class StoreClient {
       await new Promise((resolve) => setTimeout(resolve, wait));
       delay = Math.min(delay * 2, MAX_RETRY_DELAY_MS);
     }
-    throw new StoreError(
+    throw storeError(
       'MICS_TIMEOUT',
       `could not connect to the store at ${resolved.host}:${resolved.port} within ${resolved.connectTimeoutMs} ms (last error: ${lastError})`,
     );
@@ -528,8 +529,8 @@ function checkTimeout(value: unknown, what: string): number {
   return Math.ceil(value);
 }
 
-function invalid(message: string): StoreError {
-  return new StoreError('MICS_INVALID_ARGUMENT', message);
+function invalid(message: string): MicsError {
+  return storeError('MICS_INVALID_ARGUMENT', message);
 }
 
 /** A value as shown in an error message: short, with its type when that helps. */

@@ -4,4 +4,4 @@
  */
 export { StoreServer, type StoreServerOptions } from './server';
 export { StoreClient, type StoreClientOptions } from './client';
-export { StoreError, DEFAULT_MAX_FRAME_BYTES, type StoreErrorCode } from './protocol';
+export { DEFAULT_MAX_FRAME_BYTES, type StoreErrorCode } from './protocol';

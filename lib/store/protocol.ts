@@ -13,20 +13,14 @@
  */
 import * as crypto from 'node:crypto';
 
-/** The stable `code` of every error the store raises. */
-import { MicsError } from '../errors';
+import { MicsError } from '../core/errors';
 
+/** The stable `code` of every error the store raises. */
 export type StoreErrorCode = 'MICS_TIMEOUT' | 'MICS_STORE_AUTH' | 'MICS_STORE_CLOSED' | 'MICS_INVALID_ARGUMENT';
 
-/** An error from the store; `code` is stable, the message names the key and the store's host:port. */
-export class StoreError extends MicsError {
-  /** Stable identifier of the failure, for programs to branch on. */
-  declare readonly code: StoreErrorCode;
-
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, code, options);
-    this.name = 'StoreError';
-  }
+/** An error from the store: a MicsError whose message names the key and the store's host:port. */
+export function storeError(code: StoreErrorCode, message: string, options?: { cause?: unknown }): MicsError {
+  return new MicsError(message, code, { cause: options?.cause });
 }
 
 /**

@@ -11,6 +11,7 @@
  * are enforced here, where the keys are, so a timeout of 0 means "check once".
  */
 import * as net from 'node:net';
+import { MicsError } from '../core/errors';
 import {
   BodyReader,
   BodyWriter,
@@ -27,7 +28,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   Status,
-  StoreError,
+  storeError,
   authProof,
   digestsEqual,
   newNonce,
@@ -494,8 +495,8 @@ function endSocket(socket: net.Socket): void {
   setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
 }
 
-function invalid(message: string): StoreError {
-  return new StoreError('MICS_INVALID_ARGUMENT', message);
+function invalid(message: string): MicsError {
+  return storeError('MICS_INVALID_ARGUMENT', message);
 }
 
 function checkServerOptions(options: StoreServerOptions): { host: string; port: number; token: string } {

@@ -4,8 +4,8 @@
  * property sweep over many (W, G, S), and a pure-JS simulation of the hierarchical
  * all-gather layout checked against the flat result.
  */
+import { MicsError } from '../../lib/core/errors';
 import {
-  MicsArgumentError,
   divisors,
   hierarchicalPartitionSizes,
   hierarchicalSlots,
@@ -22,17 +22,17 @@ function seq(start: number, length: number): number[] {
   return out;
 }
 
-/** The error thrown by fn, which must be a MicsArgumentError with the stable code. */
-function argumentError(fn: () => unknown): MicsArgumentError {
+/** The error thrown by fn, which must be a MicsError with the stable code. */
+function argumentError(fn: () => unknown): MicsError {
   try {
     fn();
   } catch (e) {
-    expect(e).toBeInstanceOf(MicsArgumentError);
+    expect(e).toBeInstanceOf(MicsError);
     expect(e).toBeInstanceOf(Error);
-    expect((e as MicsArgumentError).code).toBe('MICS_INVALID_ARGUMENT');
-    return e as MicsArgumentError;
+    expect((e as MicsError).code).toBe('MICS_INVALID_ARGUMENT');
+    return e as MicsError;
   }
-  throw new Error('expected a MicsArgumentError, nothing was thrown');
+  throw new Error('expected a MicsError, nothing was thrown');
 }
 
 const DIVISORS_32 = 'valid partition sizes for worldSize 32 (divisors of 32): 1, 2, 4, 8, 16, 32';
@@ -514,12 +514,12 @@ function planViolations(plan: GroupPlan): string[] {
   return bad;
 }
 
-/** The MicsArgumentError fn throws, or undefined (no expect calls: used inside sweeps). */
-function thrown(fn: () => unknown): MicsArgumentError | undefined {
+/** The MicsError fn throws, or undefined (no expect calls: used inside sweeps). */
+function thrown(fn: () => unknown): MicsError | undefined {
   try {
     fn();
   } catch (e) {
-    if (e instanceof MicsArgumentError && e.code === 'MICS_INVALID_ARGUMENT') return e;
+    if (e instanceof MicsError && e.code === 'MICS_INVALID_ARGUMENT') return e;
     throw e;
   }
   return undefined;

@@ -6,7 +6,7 @@
  * in collectives.test.ts, kill -9 during a direct op in failures.test.ts.
  */
 import { allocHost, MAX_HOST_BYTES } from '../../lib/comm/host-memory';
-import { DTYPES, type DType } from '../../lib/comm/dtypes';
+import { DTYPES, type DType } from '../../lib/core/dtypes';
 import { describeRanks, killAllRanks, runRanks } from '../helpers/ranks';
 import { runNode } from '../helpers/run-node';
 
@@ -57,7 +57,7 @@ describe('allocHost(dtype, count)', () => {
   it('is freed when the array is garbage collected (its mapping and descriptor go)', () => {
     const script = `
       const { allocHost } = require('./dist/comm/host-memory');
-      const addon = require('./dist/native').loadAddon().addon;
+      const addon = require('./dist/core/native').loadAddon().addon;
       const fs = require('fs');
       const maps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/memfd:mics-host')).length;
       const fds = () => fs.readdirSync('/proc/self/fd').length;

@@ -5,8 +5,8 @@
  * device; elsewhere every case is skipped with the reason printed.
  */
 import { randomInt } from 'node:crypto';
-import { toBFloat16Bits, toFloat16Bits } from '../../lib/comm/dtypes';
-import { cudaAvailable, cudaKernels, DeviceTensor, type HostArrayOf } from '../../lib/cuda/device-tensor';
+import { toBFloat16Bits, toFloat16Bits, type HostArrayTypes as HostArrayOf } from '../../lib/core/dtypes';
+import { cudaAvailable, cudaKernels, DeviceTensor } from '../../lib/cuda/device-tensor';
 import { mulberry32 } from '../helpers/random';
 
 const avail = cudaAvailable();

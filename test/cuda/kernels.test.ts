@@ -15,7 +15,7 @@
  * (see sumTolerance).
  */
 import { randomInt } from 'node:crypto';
-import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from '../../lib/comm/dtypes';
+import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from '../../lib/core/dtypes';
 import { cudaAvailable, cudaKernels, DeviceTensor } from '../../lib/cuda/device-tensor';
 import {
   accumulateRef, adamwRef, type AdamWHyper, type FloatDTypeName, type HalfDTypeName, hasNonFiniteRef, narrow, scaleRef,

@@ -23,7 +23,7 @@ interface Probe {
 
 // Runs in the child: loads the addon the way lib/ does and tries every entry point.
 const probeScript = `
-const { loadAddon } = require('./dist/native');
+const { loadAddon } = require('./dist/core/native');
 const { cudaAvailable, DeviceTensor, cudaKernels } = require('./dist/cuda/device-tensor');
 const loaded = loadAddon();
 const addon = loaded.addon;

@@ -1,13 +1,13 @@
 /** Helpers shared by the store's tests. */
-import { StoreError } from '../../lib/store';
+import { MicsError } from '../../lib/core/errors';
 
 /** The rejection of `promise` (fails the test if it resolves or rejects with something else). */
-export async function rejection(promise: Promise<unknown>): Promise<StoreError> {
+export async function rejection(promise: Promise<unknown>): Promise<MicsError> {
   try {
     await promise;
   } catch (err) {
-    expect(err).toBeInstanceOf(StoreError);
-    return err as StoreError;
+    expect(err).toBeInstanceOf(MicsError);
+    return err as MicsError;
   }
   throw new Error('expected a rejection, but the promise resolved');
 }

@@ -9,7 +9,7 @@ import { repoRoot, runNode } from '../helpers/run-node';
 const cudaBuild = `${repoRoot}/build-cmake/Release/mics.node`;
 const probe = `
 const m = require('./dist/index');
-const { loadAddon } = require('./dist/native');
+const { loadAddon } = require('./dist/core/native');
 (async () => {
   const out = { variant: loadAddon().variant };
   try { await m.init({ backend: 'nccl' }); out.init = 'ok'; } catch (e) { out.init = { code: e.code, message: e.message }; }

@@ -9,7 +9,7 @@ import { repoRoot } from '../helpers/run-node';
 
 const probe = spawnSync(
   process.execPath,
-  ['-e', "const {backendStatuses}=require('./dist/cli/info'); const {loadAddon}=require('./dist/native'); console.log(JSON.stringify(backendStatuses(loadAddon().addon.capabilities()).find(b=>b.name==='nccl')))"],
+  ['-e', "const {backendStatuses}=require('./dist/cli/info'); const {loadAddon}=require('./dist/core/native'); console.log(JSON.stringify(backendStatuses(loadAddon().addon.capabilities()).find(b=>b.name==='nccl')))"],
   { cwd: repoRoot, encoding: 'utf8' },
 );
 const nccl = JSON.parse(probe.stdout || '{"usable":false,"detail":"probe failed"}') as { usable: boolean; detail: string };

@@ -38,7 +38,7 @@ interface NcclCaps {
 
 function probe(env: NodeJS.ProcessEnv): NcclCaps {
   const result = runNode(
-    ['-e', "console.log(JSON.stringify(require('./dist/native').loadAddon().addon.capabilities().nccl))"],
+    ['-e', "console.log(JSON.stringify(require('./dist/core/native').loadAddon().addon.capabilities().nccl))"],
     { MICS_NCCL_LIBRARY: '', NCCL_HOME: '', LD_LIBRARY_PATH: '', ...env },
   );
   if (result.status !== 0) throw new Error(result.stderr);

@@ -5,7 +5,8 @@
  */
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import { StoreClient, StoreError, StoreServer } from '../../lib/store';
+import { MicsError } from '../../lib/core/errors';
+import { StoreClient, StoreServer } from '../../lib/store';
 import {
   BodyReader,
   BodyWriter,
@@ -156,11 +157,11 @@ describe('authentication', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(StoreError);
-    expect((err as StoreError).code).toBe('MICS_STORE_AUTH');
-    expect((err as StoreError).message).toContain(`127.0.0.1:${server.port}`);
-    expect((err as StoreError).message).not.toContain(WRONG);
-    expect((err as StoreError).message).not.toContain(TOKEN);
+    expect(err).toBeInstanceOf(MicsError);
+    expect((err as MicsError).code).toBe('MICS_STORE_AUTH');
+    expect((err as MicsError).message).toContain(`127.0.0.1:${server.port}`);
+    expect((err as MicsError).message).not.toContain(WRONG);
+    expect((err as MicsError).message).not.toContain(TOKEN);
     await expectServerHealthy();
   });
 

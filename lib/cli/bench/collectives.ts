@@ -4,7 +4,7 @@
  * the median over iterations of the slowest rank's time for that iteration.
  */
 import type { Communicator } from '../../comm/communicator';
-import { ARRAY_TYPES, elementBytes, toBFloat16Bits, toFloat16Bits, type DType, type HostTensor, type ReduceOp } from '../../comm/dtypes';
+import { ARRAY_TYPES, elementBytes, toBFloat16Bits, toFloat16Bits, type DType, type HostTensor, type ReduceOp } from '../../core/dtypes';
 import { allocHost } from '../../comm/host-memory';
 import type { Tensor } from '../../comm/tensor';
 import { DeviceTensor } from '../../cuda/device-tensor';

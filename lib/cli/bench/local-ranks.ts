@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
-import { invalidArgument } from '../../comm/dtypes';
+import { invalidArgument } from '../../core/errors';
 
 /** A free TCP port on 127.0.0.1 (the OS picks it). */
 export function freePort(): Promise<number> {

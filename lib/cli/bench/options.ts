@@ -1,5 +1,6 @@
 /** Options of `mics bench collectives`, in nccl-tests' vocabulary (-b -e -f -n -w -c -o -d). */
-import { invalidArgument, type DType, type ReduceOp, REDUCE_OPS } from '../../comm/dtypes';
+import { type DType, type ReduceOp, REDUCE_OPS } from '../../core/dtypes';
+import { invalidArgument } from '../../core/errors';
 
 export type BenchOp = 'all_gather' | 'reduce_scatter' | 'all_reduce' | 'broadcast';
 export const BENCH_OPS: readonly BenchOp[] = ['all_gather', 'reduce_scatter', 'all_reduce', 'broadcast'];

@@ -3,7 +3,7 @@
  * the store, stops and restarts the group, forwards signals, and prints the summary.
  */
 import { randomBytes } from 'node:crypto';
-import { StoreError } from '../../store';
+import { MicsError } from '../../core/errors';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -179,7 +179,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
         last = await runRound(round);
       } catch (err) {
         // Node 0 went away while this node was joining: say so plainly rather than with a stack.
-        if (err instanceof StoreError) {
+        if (err instanceof MicsError) {
           throw new LaunchError(`node ${config.nodeRank}: lost the rendezvous store at ${theStore.address} in attempt ${round}: ${err.message}`);
         }
         throw err;

@@ -8,7 +8,7 @@ import { UsageError } from './errors';
 import type { NprocSpec } from './devices';
 import { slurmLayout, type SlurmLayout } from './slurm';
 import type { HostSelection } from './hostfile';
-import { packageVersion } from '../../version';
+import { packageVersion } from '../../core/version';
 
 /** Which of a rank's streams go to files: 0 none, 1 stdout, 2 stderr, 3 both (torchrun's Std). */
 export type StdStreams = 0 | 1 | 2 | 3;

@@ -12,7 +12,8 @@
  * And `launch/job` (outside the run's prefix): run id and node count, so that an agent of
  * another job that reaches this store gets a clear message instead of a timeout.
  */
-import { StoreClient, StoreError, StoreServer } from '../../store';
+import { MicsError } from '../../core/errors';
+import { StoreClient, StoreServer } from '../../store';
 import { LaunchError } from './errors';
 import { planJob, type JobLayout, type NodeRecord } from './layout';
 import type { EndRecord } from './summary';
@@ -85,12 +86,12 @@ export async function openStore(o: StoreOptions): Promise<AgentStore> {
     root = await StoreClient.connect({ host, port, token: o.token, connectTimeoutMs: o.timeoutMs, timeoutMs: o.timeoutMs });
   } catch (err) {
     await server?.close();
-    if (err instanceof StoreError && err.code === 'MICS_STORE_AUTH') {
+    if (err instanceof MicsError && err.code === 'MICS_STORE_AUTH') {
       throw new LaunchError(
         `the store at ${address} rejected this node's token: every node of a job must have the same MICS_STORE_TOKEN`,
       );
     }
-    if (err instanceof StoreError && err.code === 'MICS_TIMEOUT') {
+    if (err instanceof MicsError && err.code === 'MICS_TIMEOUT') {
       throw new LaunchError(
         `node ${o.nodeRank} could not reach the rendezvous store at ${address} within ${o.timeoutMs / 1000} s: ` +
           'is node 0 running, with the same --master-addr and --master-port, and reachable from here?',
@@ -169,7 +170,7 @@ export async function joinRound(
       const records = values.map((v) => JSON.parse(v.toString('utf8')) as NodeRecord);
       return planJob(records, record.nodeRank);
     } catch (err) {
-      if (!(err instanceof StoreError && err.code === 'MICS_TIMEOUT')) throw err;
+      if (!(err instanceof MicsError && err.code === 'MICS_TIMEOUT')) throw err;
     }
   }
   const missing: number[] = [];

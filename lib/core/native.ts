@@ -11,10 +11,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { NativeCudaParts } from './cuda/device-tensor';
+import type { DType, HostArray } from './dtypes';
+import { MicsError, invalidArgument } from './errors';
 
 /** The package root (where package.json, build/ and prebuilds/ live). */
-export const packageRoot = path.resolve(__dirname, '..');
+export const packageRoot = path.resolve(__dirname, '..', '..');
 
 /** Build information compiled into the addon. */
 export interface BuildInfo {
@@ -95,6 +96,87 @@ export interface NativeCommunicator {
   destroy(): void;
 }
 
+// ---- the CUDA build's additions (typed wrappers in lib/cuda/device-tensor.ts) ----
+
+/** Options of the AdamW kernel (torch.optim.AdamW's names). */
+export interface NativeAdamWOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  step: number;
+  gradScale?: number;
+}
+
+/** Options of the SGD kernel (torch.optim.SGD's names). */
+export interface NativeSgdOptions {
+  lr?: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+  step: number;
+  gradScale?: number;
+}
+
+/** The native DeviceTensor object. */
+export interface NativeDeviceTensor {
+  readonly dtype: DType;
+  readonly length: number;
+  readonly byteLength: number;
+  readonly device: number;
+  /** Elements from the start of the allocation (non-zero for views). */
+  readonly offset: number;
+  readonly released: boolean;
+  upload(src: HostArray): NativeDeviceTensor;
+  download(dst?: HostArray): HostArray;
+  view(offset: number, length?: number): NativeDeviceTensor;
+  fill(value: number | bigint): NativeDeviceTensor;
+  copyFrom(src: NativeDeviceTensor): NativeDeviceTensor;
+  release(): void;
+  toString(): string;
+}
+
+/** The native DeviceTensor class (only `alloc` creates instances). */
+export interface NativeDeviceTensorClass {
+  alloc(dtype: DType, length: number, device?: number): NativeDeviceTensor;
+}
+
+export interface NativeAdamWArgs extends NativeAdamWOptions {
+  params: NativeDeviceTensor;
+  grads: NativeDeviceTensor;
+  expAvg: NativeDeviceTensor;
+  expAvgSq: NativeDeviceTensor;
+  halfParams?: NativeDeviceTensor;
+}
+
+export interface NativeSgdArgs extends NativeSgdOptions {
+  params: NativeDeviceTensor;
+  grads: NativeDeviceTensor;
+  momentumBuffer?: NativeDeviceTensor;
+  halfParams?: NativeDeviceTensor;
+}
+
+/** The native `cudaKernels` object. */
+export interface NativeCudaKernels {
+  accumulate(y: NativeDeviceTensor, x: NativeDeviceTensor, alpha?: number): void;
+  scale(x: NativeDeviceTensor, alpha: number): void;
+  cast(dst: NativeDeviceTensor, src: NativeDeviceTensor): void;
+  adamw(args: NativeAdamWArgs): void;
+  sgd(args: NativeSgdArgs): void;
+  sumOfSquares(x: NativeDeviceTensor, dtype?: 'f32' | 'f64'): number;
+  sumOfSquaresInto(out: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): void;
+  hasNonFinite(x: NativeDeviceTensor): boolean;
+  checkNonFiniteInto(flag: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): void;
+}
+
+/** What the CUDA build adds to the addon's exports. */
+export interface NativeCudaParts {
+  DeviceTensor?: NativeDeviceTensorClass;
+  cudaKernels?: NativeCudaKernels;
+}
+
 /** The raw addon surface; typed wrappers live in lib/comm and lib/cuda. */
 export interface NativeAddon extends NativeCudaParts {
   version(): string;
@@ -134,7 +216,7 @@ export function loadAddon(): LoadedAddon {
   if (loaded) return loaded;
   const requested = process.env.MICS_NATIVE_VARIANT;
   if (requested !== undefined && requested !== '' && requested !== 'cpu' && requested !== 'cuda') {
-    throw new Error(`MICS_NATIVE_VARIANT=${requested} is not valid: use 'cpu' or 'cuda'`);
+    throw invalidArgument(`MICS_NATIVE_VARIANT=${requested} is not valid: use 'cpu' or 'cuda'`);
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
@@ -147,8 +229,9 @@ export function loadAddon(): LoadedAddon {
   };
   if (requested === 'cuda' || (requested !== 'cpu' && cudaBuildIsCurrent(cpuFile()))) {
     if (!fs.existsSync(cudaBuildFile)) {
-      throw new Error(
+      throw new MicsError(
         `MICS_NATIVE_VARIANT=cuda but ${cudaBuildFile} does not exist: run \`npm run build:cmake\` first`,
+        'MICS_UNAVAILABLE',
       );
     }
     const addon = loadFile(cudaBuildFile);
@@ -157,9 +240,10 @@ export function loadAddon(): LoadedAddon {
   }
   const file = cpuFile();
   if (file === undefined) {
-    throw new Error(
+    throw new MicsError(
       `no mics addon found under ${packageRoot} (build/Release, prebuilds/ or build-cmake/Release): ` +
         'run `npm install` (or `npm run build:native`)',
+      'MICS_UNAVAILABLE',
     );
   }
   const addon = loadFile(file);

@@ -38,8 +38,7 @@ export function elementBytes(dtype: DType): number {
   return ELEMENT_BYTES[dtype];
 }
 
-export { MicsError, invalidArgument } from '../errors';
-import { invalidArgument } from '../errors';
+import { invalidArgument } from './errors';
 
 function dtypeOfArray(data: HostArray): DType | undefined {
   if (data instanceof Float32Array) return 'f32';
@@ -63,8 +62,20 @@ export const ARRAY_TYPES = {
   i64: BigInt64Array,
 } as const;
 
+/** The TypedArray of each dtype (f16 and bf16 as their bits in a Uint16Array). */
+export interface HostArrayTypes {
+  f32: Float32Array;
+  f64: Float64Array;
+  f16: Uint16Array;
+  bf16: Uint16Array;
+  i8: Int8Array;
+  u8: Uint8Array;
+  i32: Int32Array;
+  i64: BigInt64Array;
+}
+
 /** The TypedArray that holds a dtype (f16 and bf16 as their bits in a Uint16Array). */
-export type HostArrayOf<D extends DType> = InstanceType<(typeof ARRAY_TYPES)[D]>;
+export type HostArrayOf<D extends DType> = HostArrayTypes[D];
 
 /** A tensor resolved to the exact TypedArray range and dtype handed to the addon. */
 export interface ResolvedTensor {

@@ -1,0 +1,94 @@
+/**
+ * The one error class of the package. Everything mics raises, from TypeScript or
+ * from the native addon, is a `MicsError` with a stable `code`, so programs branch
+ * on `code` instead of parsing messages:
+ *
+ * - `MICS_INVALID_ARGUMENT`: bad input; the message names the value and what is valid
+ * - `MICS_TIMEOUT`: an op or a rendezvous did not complete before its deadline
+ * - `MICS_PEER_LOST`: a peer exited or disconnected (`peer` names it)
+ * - `MICS_MISMATCH`: ranks called different collectives (`peer` names the deviant)
+ * - `MICS_ABORTED`: the communicator was aborted, destroyed, or failed earlier
+ * - `MICS_UNAVAILABLE`: a backend or library is not present on this machine
+ * - `MICS_SYSTEM`: an operating-system call failed
+ * - `MICS_STORE_AUTH`, `MICS_STORE_CLOSED`: the rendezvous store refused or went away
+ * - `MICS_INTERNAL`: a bug in mics (please report it)
+ */
+
+/** The stable codes a {@link MicsError} carries. */
+export type MicsErrorCode =
+  | 'MICS_INVALID_ARGUMENT'
+  | 'MICS_TIMEOUT'
+  | 'MICS_PEER_LOST'
+  | 'MICS_MISMATCH'
+  | 'MICS_ABORTED'
+  | 'MICS_UNAVAILABLE'
+  | 'MICS_SYSTEM'
+  | 'MICS_STORE_AUTH'
+  | 'MICS_STORE_CLOSED'
+  | 'MICS_INTERNAL';
+
+/** Where a failure happened, as far as it is known. */
+export interface MicsErrorDetails {
+  /** The rank (in `group`) that raised the error. */
+  rank?: number;
+  /** The group's name ('world', 'partition[0]', ...). */
+  group?: string;
+  /** The operation ("allReduce(count=8, dtype=f32, op=sum) #3", "connect", ...). */
+  op?: string;
+  /** The rank of `group` the failure concerns (the one that died, timed out or deviated). */
+  peer?: number;
+  /** `peer` as a world rank, when `group` is a sub-group. */
+  worldPeer?: number;
+  cause?: unknown;
+}
+
+/**
+ * An Error with a stable `code` and, where known, the rank, group, op and peer it
+ * concerns.
+ */
+export class MicsError extends Error {
+  readonly code: MicsErrorCode;
+  rank?: number;
+  group?: string;
+  op?: string;
+  peer?: number;
+  worldPeer?: number;
+
+  constructor(message: string, code: MicsErrorCode, details: MicsErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'MicsError';
+    this.code = code;
+    if (details.rank !== undefined) this.rank = details.rank;
+    if (details.group !== undefined) this.group = details.group;
+    if (details.op !== undefined) this.op = details.op;
+    if (details.peer !== undefined) this.peer = details.peer;
+    if (details.worldPeer !== undefined) this.worldPeer = details.worldPeer;
+  }
+}
+
+/** Bad input: the message names the value and what is valid. */
+export function invalidArgument(message: string): MicsError {
+  return new MicsError(message, 'MICS_INVALID_ARGUMENT');
+}
+
+/**
+ * `err` as a MicsError: MicsErrors pass through; anything else (a Node.js system
+ * error, a bug) is wrapped with `code` and kept as `cause`.
+ */
+export function toMicsError(err: unknown, code: MicsErrorCode = 'MICS_INTERNAL', context = ''): MicsError {
+  if (err instanceof MicsError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new MicsError(context ? `${context}: ${message}` : message, code, { cause: err });
+}
+
+/**
+ * Runs `fn` and turns a synchronous throw into a rejected Promise, so that an
+ * async API reports bad input the same way it reports failures.
+ */
+export function rejecting<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
