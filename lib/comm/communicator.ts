@@ -8,7 +8,7 @@
 import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/native';
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
-import { invalidArgument } from '../core/errors';
+import { MicsError, invalidArgument, rejecting, type MicsErrorCode } from '../core/errors';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
 
 /** Options every collective accepts. */
@@ -107,10 +107,12 @@ export class Communicator {
    * piece at offset r x input.length). In place: pass `output`'s own slot as input.
    */
   allGather(input: Tensor, output: Tensor, options: CollectiveOptions = {}): Promise<void> {
-    const send = this.buffer(input, 'allGather input');
-    const recv = this.buffer(output, 'allGather output');
-    this.sameDtype('allGather', send.dtype, recv.dtype);
-    return this.run('allGather', send.native, recv.native, send.dtype, 'sum', 0, options);
+    return rejecting(() => {
+      const send = this.buffer(input, 'allGather input');
+      const recv = this.buffer(output, 'allGather output');
+      this.sameDtype('allGather', send.dtype, recv.dtype);
+      return this.run('allGather', send.native, recv.native, send.dtype, 'sum', 0, options);
+    });
   }
 
   /**
@@ -118,41 +120,47 @@ export class Communicator {
    * of the result in `output`. In place: pass input's own slot as output.
    */
   reduceScatter(input: Tensor, output: Tensor, options: ReduceOptions = {}): Promise<void> {
-    const send = this.buffer(input, 'reduceScatter input');
-    const recv = this.buffer(output, 'reduceScatter output');
-    this.sameDtype('reduceScatter', send.dtype, recv.dtype);
-    return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
+    return rejecting(() => {
+      const send = this.buffer(input, 'reduceScatter input');
+      const recv = this.buffer(output, 'reduceScatter output');
+      this.sameDtype('reduceScatter', send.dtype, recv.dtype);
+      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
+    });
   }
 
   /** Reduces across ranks: in place as `allReduce(buffer, options)`, or into `output`. */
   allReduce(buffer: Tensor, options?: ReduceOptions): Promise<void>;
   allReduce(input: Tensor, output: Tensor, options?: ReduceOptions): Promise<void>;
   allReduce(input: Tensor, second?: Tensor | ReduceOptions, third?: ReduceOptions): Promise<void> {
-    const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
-    const send = this.buffer(input, 'allReduce input');
-    const recv = output === input ? send : this.buffer(output, 'allReduce output');
-    this.sameDtype('allReduce', send.dtype, recv.dtype);
-    return this.run('allReduce', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
+    return rejecting(() => {
+      const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
+      const send = this.buffer(input, 'allReduce input');
+      const recv = output === input ? send : this.buffer(output, 'allReduce output');
+      this.sameDtype('allReduce', send.dtype, recv.dtype);
+      return this.run('allReduce', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
+    });
   }
 
   /** Copies root's buffer to every rank: in place as `broadcast(buffer, {root})`, or into `output`. */
   broadcast(buffer: Tensor, options?: BroadcastOptions): Promise<void>;
   broadcast(input: Tensor, output: Tensor, options?: BroadcastOptions): Promise<void>;
   broadcast(input: Tensor, second?: Tensor | BroadcastOptions, third?: BroadcastOptions): Promise<void> {
-    const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
-    const send = this.buffer(input, 'broadcast input');
-    const recv = output === input ? send : this.buffer(output, 'broadcast output');
-    this.sameDtype('broadcast', send.dtype, recv.dtype);
-    const root = options.root ?? 0;
-    if (!Number.isInteger(root) || root < 0 || root >= this.size) {
-      throw invalidArgument(`broadcast: root ${String(root)} is not valid: use an integer in [0, ${this.size - 1}]`);
-    }
-    return this.run('broadcast', send.native, recv.native, send.dtype, 'sum', root, options);
+    return rejecting(() => {
+      const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
+      const send = this.buffer(input, 'broadcast input');
+      const recv = output === input ? send : this.buffer(output, 'broadcast output');
+      this.sameDtype('broadcast', send.dtype, recv.dtype);
+      const root = options.root ?? 0;
+      if (!Number.isInteger(root) || root < 0 || root >= this.size) {
+        throw invalidArgument(`broadcast: root ${String(root)} is not valid: use an integer in [0, ${this.size - 1}]`);
+      }
+      return this.run('broadcast', send.native, recv.native, send.dtype, 'sum', root, options);
+    });
   }
 
   /** Resolves once every rank of the group has called barrier(). */
   barrier(options: CollectiveOptions = {}): Promise<void> {
-    return this.run('barrier', null, null, 'u8', 'sum', 0, options);
+    return rejecting(() => this.run('barrier', null, null, 'u8', 'sum', 0, options));
   }
 
   /**
@@ -161,6 +169,7 @@ export class Communicator {
    * by rank; `color` -1 (or null) takes no part and gets null.
    */
   async split(color: number | null, key: number = this.rank, options: { name?: string } = {}): Promise<Communicator | null> {
+    this.ensureUsable('split');
     const myColor = color ?? -1;
     if (!Number.isInteger(myColor) || myColor < -1 || myColor > 0x7fffffff) {
       throw invalidArgument(`split: color ${String(color)} is not valid: use an integer >= 0, or -1/null to opt out`);
@@ -188,6 +197,7 @@ export class Communicator {
    * by the members only. Members must create the same subgroups in the same order.
    */
   async subgroup(ranks: readonly number[], options: { name?: string } = {}): Promise<Communicator> {
+    this.ensureUsable('subgroup');
     const seen = new Set<number>();
     for (const r of ranks) {
       if (!Number.isInteger(r) || r < 0 || r >= this.size) {
@@ -246,7 +256,9 @@ export class Communicator {
   private async exchange(key: string, value: string): Promise<string[]> {
     if (this.size === 1) return [value];
     const store = this.context.store;
-    if (!store) throw new Error(`group '${this.name}' of ${this.size} ranks has no rendezvous store`);
+    if (!store) {
+      throw new MicsError(`group '${this.name}' of ${this.size} ranks has no rendezvous store`, 'MICS_INVALID_ARGUMENT');
+    }
     await store.set(`${key}/${this.rank}`, value);
     const values = await store.multiGet(
       Array.from({ length: this.size }, (_, r) => `${key}/${r}`),
@@ -290,25 +302,47 @@ export class Communicator {
     root: number,
     options: CollectiveOptions,
   ): Promise<void> {
-    return this.native.collective(kind, send, recv, dtype, op, root, this.timeout(kind, options)).catch((err: unknown) => {
-      throw this.annotate(err);
-    });
+    this.ensureUsable(kind);
+    const timeoutMs = this.timeout(kind, options);
+    return this.settle(() => this.native.collective(kind, send, recv, dtype, op, root, timeoutMs));
   }
 
   /**
    * Native errors name ranks of this group; in a sub-group also say which world
    * rank that is (`worldPeer`), since that is what launchers and logs show.
    */
-  private annotate(err: unknown): unknown {
-    const e = err as { peer?: unknown; worldPeer?: number; message?: string };
-    if (typeof e?.peer === 'number' && this.name !== 'world' && e.worldPeer === undefined) {
-      const world = this.context.worldRanks[e.peer];
-      if (world !== undefined) {
-        e.worldPeer = world;
-        e.message = `${e.message} [group '${this.name}' rank ${e.peer} is world rank ${world}]`;
-      }
+  private annotate(thrown: unknown): MicsError {
+    const err = asMicsError(thrown);
+    if (err.peer === undefined || this.name === 'world' || err.worldPeer !== undefined) return err;
+    const world = this.context.worldRanks[err.peer];
+    if (world !== undefined) {
+      err.worldPeer = world;
+      err.message = `${err.message} [group '${this.name}' rank ${err.peer} is world rank ${world}]`;
     }
     return err;
+  }
+
+  /** Starts a native op; whatever it throws or rejects with becomes an annotated MicsError. */
+  private settle(start: () => Promise<void>): Promise<void> {
+    let promise: Promise<void>;
+    try {
+      promise = start();
+    } catch (err) {
+      return Promise.reject(this.annotate(err));
+    }
+    return promise.catch((err: unknown) => {
+      throw this.annotate(err);
+    });
+  }
+
+  private ensureUsable(what: string): void {
+    if (this.destroyed) {
+      throw new MicsError(`${what}: communicator '${this.name}' was destroyed`, 'MICS_ABORTED', {
+        rank: this.rank,
+        group: this.name,
+        op: what,
+      });
+    }
   }
 
   /**
@@ -316,14 +350,16 @@ export class Communicator {
    * order on the CPU backend). Each pair is [input, output] as in allGather.
    */
   allGatherGroup(pairs: [input: Tensor, output: Tensor][], options: CollectiveOptions = {}): Promise<void> {
-    const ops: NativeOp[] = pairs.map(([input, output], i) => {
-      const send = this.buffer(input, `allGatherGroup input ${i}`);
-      const recv = this.buffer(output, `allGatherGroup output ${i}`);
-      this.sameDtype('allGatherGroup', send.dtype, recv.dtype);
-      return ['allGather', send.native, recv.native, send.dtype, 'sum', 0];
-    });
-    return this.native.group(ops, this.timeout('allGatherGroup', options)).catch((err: unknown) => {
-      throw this.annotate(err);
+    return rejecting(() => {
+      const ops: NativeOp[] = pairs.map(([input, output], i) => {
+        const send = this.buffer(input, `allGatherGroup input ${i}`);
+        const recv = this.buffer(output, `allGatherGroup output ${i}`);
+        this.sameDtype('allGatherGroup', send.dtype, recv.dtype);
+        return ['allGather', send.native, recv.native, send.dtype, 'sum', 0];
+      });
+      this.ensureUsable('allGatherGroup');
+      const timeoutMs = this.timeout('allGatherGroup', options);
+      return this.settle(() => this.native.group(ops, timeoutMs));
     });
   }
 
@@ -334,6 +370,23 @@ export class Communicator {
     }
     return Math.ceil(timeoutMs);
   }
+}
+
+/** A native error as a MicsError, keeping its code and the rank, group, op and peer it names. */
+function asMicsError(err: unknown): MicsError {
+  if (err instanceof MicsError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as Partial<Record<'code' | 'group' | 'op', unknown>> &
+    Partial<Record<'rank' | 'peer', unknown>>;
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  const code = text(e.code);
+  return new MicsError(err instanceof Error ? err.message : String(err), (code?.startsWith('MICS_') ? code : 'MICS_INTERNAL') as MicsErrorCode, {
+    rank: int(e.rank),
+    group: text(e.group),
+    op: text(e.op),
+    peer: int(e.peer),
+    cause: err instanceof MicsError ? undefined : err,
+  });
 }
 
 /** What connectCommunicator needs: the members and the store prefix they share. */
@@ -370,7 +423,9 @@ export async function connectCommunicator(options: ConnectOptions): Promise<Comm
   });
   try {
     if (size > 1) {
-      if (!options.store) throw new Error(`group '${options.name}' of ${size} ranks needs a rendezvous store`);
+      if (!options.store) {
+        throw new MicsError(`group '${options.name}' of ${size} ranks needs a rendezvous store`, 'MICS_INVALID_ARGUMENT');
+      }
       await options.store.set(`addr/${options.rank}`, native.address);
       const keys = Array.from({ length: size }, (_, r) => `addr/${r}`);
       const addresses = (await options.store.multiGet(keys, options.timeoutMs)).map((b) => b.toString('utf8'));

@@ -51,7 +51,15 @@ export async function hierarchicalAllGather(
   // copied out first: it would be overwritten while the stage reads it.
   const staging = out.sub(slots.stagingOffsetInOutput, slots.stagingLength);
   const stage1Input = send.overlaps(staging) ? send.clone() : send;
-  await comms.interNode.allGather(stage1Input.tensor, staging.tensor, opOptions);
+  try {
+    await comms.interNode.allGather(stage1Input.tensor, staging.tensor, opOptions);
+  } catch (err) {
+    // This rank will never join stage 2, where its node-mates may already wait
+    // for it: abort the node's communicator so they fail now, naming this rank
+    // and the cause, instead of at their timeout.
+    comms.intraNode.abort(`stage 1 (inter-node) of a hierarchical all-gather failed: ${(err as Error).message}`);
+    throw err;
+  }
 
   // Re-arrange: staging piece j -> slot (j*G + l). Through a temporary when a
   // forward copy would overwrite a piece before reading it.

@@ -50,6 +50,17 @@ function chooseBackend(requested: 'cpu' | 'nccl' | 'auto'): Backend {
   return 'cpu';
 }
 
+/** MICS_TIMEOUT_MS, when set: a positive number of milliseconds, or an error naming the variable. */
+function timeoutFromEnvironment(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.MICS_TIMEOUT_MS;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const value = Number(raw);
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw invalidArgument(`environment variable MICS_TIMEOUT_MS=${raw} is not valid: use a positive number of milliseconds`);
+  }
+  return value;
+}
+
 /** Creates the world communicator of this job. Collective: every rank calls it. */
 export async function init(options: InitOptions = {}): Promise<Communicator> {
   const env = options.env ?? process.env;
@@ -57,10 +68,9 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   if (!['cpu', 'nccl', 'auto'].includes(requested)) {
     throw invalidArgument(`backend '${String(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);
   }
-  const envTimeout = env.MICS_TIMEOUT_MS === undefined ? undefined : Number(env.MICS_TIMEOUT_MS);
-  const timeoutMs = options.timeoutMs ?? envTimeout ?? 300_000;
+  const timeoutMs = options.timeoutMs ?? timeoutFromEnvironment(env) ?? 300_000;
   if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw invalidArgument(`timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
+    throw invalidArgument(`init: timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
   }
   const backend = chooseBackend(requested);
   const place = readRankEnvironment(env);

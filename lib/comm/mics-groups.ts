@@ -6,7 +6,7 @@
  * createGroups with the same options.
  */
 import type { Communicator } from './communicator';
-import { invalidArgument } from '../core/errors';
+import { MicsError, invalidArgument } from '../core/errors';
 import { planGroups, type GroupPlan, type HierarchicalOption, type RankGroups } from './groups';
 
 /** Options of createGroups(). */
@@ -80,7 +80,9 @@ export async function createGroups(world: Communicator, options: CreateGroupsOpt
         name: `interNode[${mine.partitionIndex}.${mine.localRank}]`,
       })) ?? undefined;
   }
-  if (groups.partition.size !== S) throw new Error(`internal: partition group has ${groups.partition.size} ranks, expected ${S}`);
+  if (groups.partition.size !== S) {
+    throw new MicsError(`internal: partition group has ${groups.partition.size} ranks, expected ${S}`, 'MICS_INTERNAL');
+  }
   return groups;
 }
 

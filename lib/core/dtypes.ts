@@ -87,6 +87,40 @@ function isView(t: HostTensor): t is TensorView {
   return !ArrayBuffer.isView(t) && typeof t === 'object' && t !== null && 'data' in t;
 }
 
+/**
+ * Refuses memory a collective cannot safely hold on to while it runs on another
+ * thread: a SharedArrayBuffer (other threads may write it mid-op; growable ones
+ * may move), a resizable ArrayBuffer (shrinking it mid-op unmaps pages the
+ * progress thread is reading), and a detached one (its memory is gone).
+ */
+function checkBacking(data: ArrayBufferView, role: string): void {
+  const buffer = data.buffer as ArrayBufferLike & { resizable?: boolean; maxByteLength?: number };
+  if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) {
+    throw invalidArgument(
+      `${role}: a TypedArray over a SharedArrayBuffer is not supported: use an ArrayBuffer-backed array or allocHost()`,
+    );
+  }
+  if (buffer.resizable === true) {
+    throw invalidArgument(
+      `${role}: a TypedArray over a resizable ArrayBuffer (maxByteLength ${String(buffer.maxByteLength)}) is not supported: ` +
+        'it could shrink while an op reads it; use a fixed-length ArrayBuffer or allocHost()',
+    );
+  }
+  if (data.byteLength === 0 && isDetached(buffer as ArrayBuffer)) {
+    throw invalidArgument(`${role}: the TypedArray's ArrayBuffer is detached (transferred or freed): its memory is gone`);
+  }
+}
+
+/** Node 20 has no ArrayBuffer.prototype.detached; constructing a view over a detached buffer throws. */
+function isDetached(buffer: ArrayBuffer): boolean {
+  try {
+    new Uint8Array(buffer, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** Resolves a tensor argument; `role` names it in errors ("input", "output"). */
 export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor {
   const view: TensorView = isView(tensor) ? tensor : { data: tensor as HostArray };
@@ -94,6 +128,7 @@ export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor 
   if (!ArrayBuffer.isView(data) || data instanceof DataView) {
     throw invalidArgument(`${role} must be a TypedArray or {data: TypedArray, dtype?, offset?, length?}`);
   }
+  checkBacking(data, role);
   const natural = dtypeOfArray(data);
   if (natural === undefined && !(data instanceof Uint16Array)) {
     throw invalidArgument(

@@ -111,23 +111,15 @@ describe('two communicators with ops in flight at once', () => {
 describe('argument validation', () => {
   type Case = { how: string; error?: { code?: string; message?: string } };
 
-  it('rejects every invalid argument with MICS_INVALID_ARGUMENT: collectives throw synchronously, split/subgroup return a rejected promise', async () => {
+  it('rejects every invalid argument with a MicsError MICS_INVALID_ARGUMENT: every async call returns a rejected promise, none throws', async () => {
     const ranks = await scenario('invalid', 2);
-    const asyncOnes = new Set([
-      'split with a fractional color',
-      'split with color -2',
-      'subgroup with a rank out of range',
-      'subgroup with a duplicate rank',
-      'subgroup without the caller',
-    ]);
     for (const r of ranks) {
-      const cases = r.cases as Record<string, Case>;
-      expect(Object.keys(cases).length).toBe(30);
+      const cases = r.cases as Record<string, Case & { error?: { micsError?: boolean } }>;
+      expect(Object.keys(cases).length).toBe(34);
       const wrong: string[] = [];
       for (const [name, c] of Object.entries(cases)) {
-        const expectedHow = asyncOnes.has(name) ? 'rejected' : 'threw';
-        if (c.how !== expectedHow || c.error?.code !== 'MICS_INVALID_ARGUMENT' || !c.error.message) {
-          wrong.push(`${name}: ${c.how} ${JSON.stringify(c.error)} (expected: ${expectedHow} MICS_INVALID_ARGUMENT)`);
+        if (c.how !== 'rejected' || c.error?.code !== 'MICS_INVALID_ARGUMENT' || !c.error.message || c.error.micsError !== true) {
+          wrong.push(`${name}: ${c.how} ${JSON.stringify(c.error)} (expected: a rejected MicsError MICS_INVALID_ARGUMENT)`);
         }
       }
       expect(wrong).toEqual([]);
@@ -141,8 +133,12 @@ describe('argument validation', () => {
       expect(cases['reduceScatter output overlapping another slot'].error?.message).toMatch(/overlap/);
       // invalid calls do not poison the communicator
       expect(r.after).toBe(r.expectedAfter);
-      // a destroyed communicator refuses further use, synchronously, saying so
-      expect(r.destroyed.how).toBe('threw');
+      expect(cases['SharedArrayBuffer input'].error?.message).toMatch(/SharedArrayBuffer/);
+      expect(cases['resizable ArrayBuffer input'].error?.message).toMatch(/resizable/);
+      expect(cases['resizable ArrayBuffer output'].error?.message).toMatch(/output.*resizable/);
+      expect(cases['detached input'].error?.message).toMatch(/detached/);
+      // a destroyed communicator refuses further use with a rejected promise saying so
+      expect(r.destroyed.how).toBe('rejected');
       expect(r.destroyed.error.code).toBe('MICS_ABORTED');
       expect(r.destroyed.error.message).toMatch(/destroyed/);
     }

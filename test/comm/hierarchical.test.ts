@@ -89,4 +89,30 @@ describe('hierarchical all-gather (partition group spanning every node)', () => 
       expect(failure.ms).toBeLessThan(10000);
     }
   }, 120000);
+
+  it('a rank killed in stage 1 fails every survivor within 3 s: its inter-node peer at once, and that peer aborts its node so ranks already waiting in stage 2 do not wait for the timeout', async () => {
+    const victim = 1; // 2 nodes x 2 ranks: inter-node groups {0,2} {1,3}, nodes {0,1} {2,3}
+    const results = await runRanks({
+      n: 4,
+      nodes: 2,
+      script,
+      args: ['killStage1', JSON.stringify({ S: 4, victim, n: 100000 })],
+      timeoutMs: 90000,
+    });
+    const context = describeRanks(results);
+    for (const r of results) {
+      if (r.rank === victim) {
+        expect([context, r.signal]).toEqual([context, 'SIGKILL']);
+        continue;
+      }
+      const failure = r.json.first;
+      expect([context, r.rank, failure?.error?.code]).toEqual([context, r.rank, expect.stringMatching(/^MICS_(PEER_LOST|ABORTED)$/)]);
+      expect([context, r.rank, failure.ms < 3000]).toEqual([context, r.rank, true]);
+    }
+    // Rank 2 finished stage 1 with rank 0 and waits in stage 2 for rank 3, whose stage 1
+    // failed: it hears of it through rank 3's abort, which carries the stage-1 cause.
+    const rank2 = results.find((r) => r.rank === 2)!.json.first.error;
+    expect([context, rank2.worldPeer]).toEqual([context, 3]);
+    expect(rank2.message).toContain('stage 1');
+  }, 120000);
 });

@@ -1,0 +1,80 @@
+/**
+ * One error class: whatever goes wrong in a call of the package, from TypeScript
+ * or from the addon, the caller gets a MicsError with a stable code, and an async
+ * call reports it as a rejected promise (never a synchronous throw). In-process,
+ * on a one-rank world (no store needed).
+ */
+import { init, MicsError, type Communicator } from '../../lib';
+
+const oneRank = { RANK: '0', WORLD_SIZE: '1' };
+
+async function rejection(promise: Promise<unknown>): Promise<MicsError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(MicsError);
+    return err as MicsError;
+  }
+  throw new Error('expected a rejection, the promise resolved');
+}
+
+describe('init() reads its environment and names what is wrong', () => {
+  it.each([['abc'], ['-5'], ['0'], ['Infinity']])('MICS_TIMEOUT_MS=%s rejects naming the variable', async (value) => {
+    const err = await rejection(init({ backend: 'cpu', env: { ...oneRank, MICS_TIMEOUT_MS: value } }));
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toContain(`MICS_TIMEOUT_MS=${value}`);
+  });
+
+  it('a bad RANK rejects with a MicsError naming the variable and the valid range', async () => {
+    const err = await rejection(init({ backend: 'cpu', env: { RANK: '3', WORLD_SIZE: '2' } }));
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/RANK=3.*\[0, 1\]/);
+  });
+
+  it('an unknown backend rejects naming it', async () => {
+    const err = await rejection(init({ backend: 'gpu' as 'cpu', env: oneRank }));
+    expect(err.message).toMatch(/'gpu'/);
+  });
+});
+
+describe('a one-rank world', () => {
+  let world: Communicator;
+  beforeEach(async () => {
+    world = await init({ backend: 'cpu', env: oneRank });
+  });
+  afterEach(() => world.destroy());
+
+  it('rejects native argument errors as MicsErrors with the group and code', async () => {
+    const err = await rejection(world.allGather(new Float32Array(4), new Float32Array(3)));
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/allGather: output must hold/);
+  });
+
+  it('after destroy(), every call rejects with MICS_ABORTED naming the group; none throws', async () => {
+    world.destroy();
+    const calls: [string, () => Promise<unknown>][] = [
+      ['allReduce', () => world.allReduce(new Float32Array(2))],
+      ['allGather', () => world.allGather(new Float32Array(2), new Float32Array(2))],
+      ['reduceScatter', () => world.reduceScatter(new Float32Array(2), new Float32Array(2))],
+      ['broadcast', () => world.broadcast(new Float32Array(2))],
+      ['barrier', () => world.barrier()],
+      ['split', () => world.split(0)],
+      ['subgroup', () => world.subgroup([0])],
+    ];
+    for (const [name, call] of calls) {
+      let promise: Promise<unknown> | undefined;
+      expect(() => {
+        promise = call();
+      }).not.toThrow();
+      const err = await rejection(promise!);
+      expect([name, err.code, err.group]).toEqual([name, 'MICS_ABORTED', 'world']);
+      expect(err.message).toMatch(/destroyed/);
+    }
+  });
+
+  it('a huge timeout is a valid timeout, not an instant one', async () => {
+    const data = Float32Array.of(1, 2);
+    await world.allReduce(data, { timeoutMs: 1e13 });
+    expect(Array.from(data)).toEqual([1, 2]);
+  });
+});
