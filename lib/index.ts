@@ -44,6 +44,7 @@ export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions 
 export { type Tensor } from './comm/tensor';
 export { allocHost, MAX_HOST_BYTES } from './comm/host-memory';
 export { DeviceTensor, cudaKernels, cudaAvailable, type CudaAvailability } from './cuda/device-tensor';
+export { hostKernels, type HostAdamWArgs, type HostSgdArgs, type HostTensorOf, type HostViewOf, type AdamWOptions, type SgdOptions } from './kernels/host';
 export {
   allGather,
   reduceScatter,

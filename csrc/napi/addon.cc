@@ -4,6 +4,7 @@
 #include "napi/capabilities.h"
 #include "napi/communicator_wrap.h"
 #include "napi/device_tensor_wrap.h"
+#include "napi/host_kernels.h"
 #include "napi/host_memory.h"
 
 namespace {
@@ -13,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mics::napi::CommunicatorWrap::Init(env, exports);
   mics::napi::InitHostMemory(env, exports);
   mics::napi::InitDeviceTensor(env, exports);  // registers nothing without CUDA
+  mics::napi::InitHostKernels(env, exports);
   return exports;
 }
 

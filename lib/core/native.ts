@@ -177,6 +177,42 @@ export interface NativeCudaParts {
   cudaKernels?: NativeCudaKernels;
 }
 
+// ---- the CPU kernels (typed wrappers in lib/kernels/host.ts) ----
+
+/** A host tensor as the native kernels take it: the exact TypedArray range and its dtype. */
+export interface NativeHostTensor {
+  data: HostArray;
+  dtype: DType;
+}
+
+export interface NativeHostAdamWArgs extends NativeAdamWOptions {
+  params: NativeHostTensor;
+  grads: NativeHostTensor;
+  expAvg: NativeHostTensor;
+  expAvgSq: NativeHostTensor;
+  halfParams?: NativeHostTensor;
+}
+
+export interface NativeHostSgdArgs extends NativeSgdOptions {
+  params: NativeHostTensor;
+  grads: NativeHostTensor;
+  momentumBuffer?: NativeHostTensor;
+  halfParams?: NativeHostTensor;
+}
+
+/** The native `hostKernels` object (csrc/napi/host_kernels.cc): each call runs on libuv's pool. */
+export interface NativeHostKernels {
+  accumulate(y: NativeHostTensor, x: NativeHostTensor, alpha?: number): Promise<void>;
+  scale(x: NativeHostTensor, alpha: number): Promise<void>;
+  cast(dst: NativeHostTensor, src: NativeHostTensor): Promise<void>;
+  adamw(args: NativeHostAdamWArgs): Promise<void>;
+  sgd(args: NativeHostSgdArgs): Promise<void>;
+  sumOfSquares(x: NativeHostTensor): Promise<number>;
+  hasNonFinite(x: NativeHostTensor): Promise<boolean>;
+  /** XXH64 (seed 0) of the bytes, as 16 lowercase hex digits. */
+  checksum(bytes: ArrayBufferView): Promise<string>;
+}
+
 /** The raw addon surface; typed wrappers live in lib/comm and lib/cuda. */
 export interface NativeAddon extends NativeCudaParts {
   version(): string;
@@ -187,6 +223,8 @@ export interface NativeAddon extends NativeCudaParts {
   allocHost(byteLength: number): ArrayBuffer;
   /** allocHost regions alive in this process (for leak checks). */
   hostRegionCount(): number;
+  /** CPU kernels; absent from addons built before csrc/napi/host_kernels.cc. */
+  hostKernels?: NativeHostKernels;
 }
 
 /** Which build the loader picked and from where. */
