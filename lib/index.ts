@@ -56,3 +56,4 @@ export {
   type GroupName,
 } from './comm/collectives';
 export { StoreServer, StoreClient, type StoreServerOptions, type StoreClientOptions } from './store';
+export * from './engine';

@@ -72,9 +72,9 @@ run() {
     "$NODE" dist/cli/mics.js info
     echo '```'
     echo
-    echo "## GPU tests (jest test/cuda test/nccl)"
+    echo "## GPU tests (jest test/cuda test/nccl test/engine/cuda.test.ts)"
     echo '```'
-    "$NODE" node_modules/.bin/jest test/cuda test/nccl test/native.test.ts 2>&1 | grep -E "^(PASS|FAIL)|Tests:|skipped|✕" | head -60
+    "$NODE" node_modules/.bin/jest test/cuda test/nccl test/engine/cuda.test.ts test/native.test.ts 2>&1 | grep -E "^(PASS|FAIL)|Tests:|skipped|✕" | head -60
     echo '```'
     echo
     echo "## NCCL collectives, 1 rank (mics bench collectives --backend nccl --nproc 1)"

@@ -97,6 +97,11 @@ export class Communicator {
     return this.context.nodes;
   }
 
+  /** The CUDA device of this rank (nccl backend); undefined on the cpu backend. */
+  get device(): number | undefined {
+    return this.backend === 'nccl' ? (this.context.device ?? 0) : undefined;
+  }
+
   /** Default per-op timeout of this communicator in milliseconds. */
   get timeoutMs(): number {
     return this.context.timeoutMs;

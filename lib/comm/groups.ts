@@ -4,9 +4,9 @@
  *
  * Everything here is pure (no I/O, no addon) so it is unit-tested exhaustively and
  * the multi-process code (createGroups, the hierarchical all-gather) only has to
- * trust these numbers. Specification: shared/reference/mics.md, "Group arithmetic"
- * and "Hierarchical all-gather, exact layout"; decisions for the awkward cases are
- * in docs/groups.md.
+ * trust these numbers. Specification: the MiCS paper's group arithmetic and
+ * hierarchical all-gather; the exact layout and the decisions for the awkward cases
+ * are in docs/groups.md.
  *
  * Ranks are laid out node-major, as the launcher assigns them:
  * `node(rank) = floor(rank / ranksPerNode)`, `localRank = rank % ranksPerNode`.
@@ -501,7 +501,7 @@ function checkNonNegativeInteger(name: string, x: unknown, min: number): void {
 }
 
 /**
- * The exact layout of the hierarchical all-gather of shared/reference/mics.md for the
+ * The exact layout of the hierarchical all-gather of the MiCS paper (docs/groups.md) for the
  * rank with local index `l` in a partition group of S = N*G ranks (N nodes of G ranks),
  * each holding a shard of `n` elements; rank j*G + l of the group holds partition
  * j*G + l, and the output B holds partition r at offset r*n.

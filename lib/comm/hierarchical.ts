@@ -1,5 +1,5 @@
 /**
- * The hierarchical all-gather of MiCS (shared/reference/mics.md, exact layout):
+ * The hierarchical all-gather of MiCS (exact layout in docs/groups.md):
  * stage 1 all-gathers across nodes among the ranks with the same local index,
  * the pieces are moved to their strided slots, stage 2 all-gathers inside each
  * node. Inter-node bytes drop from (S-1)/S to (S-G)/S of the output.

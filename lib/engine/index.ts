@@ -1,0 +1,18 @@
+/** The MiCS training engine (see engine.ts). */
+export { createEngine, step, Engine } from './engine';
+export type {
+  EngineOptions,
+  EngineInit,
+  EngineTensor,
+  EngineMemory,
+  GatheredUnit,
+  GradientBuffer,
+  StepResult,
+  Precision,
+} from './types';
+export type { FloatDType } from './backend';
+export type { ParameterSpec, ParameterInit, ParameterSlot, UnitLayout, UnitOptions, ModelLayout, ShardSegment } from './layout';
+export type { OptimizerSpec, AdamWSpec, SgdSpec, ParamGroupSpec } from './optimizer';
+export type { ScheduleSpec, ScheduleFunction } from './schedule';
+export type { LossScalingOptions, LossScalerState } from './loss-scaler';
+export type { StepStats, GroupBytes, TraceEvent } from './stats';

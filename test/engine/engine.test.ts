@@ -1,0 +1,179 @@
+/**
+ * The engine's contract with its caller, in one process (a one-rank world): units
+ * and views, the accumulation boundary, memory, and every out-of-order call
+ * rejecting with MICS_INVALID_ARGUMENT naming what was expected.
+ */
+import { createEngine, createGroups, init, MicsError, step, type Communicator, type Engine, type MicsGroups } from '../../lib';
+
+const parameters = [
+  { name: 'a.weight', shape: [4, 3], unit: 'a' },
+  { name: 'a.bias', shape: [4], unit: 'a' },
+  { name: 'b.weight', shape: [2, 4], unit: 'b' },
+];
+
+let world: Communicator;
+let groups: MicsGroups;
+beforeAll(async () => {
+  world = await init({ backend: 'cpu', env: { RANK: '0', WORLD_SIZE: '1' } });
+  groups = await createGroups(world, { partitionSize: 1 });
+});
+afterAll(() => world.destroy());
+
+async function rejection(promise: Promise<unknown>): Promise<MicsError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(MicsError);
+    return err as MicsError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function thrown(fn: () => unknown): MicsError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MicsError);
+    return err as MicsError;
+  }
+  throw new Error('expected a throw');
+}
+
+function engineWith(options: Partial<Parameters<typeof createEngine>[1]> = {}): Promise<Engine> {
+  return createEngine(groups, { parameters, optimizer: { type: 'sgd', lr: 0.1 }, init: { seed: 1 }, ...options });
+}
+
+async function fullMicroStep(engine: Engine): Promise<void> {
+  for (const u of engine.units) {
+    await engine.gather(u);
+    const { grads } = engine.gradientBuffer(u);
+    for (const g of Object.values(grads)) g.fill(1);
+    await engine.reduceGradients(u);
+    engine.release(u);
+  }
+}
+
+describe('units and views', () => {
+  it('gathers a unit as named views of one flat buffer, with the shapes of the registry', async () => {
+    const engine = await engineWith();
+    expect(engine.units.map((u) => [u.name, u.numel, u.parameters.map((p) => p.name)])).toEqual([
+      ['a', 16, ['a.weight', 'a.bias']],
+      ['b', 8, ['b.weight']],
+    ]);
+    const a = await engine.gather('a');
+    expect(a.params['a.weight'].length).toBe(12);
+    expect(a.params['a.bias'].buffer).toBe(a.flat.buffer);
+    // default init: normal(0, 0.02) for matrices, zeros for vectors
+    expect(Array.from(a.params['a.bias'])).toEqual([0, 0, 0, 0]);
+    expect(a.params['a.weight'].some((v) => v !== 0)).toBe(true);
+    engine.release('a');
+  });
+
+  it('SGD on one rank: one step moves each parameter by -lr x its gradient (mean over accumulation)', async () => {
+    const engine = await engineWith({ accumulationSteps: 2, init: { seed: 3 } });
+    const before = await engine.fullParameters();
+    await fullMicroStep(engine);
+    const first = await step(engine);
+    expect(first).toMatchObject({ stepped: false, step: 0, microStep: 1 });
+    await fullMicroStep(engine);
+    const second = await engine.step();
+    expect(second).toMatchObject({ stepped: true, step: 1, microStep: 0, clipCoefficient: 1 });
+    expect(second.gradNorm).toBeCloseTo(Math.sqrt(24), 5); // every gradient is 1, mean over 2 micro-steps is 1
+    const after = await engine.fullParameters();
+    for (const name of Object.keys(before)) {
+      after[name].forEach((v, i) => expect(v).toBeCloseTo(before[name][i] - 0.1, 6));
+    }
+  });
+
+  it('memory(): fp32 AdamW keeps 16 bytes per element of the shard space (parameters, gradient accumulator, exp_avg, exp_avg_sq)', async () => {
+    const engine = await engineWith({ optimizer: { type: 'adamw' } });
+    const m = engine.memory();
+    const shardBytes = engine.layout.shardNumel * 4;
+    expect(m).toMatchObject({
+      parameterShards: shardBytes,
+      masterWeights: 0,
+      optimizerStates: 2 * shardBytes,
+      gradientAccumulators: shardBytes,
+      modelStates: 4 * shardBytes,
+    });
+  });
+});
+
+describe('calls out of order reject with MICS_INVALID_ARGUMENT naming what was expected', () => {
+  it('step() before any gradient', async () => {
+    const engine = await engineWith();
+    const err = await rejection(engine.step());
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/no gradient was handed back.*'a', 'b'/);
+  });
+
+  it('step() with a unit still missing its gradient names the unit', async () => {
+    const engine = await engineWith();
+    await engine.gather('a');
+    await engine.reduceGradients('a', { 'a.weight': new Float32Array(12), 'a.bias': new Float32Array(4) });
+    const err = await rejection(engine.step());
+    expect(err.message).toMatch(/units 'b' have no gradient/);
+  });
+
+  it('a gradient for a unit not gathered in this micro-step', async () => {
+    const engine = await engineWith();
+    const err = await rejection(engine.reduceGradients('b', { 'b.weight': new Float32Array(8) }));
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/'b'.*not gathered in this micro-step/);
+  });
+
+  it('a gradient of the wrong size, a missing or an unknown name', async () => {
+    const engine = await engineWith();
+    await engine.gather('a');
+    const wrongSize = await rejection(engine.reduceGradients('a', { 'a.weight': new Float32Array(11), 'a.bias': new Float32Array(4) }));
+    expect(wrongSize.message).toMatch(/'a.weight' has 11 elements; shape \[4, 3\] needs 12/);
+    const missing = await rejection(engine.reduceGradients('a', { 'a.weight': new Float32Array(12) }));
+    expect(missing.message).toMatch(/missing \[a.bias\]/);
+    const extra = await rejection(
+      engine.reduceGradients('a', { 'a.weight': new Float32Array(12), 'a.bias': new Float32Array(4), 'b.weight': new Float32Array(8) }),
+    );
+    expect(extra.message).toMatch(/not in this unit: \[b.weight\]/);
+  });
+
+  it('two gradients for one unit in one micro-step', async () => {
+    const engine = await engineWith();
+    await engine.gather('b');
+    await engine.reduceGradients('b', { 'b.weight': new Float32Array(8) });
+    const err = await rejection(engine.reduceGradients('b', { 'b.weight': new Float32Array(8) }));
+    expect(err.message).toMatch(/already has its gradient/);
+  });
+
+  it('unknown units, release without gather', async () => {
+    const engine = await engineWith();
+    expect((await rejection(engine.gather('c'))).message).toMatch(/unit "c" is not valid.*a, b/);
+    expect((await rejection(engine.gather(2))).message).toMatch(/index in \[0, 1\]/);
+    expect(thrown(() => engine.release('a')).message).toMatch(/not gathered/);
+  });
+
+  it('bad options name the option and what is valid', async () => {
+    const cases: [object, RegExp][] = [
+      [{ parameters: [] }, /non-empty array/],
+      [{ parameters: [{ name: 'x', shape: [2, -1] }] }, /dimension -1/],
+      [{ parameters: [{ name: 'x', shape: [2] }, { name: 'x', shape: [3] }] }, /'x' is listed twice/],
+      [{ optimizer: { type: 'adam' } }, /'adam' is not valid: use 'adamw' or 'sgd'/],
+      [{ optimizer: { type: 'sgd', nesterov: true } }, /nesterov needs momentum > 0/],
+      [{ accumulationSteps: 0 }, /accumulationSteps 0/],
+      [{ clipGradNorm: -1 }, /clipGradNorm -1/],
+      [{ schedule: { decay: 'cosine' } }, /totalSteps undefined is not valid for 'cosine'/],
+      [{ paramGroups: [{ params: ['nope'], weightDecay: 0 }] }, /'nope', which is not a parameter/],
+      [{ init: { weights: { 'a.weight': [1] } } }, /'a.weight'\] has 1 values; shape \[4, 3\] needs 12/],
+    ];
+    for (const [options, message] of cases) {
+      const err = await rejection(engineWith(options as Partial<Parameters<typeof createEngine>[1]>));
+      expect([JSON.stringify(options), err.code]).toEqual([JSON.stringify(options), 'MICS_INVALID_ARGUMENT']);
+      expect(err.message).toMatch(message);
+    }
+  });
+
+  it('a destroyed engine rejects every call with MICS_ABORTED', async () => {
+    const engine = await engineWith();
+    engine.destroy();
+    expect((await rejection(engine.gather('a'))).code).toBe('MICS_ABORTED');
+    expect((await rejection(engine.step())).code).toBe('MICS_ABORTED');
+  });
+});
