@@ -56,4 +56,37 @@ describe('mics bench runs', () => {
     expect(rows.map((r) => r.mode)).toEqual(['hierarchical', 'flat', 'hierarchical', 'flat']);
     for (const r of rows) expect(r.cell.wrong).toBe(0);
   }, 150000);
+
+  it('step: every strategy on 2 emulated nodes x 2 ranks, with the bytes each moved and the engine overhead', () => {
+    const result = runNode(
+      ['dist/cli/mics.js', 'bench', 'step', '--units', '3', '--unit-params', '4096', '-a', '2', '-n', '1', '-w', '0', '--nproc', '4', '--emulate-nodes', '2', '--overhead', '--json'],
+      {},
+      120000,
+    );
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    const { rows } = JSON.parse(result.stdout) as {
+      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
+    };
+    expect(rows.map((r) => [r.strategy, r.partitionSize, r.hierarchical])).toEqual([
+      ['ddp', 1, false],
+      ['zero3', 4, false],
+      ['mics-span', 4, true],
+      ['mics-node', 2, false],
+    ]);
+    for (const r of rows) {
+      expect(r.stepMs).toBeGreaterThan(0);
+      expect(r.aloneMs).toBeGreaterThan(0);
+      expect(r.stats.microSteps).toBe(2);
+    }
+    // bf16 gathers: 3 units x 4096 params, re-gathered in backward: 2 all-gathers per unit per micro-step
+    const zero3 = rows[1].stats.bytes;
+    expect(zero3.partition.allGather).toBe(2 * 2 * 3 * 3 * 1024 * 2);
+    expect(rows[2].stats.bytes.interNode.allGather).toBe(2 * 2 * 3 * 1 * 1024 * 2);
+  }, 150000);
+
+  it('step: bad options are named', () => {
+    const result = runNode(['dist/cli/mics.js', 'bench', 'step', '--strategy', 'zero2', '--nproc', '1'], {}, 60000);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/--strategy zero2 is not valid: use all or a comma list of ddp, zero3, mics-span, mics-node/);
+  });
 });

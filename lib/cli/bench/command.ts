@@ -1,6 +1,7 @@
 /**
- * `mics bench collectives` and `mics bench partition`. Both run as one rank when
- * started by a launcher (RANK set), else start --nproc local ranks of themselves.
+ * `mics bench collectives`, `mics bench partition` and `mics bench step`. Each runs as
+ * one rank when started by a launcher (RANK set), else starts --nproc local ranks of
+ * itself.
  */
 import type { Command } from 'commander';
 import type { Communicator } from '../../comm/communicator';
@@ -9,6 +10,8 @@ import { formatTable, runCollectivesBench } from './collectives';
 import { runLocalRanks } from './local-ranks';
 import { BENCH_OPS, parseBenchOptions, parseSize } from './options';
 import { formatPartitionTable, runPartitionBench } from './partition';
+import { formatStepTable, parseStepOptions, runStepBench, STEP_STRATEGIES } from './step';
+import { ranksPerNodeOf } from '../../comm/mics-groups';
 
 type RawOptions = Record<string, string | boolean | undefined>;
 
@@ -95,6 +98,35 @@ export function addBenchCommands(program: Command): void {
           process.stdout.write(raw.json === true ? `${JSON.stringify({ header, rows })}\n` : `${formatPartitionTable(rows, header)}\n`);
         }
         return rows.every((r) => r.cell.wrong === 0);
+      });
+    });
+
+  bench
+    .command('step')
+    .description('optimizer steps of the training engine: DDP, ZeRO-3 and MiCS on a synthetic model, compute emulated on a timer')
+    .option('--strategy <list>', `all or a comma list of ${STEP_STRATEGIES.join(', ')}`, 'all')
+    .option('--units <n>', 'units of the synthetic model', '8')
+    .option('--unit-params <n>', 'parameters per unit', '2097152')
+    .option('-a, --accumulation <n>', 'micro-steps per optimizer step', '4')
+    .option('--precision <p>', 'fp32, bf16 or fp16 (gathered parameters and gradients)', 'bf16')
+    .option('--reduce-dtype <d>', 'f32, bf16 or f16 (the reduce-scatter)', 'f32')
+    .option('--compute-ms <ms>', "each unit's emulated forward time (backward: twice it)", '0')
+    .option('-n, --iters <n>', 'timed optimizer steps', '5')
+    .option('-w, --warmup_iters <n>', 'untimed optimizer steps', '1')
+    .option('--overhead', 'also time each collective and kernel of a step alone and report the engine overhead')
+    .option('--nproc <n>', 'start this many local ranks (when not started by a launcher)', '4')
+    .option('--emulate-nodes <n>', 'split the local ranks into this many emulated nodes', '1')
+    .option('--timeout <ms>', 'per-op timeout', '300000')
+    .option('--json', 'print the rows as JSON')
+    .action(async (raw: RawOptions) => {
+      const options = parseStepOptions(raw);
+      await asRank(raw, 'cpu', async (world) => {
+        const rows = await runStepBench(world, ranksPerNodeOf(world.nodes), options);
+        if (world.rank === 0) {
+          const header = `nranks ${world.size} nodes ${new Set(world.nodes).size} backend ${world.backend}`;
+          process.stdout.write(options.json ? `${JSON.stringify({ header, options, rows })}\n` : `${formatStepTable(rows, header, options)}\n`);
+        }
+        return rows.length > 0;
       });
     });
 }

@@ -1,0 +1,250 @@
+/**
+ * `mics bench step`: optimizer steps of the training engine on a synthetic model of
+ * N units of P parameters, for the strategies of the MiCS paper, with compute
+ * emulated as a GPU does it: each unit's forward waits --compute-ms and its
+ * backward twice that, on a timer, leaving the CPU to the communication (as a GPU
+ * kernel leaves the host thread free). Time per step is the median over --iters
+ * steps of the slowest rank; bytes and waits come from engine.statistics().
+ */
+import { performance } from 'node:perf_hooks';
+import { allocHost } from '../../comm/host-memory';
+import type { Communicator } from '../../comm/communicator';
+import { createGroups, destroyGroups, type MicsGroups } from '../../comm/mics-groups';
+import { invalidArgument } from '../../core/errors';
+import { elementBytes } from '../../core/dtypes';
+import { createEngine, type Engine } from '../../engine/engine';
+import type { FloatDType } from '../../engine/backend';
+import type { StepStats } from '../../engine/stats';
+import type { EngineTensor, Precision } from '../../engine/types';
+import { hostKernels } from '../../kernels/host';
+
+/** The strategies: DDP, ZeRO-3 (flat, S = W), MiCS with S spanning 2 nodes (hierarchical), MiCS with S = one node. */
+export type StepStrategy = 'ddp' | 'zero3' | 'mics-span' | 'mics-node';
+export const STEP_STRATEGIES: readonly StepStrategy[] = ['ddp', 'zero3', 'mics-span', 'mics-node'];
+
+export interface StepBenchOptions {
+  strategies: StepStrategy[];
+  units: number;
+  unitParams: number;
+  accumulation: number;
+  precision: Precision;
+  reduceDtype: FloatDType;
+  computeMs: number;
+  iters: number;
+  warmup: number;
+  /** Also time every collective and kernel of a step alone, and compare their sum with the step. */
+  overhead: boolean;
+  json: boolean;
+}
+
+export interface StepBenchRow {
+  strategy: StepStrategy;
+  partitionSize: number;
+  hierarchical: boolean;
+  /** Median over iterations of the slowest rank's step time. */
+  stepMs: number;
+  stepsPerSecond: number;
+  /** Rank 0's statistics of its median step. */
+  stats: StepStats;
+  /** With --overhead: the step's collectives and kernels, each timed alone, summed. */
+  aloneMs?: number;
+  aloneParts?: Record<string, number>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** S for a strategy on this world; undefined when the layout has no such group. */
+export function partitionSizeFor(strategy: StepStrategy, worldSize: number, ranksPerNode: number): { S: number; hierarchical: boolean } | undefined {
+  switch (strategy) {
+    case 'ddp':
+      return { S: 1, hierarchical: false };
+    case 'zero3':
+      return { S: worldSize, hierarchical: false };
+    case 'mics-span':
+      return worldSize >= 2 * ranksPerNode && worldSize % (2 * ranksPerNode) === 0 ? { S: 2 * ranksPerNode, hierarchical: true } : undefined;
+    case 'mics-node':
+      return ranksPerNode < worldSize && worldSize % ranksPerNode === 0 ? { S: ranksPerNode, hierarchical: false } : undefined;
+  }
+}
+
+async function microStep(engine: Engine<EngineTensor>, computeMs: number): Promise<void> {
+  const units = engine.units;
+  for (const u of units) {
+    await engine.gather(u);
+    if (computeMs > 0) await sleep(computeMs);
+    engine.release(u);
+  }
+  for (let i = units.length - 1; i >= 0; i--) {
+    await engine.gather(units[i]);
+    if (computeMs > 0) await sleep(2 * computeMs);
+    engine.gradientBuffer(units[i]); // zero-filled: the "gradient" the emulated backward wrote
+    void engine.reduceGradients(units[i]);
+    engine.release(units[i]);
+  }
+}
+
+async function timeAlone(world: Communicator, iters: number, body: () => Promise<void>): Promise<number> {
+  await body();
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    await world.barrier();
+    const start = performance.now();
+    await body();
+    times.push(performance.now() - start);
+  }
+  const slowest = Float64Array.from(times);
+  await world.allReduce(slowest, { op: 'max' });
+  return median(Array.from(slowest));
+}
+
+/** The step's collectives and kernels, each alone, with the engine's buffer kinds and sizes. */
+async function aloneParts(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: StepBenchOptions): Promise<Record<string, number>> {
+  const S = groups.partition.size;
+  const R = groups.replication.size;
+  const unit = engine.units[0];
+  const gatherDtype = engine.gatherDtype;
+  const shard = unit.shardNumel;
+  const parts: Record<string, number> = {};
+  const iters = Math.max(3, o.iters);
+  // Per micro-step: 2 all-gathers per unit (forward, re-gathered in backward) and one reduce-scatter.
+  if (S > 1) {
+    const send = allocHost(gatherDtype, shard);
+    const full = allocHost(gatherDtype, shard * S);
+    const t = await timeAlone(world, iters, () => groups.partition.allGather({ data: send, dtype: gatherDtype }, { data: full, dtype: gatherDtype }));
+    parts.allGather = t * 2 * o.units * o.accumulation;
+    const grad = allocHost(o.reduceDtype, shard * S);
+    const out = allocHost(o.reduceDtype, shard);
+    const rs = await timeAlone(world, iters, () => groups.partition.reduceScatter({ data: grad, dtype: o.reduceDtype }, { data: out, dtype: o.reduceDtype }));
+    parts.reduceScatter = rs * o.units * o.accumulation;
+  }
+  const total = engine.layout.shardNumel;
+  if (R > 1) {
+    const acc = allocHost('f32', total);
+    parts.allReduce = await timeAlone(world, iters, () => groups.replication.allReduce(acc, { op: 'sum' }));
+  }
+  const p = allocHost('f32', total);
+  const g = allocHost('f32', total);
+  const m = allocHost('f32', total);
+  const v = allocHost('f32', total);
+  parts.kernels = await timeAlone(world, iters, async () => {
+    await hostKernels.sumOfSquares(g);
+    await hostKernels.adamw({ params: p, grads: g, expAvg: m, expAvgSq: v, step: 1, lr: 1e-3 });
+  });
+  if (o.accumulation > 1) {
+    const temp = allocHost('f32', total);
+    parts.accumulate = (await timeAlone(world, iters, () => hostKernels.accumulate(g, temp))) * (o.accumulation - 1);
+  }
+  return parts;
+}
+
+/** Runs every strategy the world allows; rows on every rank (rank 0 prints). */
+export async function runStepBench(world: Communicator, ranksPerNode: number, o: StepBenchOptions): Promise<StepBenchRow[]> {
+  const rows: StepBenchRow[] = [];
+  for (const strategy of o.strategies) {
+    const plan = partitionSizeFor(strategy, world.size, ranksPerNode);
+    if (!plan) continue;
+    const groups = await createGroups(world, { partitionSize: plan.S, hierarchical: plan.hierarchical });
+    let engine: Engine<EngineTensor> | undefined;
+    try {
+      engine = await createEngine<EngineTensor>(groups, {
+        parameters: Array.from({ length: o.units }, (_, i) => ({ name: `unit${i}.weight`, shape: [o.unitParams], unit: `unit${i}`, init: 'zeros' as const })),
+        optimizer: { type: 'adamw', lr: 1e-4 },
+        accumulationSteps: o.accumulation,
+        precision: o.precision,
+        reduceDtype: o.reduceDtype,
+        persistenceThreshold: 0,
+        init: { seed: 0 },
+      });
+      const times: number[] = [];
+      for (let it = 0; it < o.warmup + o.iters; it++) {
+        await world.barrier();
+        const start = performance.now();
+        for (let a = 0; a < o.accumulation; a++) {
+          await microStep(engine, o.computeMs);
+          await engine.step();
+        }
+        const elapsed = Float64Array.of(performance.now() - start);
+        await world.allReduce(elapsed, { op: 'max' });
+        if (it >= o.warmup) times.push(elapsed[0]);
+      }
+      const stepMs = median(times);
+      const history = engine.statistics().steps.slice(o.warmup);
+      const stats = history[times.indexOf(stepMs)] ?? history[history.length - 1];
+      const row: StepBenchRow = { strategy, partitionSize: plan.S, hierarchical: groups.layout.hierarchical, stepMs, stepsPerSecond: 1000 / stepMs, stats };
+      if (o.overhead) {
+        row.aloneParts = await aloneParts(world, groups, engine, o);
+        row.aloneMs = Object.values(row.aloneParts).reduce((a, b) => a + b, 0);
+      }
+      rows.push(row);
+    } finally {
+      engine?.destroy();
+      destroyGroups(groups);
+    }
+  }
+  return rows;
+}
+
+/** Raw commander values -> options. */
+export function parseStepOptions(raw: Record<string, string | boolean | undefined>): StepBenchOptions {
+  const int = (flag: string, value: unknown, min: number): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw invalidArgument(`${flag} ${String(value)} is not valid: use an integer >= ${min}`);
+    return n;
+  };
+  const strategies = String(raw.strategy ?? 'all') === 'all' ? [...STEP_STRATEGIES] : String(raw.strategy).split(',').map((s) => s.trim() as StepStrategy);
+  for (const s of strategies) {
+    if (!STEP_STRATEGIES.includes(s)) throw invalidArgument(`--strategy ${s} is not valid: use all or a comma list of ${STEP_STRATEGIES.join(', ')}`);
+  }
+  const precision = String(raw.precision ?? 'bf16') as Precision;
+  if (!['fp32', 'bf16', 'fp16'].includes(precision)) throw invalidArgument(`--precision ${precision} is not valid: use fp32, bf16 or fp16`);
+  const reduceDtype = String(raw.reduceDtype ?? 'f32') as FloatDType;
+  if (!['f32', 'bf16', 'f16'].includes(reduceDtype)) throw invalidArgument(`--reduce-dtype ${reduceDtype} is not valid: use f32, bf16 or f16`);
+  const computeMs = Number(raw.computeMs ?? 0);
+  if (!Number.isFinite(computeMs) || computeMs < 0) throw invalidArgument(`--compute-ms ${String(raw.computeMs)} is not valid: use a number >= 0`);
+  return {
+    strategies,
+    units: int('--units', raw.units ?? 8, 1),
+    unitParams: int('--unit-params', raw.unitParams ?? 2097152, 1),
+    accumulation: int('-a', raw.accumulation ?? 4, 1),
+    precision,
+    reduceDtype,
+    computeMs,
+    iters: int('-n', raw.iters ?? 5, 1),
+    warmup: int('-w', raw.warmup_iters ?? 1, 0),
+    overhead: raw.overhead === true,
+    json: raw.json === true,
+  };
+}
+
+const MB = (bytes: number): string => (bytes / 1e6).toFixed(1);
+
+/** The table rank 0 prints (nccl-tests-like: one row per strategy). */
+export function formatStepTable(rows: StepBenchRow[], header: string, o: StepBenchOptions): string {
+  const pad = (s: string | number, w: number): string => String(s).padStart(w);
+  const elt = elementBytes(o.precision === 'fp32' ? 'f32' : 'bf16');
+  const lines = [
+    `# mics bench step: ${header}`,
+    `# model: ${o.units} units x ${o.unitParams} params = ${((o.units * o.unitParams) / 1e6).toFixed(1)}M, ${o.precision} gathers (${elt} B), ${o.reduceDtype} reduce, ` +
+      `accumulation ${o.accumulation}, compute ${o.computeMs} ms forward + ${2 * o.computeMs} ms backward per unit`,
+    `# bytes are MB moved by rank 0 per optimizer step; waits are rank 0's ms per step`,
+    `# ${pad('strategy', 9)} ${pad('S', 3)} ${pad('hier', 4)} ${pad('step(ms)', 9)} ${pad('steps/s', 8)} ${pad('part.AG', 8)} ${pad('part.RS', 8)} ${pad('inter.AG', 8)} ${pad('intra.AG', 8)} ${pad('repl.AR', 8)} ${pad('gather', 7)} ${pad('reduce', 7)} ${pad('allred', 7)} ${pad('kernel', 7)} ${pad('compute', 8)}`,
+  ];
+  for (const r of rows) {
+    const b = r.stats.bytes;
+    lines.push(
+      `  ${pad(r.strategy, 9)} ${pad(r.partitionSize, 3)} ${pad(r.hierarchical ? 'yes' : 'no', 4)} ${pad(r.stepMs.toFixed(1), 9)} ${pad(r.stepsPerSecond.toFixed(3), 8)} ` +
+        `${pad(MB(b.partition.allGather), 8)} ${pad(MB(b.partition.reduceScatter), 8)} ${pad(MB(b.interNode.allGather), 8)} ${pad(MB(b.intraNode.allGather), 8)} ${pad(MB(b.replication.allReduce), 8)} ` +
+        `${pad(r.stats.gatherWaitMs.toFixed(0), 7)} ${pad(r.stats.reduceWaitMs.toFixed(0), 7)} ${pad(r.stats.allReduceMs.toFixed(0), 7)} ${pad(r.stats.kernelMs.toFixed(0), 7)} ${pad(r.stats.computeMs.toFixed(0), 8)}`,
+    );
+  }
+  for (const r of rows) {
+    if (r.aloneMs !== undefined) {
+      const parts = Object.entries(r.aloneParts ?? {}).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
+      lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs its collectives and kernels alone ${r.aloneMs.toFixed(1)} ms (${parts}): overhead ${((r.stepMs / r.aloneMs - 1) * 100).toFixed(1)}%`);
+    }
+  }
+  const zero3 = rows.find((r) => r.strategy === 'zero3');
+  if (zero3) for (const r of rows) if (r !== zero3) lines.push(`# ${r.strategy} over zero3: ${(zero3.stepMs / r.stepMs).toFixed(2)}x steps/s`);
+  return lines.join('\n');
+}
