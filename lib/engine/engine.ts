@@ -38,6 +38,7 @@ import { makeSchedule, type Schedule, type ScheduleSpec } from './schedule';
 import { nowMicros, StatsRecorder, type StepStats, type TraceEvent } from './stats';
 import type {
   EngineInit,
+  EngineState,
   EngineMemory,
   EngineOptions,
   EngineTensor,
@@ -778,6 +779,68 @@ export class Engine<T extends EngineTensor = Float32Array> {
       unitBuffersCached: cached,
       largestUnit: Math.max(...this.layout.units.map((u) => u.paddedNumel)) * elementBytes(this.gatherDtype),
     };
+  }
+
+  // ---------------------------------------------------------------- state for checkpoints
+
+  /**
+   * @internal A host copy of this rank's model states and the engine's counters, for
+   * checkpoints (lib/engine/checkpoint*.ts). Call between steps (no micro-step open).
+   */
+  async exportState(): Promise<EngineState> {
+    this.ensureUsable('exportState');
+    if (this.micro !== 0 || this.layout.units.some((u) => this.state[u.index].gradReceived)) {
+      throw invalidArgument(`save: an accumulation window is open (micro-step ${this.micro}): save between optimizer steps`);
+    }
+    await this.settlePending();
+    const copy = (b: Buf | undefined): Float32Array | undefined => (b === undefined ? undefined : this.backend.read(b));
+    return {
+      step: this.steps,
+      lossScaler: this.scaler?.save(),
+      tensors: {
+        master: copy(this.master) as Float32Array,
+        expAvg: copy(this.expAvg),
+        expAvgSq: copy(this.expAvgSq),
+        momentum: copy(this.momentum),
+      },
+    };
+  }
+
+  /**
+   * @internal Replaces this rank's model states and counters (checkpoint load):
+   * `tensors` hold this rank's shard space in the current layout. Collective only in
+   * that the caller loads every rank; ends any open window and drops gathered units.
+   */
+  async importState(state: EngineState): Promise<void> {
+    this.ensureUsable('importState');
+    await this.settlePending();
+    const n = this.layout.shardNumel;
+    const put = (target: Buf | undefined, values: Float32Array | undefined, name: string): void => {
+      if (target === undefined) return;
+      if (values === undefined || values.length !== n) {
+        throw invalidArgument(`load: ${name} holds ${values?.length ?? 'no'} values, this rank's shard needs ${n}`);
+      }
+      this.backend.write(target, values);
+    };
+    put(this.master, state.tensors.master, 'the master weights');
+    put(this.expAvg, state.tensors.expAvg, "AdamW's exp_avg");
+    put(this.expAvgSq, state.tensors.expAvgSq, "AdamW's exp_avg_sq");
+    put(this.momentum, state.tensors.momentum, "SGD's momentum buffer");
+    if (this.master !== this.params) await this.backend.cast(this.params, this.gatherDtype, this.master, 'f32');
+    this.steps = state.step;
+    if (this.scaler && state.lossScaler) this.scaler.load(state.lossScaler);
+    this.micro = 0;
+    for (const u of this.layout.units) {
+      const s = this.state[u.index];
+      s.held = false;
+      s.gradReceived = false;
+      s.gatheredThisMicroStep = false;
+      if (s.gradBuffer !== undefined) this.pool(this.reduceDtype).give(s.gradBuffer);
+      s.gradBuffer = undefined;
+      this.dropGathered(u);
+    }
+    this.lastGathered = undefined;
+    this.direction = 1;
   }
 
   /** Drops the engine's buffers (the groups stay: they are the caller's). Later calls reject with MICS_ABORTED. */

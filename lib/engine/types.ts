@@ -2,7 +2,7 @@
 import type { DeviceTensor } from '../cuda/device-tensor';
 import type { FloatDType } from './backend';
 import type { ParameterSpec, UnitLayout, UnitOptions } from './layout';
-import type { LossScalingOptions } from './loss-scaler';
+import type { LossScalerState, LossScalingOptions } from './loss-scaler';
 import type { OptimizerSpec, ParamGroupSpec } from './optimizer';
 import type { ScheduleFunction, ScheduleSpec } from './schedule';
 
@@ -126,4 +126,19 @@ export interface EngineMemory {
   unitBuffersCached: number;
   /** Bytes of the largest gathered unit. */
   largestUnit: number;
+}
+
+/** @internal A rank's model states and counters, as checkpoints save and load them (host copies, fp32). */
+export interface EngineState {
+  /** Optimizer steps taken. */
+  step: number;
+  /** fp16 only. */
+  lossScaler?: LossScalerState;
+  /** This rank's shard space (engine.layout.shardNumel elements each). */
+  tensors: {
+    master: Float32Array;
+    expAvg?: Float32Array;
+    expAvgSq?: Float32Array;
+    momentum?: Float32Array;
+  };
 }
