@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// CPU kernel benchmarks: AdamW and accumulate GB/s through hostKernels (one call on
+// libuv's pool, awaited) next to a memcpy (TypedArray.set) moving the same number
+// of bytes, medians of repeated runs. Bytes are those the kernel must read plus
+// write: AdamW with f32 grads reads p, g, m, v and writes p, m, v (28 B per element;
+// with bf16 grads and a bf16 copy also 28 B); accumulate reads y, x and writes y
+// (12 B with f32 x, 10 B with bf16 x). The memcpy copies half that many bytes
+// (read + write = the same traffic).
+//
+//   node scripts/bench-host-kernels.js [elements ...]     (default: 1Mi and 32Mi)
+//   BENCH_RUNS=11 (runs per figure; the median is printed)
+'use strict';
+const os = require('node:os');
+const { hostKernels } = require('..');
+
+const runs = Number(process.env.BENCH_RUNS || 11);
+const sizes = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [1 << 20, 32 << 20];
+
+async function median(fn) {
+  await fn(); // warm-up: page faults, caches
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+/** Copies `bytes` bytes with TypedArray.set (V8 calls memmove); returns its median seconds. */
+async function memcpySeconds(bytes) {
+  const src = new Uint8Array(bytes).fill(1);
+  const dst = new Uint8Array(bytes);
+  return median(async () => dst.set(src));
+}
+
+const gbs = (bytes, seconds) => bytes / seconds / 1e9;
+
+async function bench(n) {
+  const f32 = (value) => new Float32Array(n).fill(value);
+  const bf16 = (bits) => ({ data: new Uint16Array(n).fill(bits), dtype: 'bf16' });
+  const rows = [];
+  const add = async (name, bytesPerElement, fn) => {
+    const bytes = bytesPerElement * n;
+    const kernel = await median(fn);
+    const copy = await memcpySeconds(bytes / 2);
+    rows.push({ name, bytesPerElement, kernel: gbs(bytes, kernel), copy: gbs(bytes, copy), ms: kernel * 1e3 });
+  };
+
+  let step = 0;
+  const state = { params: f32(0.5), expAvg: f32(0), expAvgSq: f32(0) };
+  const grads = f32(0.01);
+  await add('adamw (f32 grads)', 28, () => hostKernels.adamw({ ...state, grads, step: ++step }));
+  const gradsBf16 = bf16(0x3c23); // 0.00995...
+  const half = bf16(0);
+  step = 0;
+  await add('adamw (bf16 grads, bf16 copy)', 28, () => hostKernels.adamw({ ...state, grads: gradsBf16, halfParams: half, step: ++step }));
+  const y = f32(0);
+  await add('accumulate (f32 x)', 12, () => hostKernels.accumulate(y, grads, 0.5));
+  await add('accumulate (bf16 x)', 10, () => hostKernels.accumulate(y, gradsBf16, 0.5));
+
+  console.log(`\n# ${n} elements (${((28 * n) / 2 ** 20).toFixed(0)} MiB touched by one AdamW step), median of ${runs} runs`);
+  console.log('| kernel | B/element | time (ms) | kernel GB/s | memcpy GB/s (same bytes) | kernel / memcpy |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.name} | ${r.bytesPerElement} | ${r.ms.toFixed(2)} | ${r.kernel.toFixed(1)} | ${r.copy.toFixed(1)} | ${(r.kernel / r.copy).toFixed(2)} |`,
+    );
+  }
+}
+
+async function main() {
+  const cpus = os.cpus();
+  console.log(`# host kernels: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`);
+  for (const n of sizes) {
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`element count ${n} is not a positive integer`);
+    await bench(n);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
