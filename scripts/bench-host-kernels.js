@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // CPU kernel benchmarks: AdamW and accumulate GB/s through hostKernels (one call on
 // libuv's pool, awaited) next to a memcpy (TypedArray.set) moving the same number
-// of bytes, medians of repeated runs. Bytes are those the kernel must read plus
+// of bytes, medians of alternating runs. Bytes are those the kernel must read plus
 // write: AdamW with f32 grads reads p, g, m, v and writes p, m, v (28 B per element;
 // with bf16 grads and a bf16 copy also 28 B); accumulate reads y, x and writes y
 // (12 B with f32 x, 10 B with bf16 x). The memcpy copies half that many bytes
@@ -16,23 +16,32 @@ const { hostKernels } = require('..');
 const runs = Number(process.env.BENCH_RUNS || 11);
 const sizes = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [1 << 20, 32 << 20];
 
-async function median(fn) {
-  await fn(); // warm-up: page faults, caches
-  const times = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
+const medianOf = (times) => times.sort((a, b) => a - b)[times.length >> 1];
+
+async function seconds(fn) {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** Copies `bytes` bytes with TypedArray.set (V8 calls memmove); returns its median seconds. */
-async function memcpySeconds(bytes) {
-  const src = new Uint8Array(bytes).fill(1);
-  const dst = new Uint8Array(bytes);
-  return median(async () => dst.set(src));
+/**
+ * Median seconds of `kernel` and of a memcpy of `copyBytes` (TypedArray.set, which
+ * V8 turns into memmove), run alternately so that both see the same machine phases
+ * (this VM's speed drifts over minutes).
+ */
+async function medians(kernel, copyBytes) {
+  const src = new Uint8Array(copyBytes).fill(1);
+  const dst = new Uint8Array(copyBytes);
+  const copy = async () => dst.set(src);
+  await kernel(); // warm-up: page faults, caches
+  await copy();
+  const k = [];
+  const c = [];
+  for (let i = 0; i < runs; i++) {
+    k.push(await seconds(kernel));
+    c.push(await seconds(copy));
+  }
+  return { kernel: medianOf(k), copy: medianOf(c) };
 }
 
 const gbs = (bytes, seconds) => bytes / seconds / 1e9;
@@ -43,8 +52,7 @@ async function bench(n) {
   const rows = [];
   const add = async (name, bytesPerElement, fn) => {
     const bytes = bytesPerElement * n;
-    const kernel = await median(fn);
-    const copy = await memcpySeconds(bytes / 2);
+    const { kernel, copy } = await medians(fn, bytes / 2);
     rows.push({ name, bytesPerElement, kernel: gbs(bytes, kernel), copy: gbs(bytes, copy), ms: kernel * 1e3 });
   };
 
@@ -77,6 +85,12 @@ async function main() {
     if (!Number.isInteger(n) || n <= 0) throw new Error(`element count ${n} is not a positive integer`);
     await bench(n);
   }
+  // The fixed cost of one call: checks, the hop to a pool thread and back, the Promise.
+  const a = new Float32Array(1);
+  const b = new Float32Array(1);
+  const calls = [];
+  for (let i = 0; i < 2000; i++) calls.push(await seconds(() => hostKernels.accumulate(a, b)));
+  console.log(`\nper-call overhead: ${(medianOf(calls) * 1e6).toFixed(1)} us (median of 2000 awaited 1-element accumulate calls)`);
 }
 
 main().catch((err) => {
