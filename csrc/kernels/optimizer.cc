@@ -43,9 +43,10 @@ void NarrowBlock(const float* __restrict p, uint16_t* half, std::size_t offset, 
 }
 
 // The loop-invariant flags are if-converted or unswitched by the compiler; every
-// branch computes the reference's formula operation by operation.
+// branch computes the reference's formula operation by operation. The scalars come
+// by value: a local copy cannot alias the arrays, so nothing is reloaded after stores.
 void AdamWLoop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
-               std::size_t n, const AdamWScalars& s) {
+               std::size_t n, const AdamWScalars s) {
   for (std::size_t i = 0; i < n; ++i) {
     float grad = g[i];
     if (s.scaleGrad) grad = grad * s.gradScale;
@@ -69,7 +70,7 @@ void AdamWLoop(float* __restrict p, const float* __restrict g, float* __restrict
 
 template <bool kMomentum>
 void SgdLoop(float* __restrict p, const float* __restrict g, float* __restrict buf, std::size_t n,
-             const SgdScalars& s) {
+             const SgdScalars s) {
   for (std::size_t i = 0; i < n; ++i) {
     float d = g[i];
     if (s.scaleGrad) d = d * s.gradScale;
@@ -87,8 +88,7 @@ void SgdLoop(float* __restrict p, const float* __restrict g, float* __restrict b
 
 template <class G, class H>
 void AdamWBlocks(float* p, const typename G::Storage* g, float* m, float* v, uint16_t* half, std::size_t n,
-                 const AdamWScalars& sc) {
-  const AdamWScalars s = sc;  // a local copy: the compiler need not reload it after stores
+                 const AdamWScalars& s) {
   alignas(64) float tmp[kBlock];
   for (std::size_t b = 0; b < n; b += kBlock) {
     const std::size_t len = std::min(kBlock, n - b);
@@ -99,8 +99,7 @@ void AdamWBlocks(float* p, const typename G::Storage* g, float* m, float* v, uin
 
 template <class G, class H>
 void SgdBlocks(float* p, const typename G::Storage* g, float* buf, uint16_t* half, std::size_t n,
-               const SgdScalars& sc) {
-  const SgdScalars s = sc;
+               const SgdScalars& s) {
   alignas(64) float tmp[kBlock];
   for (std::size_t b = 0; b < n; b += kBlock) {
     const std::size_t len = std::min(kBlock, n - b);

@@ -250,6 +250,8 @@ Napi::Value RunKernel(const Napi::CallbackInfo& info, const char* op, Prepare&& 
     deferred.Reject(ToJsError(env, e).Value());
   } catch (const Napi::Error& e) {  // a throwing getter on an argument, a failed N-API call
     deferred.Reject(e.Value());
+  } catch (const std::exception& e) {  // out of memory: reject rather than let it end the process
+    deferred.Reject(ToJsError(env, Error(ErrorCode::kInternal, std::string(op) + ": " + e.what())).Value());
   }
   return promise;
 }
