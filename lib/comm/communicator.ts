@@ -9,6 +9,7 @@ import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/nativ
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
+import { noteFailure } from './failure-record';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
 
 /** Options every collective accepts. */
@@ -308,6 +309,7 @@ export class Communicator {
         e.message = `${e.message} [group '${this.name}' rank ${e.peer} is world rank ${world}]`;
       }
     }
+    noteFailure(err); // for the launcher's root cause, even if the caller catches it
     return err;
   }
 

@@ -13,6 +13,7 @@ import { StoreClient, StoreServer } from '../store';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
 import { MicsError, invalidArgument } from '../core/errors';
 import { readRankEnvironment } from './environment';
+import { installFailureRecord } from './failure-record';
 
 /** Options of init(). */
 export interface InitOptions {
@@ -64,6 +65,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   }
   const backend = chooseBackend(requested);
   const place = readRankEnvironment(env);
+  installFailureRecord(place.errorFile);
   // Under --emulate-nodes LOCAL_RANK restarts per emulated node; the launcher's
   // agent-local rank is then the device index.
   const device = Number(env.MICS_AGENT_LOCAL_RANK ?? place.localRank);
