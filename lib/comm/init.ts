@@ -14,6 +14,7 @@ import { connectCommunicator, type Backend, type Communicator } from './communic
 import { MicsError, invalidArgument } from '../core/errors';
 import { readRankEnvironment } from './environment';
 import { installFailureRecord } from './failure-record';
+import { formationError, joinFormation, leaveFormation } from './formation';
 
 /** Options of init(). */
 export interface InitOptions {
@@ -93,6 +94,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     });
   }
   try {
+    await joinFormation(store, place);
     const world = await connectCommunicator({
       backend,
       device,
@@ -104,6 +106,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
       name: 'world',
       timeoutMs,
     });
+    await leaveFormation(store, place);
     world.setOnDestroy(() => {
       store?.close();
       void server?.close();
@@ -112,7 +115,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   } catch (err) {
     store?.close();
     await server?.close();
-    throw err;
+    throw formationError(err, place);
   }
 }
 
