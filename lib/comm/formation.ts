@@ -27,9 +27,9 @@ export async function leaveFormation(store: StoreClient | undefined, place: Rank
 }
 
 /**
- * The error init() rejects with: a lost rank becomes MICS_PEER_LOST naming it (`peer`) with
- * this rank, group 'world' and op 'init'; other errors pass through. Also recorded for the
- * launcher (MICS_ERROR_FILE).
+ * The error init() rejects with: a lost rank becomes MICS_PEER_LOST naming it (`peer`); errors
+ * of the store (which know no rank) get this rank, group 'world' and op 'init'; the
+ * communicator's own errors pass through. Also recorded for the launcher (MICS_ERROR_FILE).
  */
 export function formationError(err: unknown, place: RankEnvironment): unknown {
   let out = err;
@@ -46,6 +46,8 @@ export function formationError(err: unknown, place: RankEnvironment): unknown {
         'MICS_PEER_LOST',
         { ...details, peer: 0 },
       );
+    } else {
+      Object.assign(err, { rank: details.rank, group: details.group, op: details.op });
     }
   }
   noteFailure(out);

@@ -113,6 +113,19 @@ describe('rank 0 hosts the store', () => {
     }
   }, 90000);
 
+  it('two processes started with the same RANK: one init() fails at once saying so, the job forms with the other', async () => {
+    const port = await freePort();
+    const first = await startRanks({ n: 2, script, port, token, only: [0, 1], timeoutMs: 60000 });
+    const twin = await startRanks({ n: 2, script, port, token, only: [1], timeoutMs: 60000 });
+    const results = [...(await first.done), ...(await twin.done)];
+    const summary = describeRanks(results);
+    const failed = results.filter((r) => r.json?.error !== undefined);
+    expect([summary, failed.map((r) => r.rank)]).toEqual([summary, [1]]);
+    expect(failed[0].json.error).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', rank: 1, group: 'world', op: 'init' });
+    expect(failed[0].json.error.message).toMatch(/another connection already registered as rank 1 \(two processes started with the same rank\?\)/);
+    expect(results.filter((r) => r.json?.ok).map((r) => r.rank).sort()).toEqual([0, 1]);
+  }, 90000);
+
   it('rank 0 killed during init() takes the store with it: the others name rank 0', async () => {
     const port = await freePort();
     const { run, store } = await startAllButLate({}, port, token);

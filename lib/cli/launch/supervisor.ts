@@ -9,7 +9,7 @@ import type { RankPlan } from './layout';
 import { RankOutput, type Sink } from './output';
 import { liveGroups, signalGroup } from './process-group';
 import type { StdStreams } from './options';
-import { lostRank, rootCause } from './root-cause';
+import { isVictim, lostRank, rootCause } from './root-cause';
 
 /** One rank to start. */
 export interface WorkerSpec {
@@ -175,14 +175,16 @@ export class WorkerGroup {
 
   /**
    * Settles {@link outcome} once every rank succeeded, or shortly after the first failure with
-   * its root cause ({@link rootCause}): after {@link SETTLE_MS}, and while the best candidate is a
-   * victim naming a rank of this node that is still running, up to {@link VICTIM_WAIT_MS}.
+   * its root cause ({@link rootCause}): after {@link SETTLE_MS}, and while every failure so far
+   * is a victim and one of them names a rank of this node that is still running, up to
+   * {@link VICTIM_WAIT_MS}.
    */
   private check(): void {
     if (this.settled) return;
     const results = this.slots.map((s) => s.result);
     const allEnded = this.slots.length === this.opts.workers.length && results.every((r) => r.endedAt !== undefined);
-    const root = rootCause(results.filter(isFailure));
+    const failures = results.filter(isFailure);
+    const root = rootCause(failures);
     if (root === undefined) {
       if (allEnded) this.settle({ kind: 'succeeded' });
       return;
@@ -190,8 +192,10 @@ export class WorkerGroup {
     const now = Date.now();
     this.firstFailureAt ??= now;
     const waited = now - this.firstFailureAt;
-    const lost = lostRank(root);
-    const dying = lost !== undefined && results.some((r) => r.rank === lost && r.pid !== undefined && r.endedAt === undefined);
+    // Ranks that victims name and that still run here are dying (a chain of victims may name
+    // each other before one names the rank that really died): wait for them while no cause is seen.
+    const running = new Set(results.filter((r) => r.pid !== undefined && r.endedAt === undefined).map((r) => r.rank));
+    const dying = isVictim(root) && failures.some((f) => running.has(lostRank(f) ?? -1));
     if (allEnded || (waited >= SETTLE_MS && (!dying || waited >= VICTIM_WAIT_MS))) {
       this.settle({ kind: 'failed', first: root });
       return;
