@@ -9,6 +9,7 @@ import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/nativ
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
 import { MicsError, invalidArgument, rejecting, type MicsErrorCode } from '../core/errors';
+import { noteFailure } from './failure-record';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
 
 /** Options every collective accepts. */
@@ -318,12 +319,16 @@ export class Communicator {
    */
   private annotate(thrown: unknown): MicsError {
     const err = asMicsError(thrown);
-    if (err.peer === undefined || this.name === 'world' || err.worldPeer !== undefined) return err;
-    const world = this.context.worldRanks[err.peer];
-    if (world !== undefined) {
-      err.worldPeer = world;
-      err.message = `${err.message} [group '${this.name}' rank ${err.peer} is world rank ${world}]`;
+    if (err.peer !== undefined && this.name !== 'world' && err.worldPeer === undefined) {
+      const world = this.context.worldRanks[err.peer];
+      if (world !== undefined) {
+        err.worldPeer = world;
+        err.message = `${err.message} [group '${this.name}' rank ${err.peer} is world rank ${world}]`;
+      }
     }
+    // For the launcher's root cause, even if the caller catches it; bad arguments are
+    // the caller's own and leave the communicator usable.
+    if (err.code !== 'MICS_INVALID_ARGUMENT') noteFailure(err);
     return err;
   }
 

@@ -1,10 +1,84 @@
 /**
- * Reads a rank's place in the job from torchrun-style environment variables:
- * RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR,
- * MASTER_PORT (+ MICS_STORE_TOKEN, MICS_STORE_HOSTED from mics-launch). Pure: the
- * environment is a parameter, so every error case is unit-tested.
+ * A rank's place in the job as torchrun-style environment variables: RANK, WORLD_SIZE,
+ * LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT (+ MICS_STORE_TOKEN,
+ * MICS_STORE_HOSTED, MICS_AGENT_LOCAL_RANK, MICS_ERROR_FILE from mics-launch). Both sides of
+ * the contract live here: {@link rankEnvironment} writes the variables (every starter of ranks
+ * uses it: mics-launch, the benchmarks' local ranks, the tests) and
+ * {@link readRankEnvironment} reads them in init(). Pure: the environment is a value, so every
+ * case is unit-tested.
  */
 import { invalidArgument } from '../core/errors';
+
+/** The variable carrying the rendezvous store's token. */
+export const STORE_TOKEN_ENV = 'MICS_STORE_TOKEN';
+
+/** The variable naming the file where a rank records why it failed (see failure-record.ts). */
+export const ERROR_FILE_ENV = 'MICS_ERROR_FILE';
+
+/** What a starter tells one rank: the input of {@link rankEnvironment}. */
+export interface RankLaunch {
+  /** Global rank (RANK). */
+  rank: number;
+  worldSize: number;
+  /** Rank inside its (emulated) node (LOCAL_RANK). */
+  localRank: number;
+  localWorldSize: number;
+  /** Its (emulated) node's rank (GROUP_RANK). */
+  node: number;
+  /** Number of (emulated) nodes (GROUP_WORLD_SIZE). */
+  nodeCount: number;
+  /** Where the rendezvous store is. */
+  masterAddr: string;
+  masterPort: number;
+  /** The store's token (MICS_STORE_TOKEN). */
+  storeToken: string;
+  /** True when the starter hosts the store (mics-launch); false when rank 0 hosts it. */
+  storeHosted: boolean;
+  /** TORCHELASTIC_RUN_ID (default 'default'). */
+  runId?: string;
+  /** TORCHELASTIC_RESTART_COUNT (default 0). */
+  restartCount?: number;
+  /** TORCHELASTIC_MAX_RESTARTS (default 0). */
+  maxRestarts?: number;
+  /**
+   * Index among all ranks its starter runs on this machine: the device index
+   * (MICS_AGENT_LOCAL_RANK; default `localRank`, which differs under emulated nodes).
+   */
+  agentLocalRank?: number;
+  /** Where the rank records why it failed (MICS_ERROR_FILE); none when undefined. */
+  errorFile?: string;
+}
+
+/**
+ * The variables of one rank, to be laid over the starter's own environment
+ * (`{ ...process.env, ...rankEnvironment(launch) }`). The inverse of
+ * {@link readRankEnvironment}.
+ */
+export function rankEnvironment(launch: RankLaunch): Record<string, string> {
+  const vars: Record<string, string | number> = {
+    RANK: launch.rank,
+    LOCAL_RANK: launch.localRank,
+    WORLD_SIZE: launch.worldSize,
+    LOCAL_WORLD_SIZE: launch.localWorldSize,
+    GROUP_RANK: launch.node,
+    GROUP_WORLD_SIZE: launch.nodeCount,
+    // One role, as torchrun without --role.
+    ROLE_NAME: 'default',
+    ROLE_RANK: launch.rank,
+    ROLE_WORLD_SIZE: launch.worldSize,
+    MASTER_ADDR: launch.masterAddr,
+    MASTER_PORT: launch.masterPort,
+    TORCHELASTIC_RESTART_COUNT: launch.restartCount ?? 0,
+    TORCHELASTIC_MAX_RESTARTS: launch.maxRestarts ?? 0,
+    TORCHELASTIC_RUN_ID: launch.runId ?? 'default',
+    // Always set, so a value inherited from an enclosing launcher cannot leak in.
+    MICS_STORE_HOSTED: launch.storeHosted ? 1 : 0,
+    MICS_AGENT_LOCAL_RANK: launch.agentLocalRank ?? launch.localRank,
+    [STORE_TOKEN_ENV]: launch.storeToken,
+  };
+  if (launch.errorFile !== undefined) vars[ERROR_FILE_ENV] = launch.errorFile;
+  return Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, String(v)]));
+}
 
 /** Where this process sits in the job. */
 export interface RankEnvironment {
@@ -22,6 +96,10 @@ export interface RankEnvironment {
   storeHosted: boolean;
   /** Key prefix that separates runs and restarts in a shared store. */
   keyPrefix: string;
+  /** Index among its starter's ranks on this machine: the device index (MICS_AGENT_LOCAL_RANK, else LOCAL_RANK). */
+  agentLocalRank: number;
+  /** Where to record why this rank failed (MICS_ERROR_FILE); undefined when not asked. */
+  errorFile: string | undefined;
 }
 
 function readInt(env: NodeJS.ProcessEnv, name: string, { min, max }: { min: number; max?: number }): number | undefined {
@@ -57,12 +135,14 @@ export function readRankEnvironment(env: NodeJS.ProcessEnv = process.env): RankE
   }
   const masterPort = readInt(env, 'MASTER_PORT', { min: 1, max: 65535 }) ?? 29500;
   const storeHosted = env.MICS_STORE_HOSTED === '1';
-  const storeToken = env.MICS_STORE_TOKEN === '' ? undefined : env.MICS_STORE_TOKEN;
+  const storeToken = env[STORE_TOKEN_ENV] === '' ? undefined : env[STORE_TOKEN_ENV];
   if (storeHosted && storeToken === undefined) {
     throw invalidArgument('MICS_STORE_HOSTED=1 but MICS_STORE_TOKEN is not set: the launcher exports both');
   }
   const runId = env.TORCHELASTIC_RUN_ID ?? 'default';
   const restart = readInt(env, 'TORCHELASTIC_RESTART_COUNT', { min: 0 }) ?? 0;
+  const agentLocalRank = readInt(env, 'MICS_AGENT_LOCAL_RANK', { min: 0 }) ?? localRank;
+  const errorFile = env[ERROR_FILE_ENV] === '' ? undefined : env[ERROR_FILE_ENV];
   return {
     rank,
     worldSize,
@@ -74,5 +154,7 @@ export function readRankEnvironment(env: NodeJS.ProcessEnv = process.env): RankE
     storeToken,
     storeHosted,
     keyPrefix: `mics/${runId}/${restart}`,
+    agentLocalRank,
+    errorFile,
   };
 }

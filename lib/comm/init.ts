@@ -13,6 +13,8 @@ import { StoreClient, StoreServer } from '../store';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
 import { MicsError, invalidArgument } from '../core/errors';
 import { readRankEnvironment } from './environment';
+import { installFailureRecord } from './failure-record';
+import { formationError, joinFormation, leaveFormation } from './formation';
 
 /** Options of init(). */
 export interface InitOptions {
@@ -74,6 +76,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   }
   const backend = chooseBackend(requested);
   const place = readRankEnvironment(env);
+  installFailureRecord(place.errorFile);
   // Under --emulate-nodes LOCAL_RANK restarts per emulated node; the launcher's
   // agent-local rank is then the device index.
   const device = Number(env.MICS_AGENT_LOCAL_RANK ?? place.localRank);
@@ -101,6 +104,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     });
   }
   try {
+    await joinFormation(store, place);
     const world = await connectCommunicator({
       backend,
       device,
@@ -112,6 +116,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
       name: 'world',
       timeoutMs,
     });
+    await leaveFormation(store, place);
     world.setOnDestroy(() => {
       store?.close();
       void server?.close();
@@ -120,7 +125,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   } catch (err) {
     store?.close();
     await server?.close();
-    throw err;
+    throw formationError(err, place);
   }
 }
 

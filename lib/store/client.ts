@@ -221,7 +221,8 @@ class StoreConnection {
     this.updateRef();
     if (status !== Status.Ok) {
       const message = r.string();
-      p.reject(storeError(statusToCode(status), `${p.what}: ${message} (store ${this.address})`));
+      const peer = status === Status.PeerLost ? r.u32() : undefined;
+      p.reject(storeError(statusToCode(status), `${p.what}: ${message} (store ${this.address})`, { peer }));
       return;
     }
     try {
@@ -462,6 +463,30 @@ export class StoreClient {
   }
 
   /**
+   * Declares that this connection stands for rank `rank` of the group whose keys live under
+   * this view's prefix, while the group forms. Should the connection close before
+   * {@link StoreClient.unregister} (the process exited or was killed), every get, multiGet
+   * and wait for a missing key under the prefix fails at once with MICS_PEER_LOST naming
+   * `rank` (`peer`), on every connection, and so do later ones and later registrations: the
+   * group can no longer form. A rank registered by another live connection is refused
+   * (MICS_INVALID_ARGUMENT: two processes with the same rank).
+   */
+  async register(rank: number): Promise<void> {
+    const scope = this.scope('register');
+    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank > 0xffffffff) {
+      throw invalid(`register: rank must be an integer in 0..${0xffffffff}, got ${describe(rank)}`);
+    }
+    const what = `register(${quoteKey(scope)}, ${rank})`;
+    return this.conn.request(Op.Register, what, (w) => w.string(scope).u32(rank), () => undefined, this.conn.replyDeadlineMs);
+  }
+
+  /** Ends {@link StoreClient.register}: the group has formed, and leaving it is no longer a loss. */
+  async unregister(): Promise<void> {
+    const scope = this.scope('unregister');
+    return this.conn.request(Op.Unregister, `unregister(${quoteKey(scope)})`, (w) => w.string(scope), () => undefined, this.conn.replyDeadlineMs);
+  }
+
+  /**
    * A view whose keys are `${prefix}/${key}` (nested views join prefixes with '/'),
    * sharing this client's connection. Closing any view closes the shared connection.
    */
@@ -478,6 +503,11 @@ export class StoreClient {
    */
   close(): void {
     this.conn.close();
+  }
+
+  private scope(what: string): string {
+    if (this.prefix === '') throw invalid(`${what}: call it on a prefix view (withPrefix): the prefix is the group's scope`);
+    return this.prefix;
   }
 
   private key(key: unknown, what: string): string {

@@ -16,11 +16,14 @@ import * as crypto from 'node:crypto';
 import { MicsError } from '../core/errors';
 
 /** The stable `code` of every error the store raises. */
-export type StoreErrorCode = 'MICS_TIMEOUT' | 'MICS_STORE_AUTH' | 'MICS_STORE_CLOSED' | 'MICS_INVALID_ARGUMENT';
+export type StoreErrorCode = 'MICS_TIMEOUT' | 'MICS_STORE_AUTH' | 'MICS_STORE_CLOSED' | 'MICS_INVALID_ARGUMENT' | 'MICS_PEER_LOST';
 
-/** An error from the store: a MicsError whose message names the key and the store's host:port. */
-export function storeError(code: StoreErrorCode, message: string, options?: { cause?: unknown }): MicsError {
-  return new MicsError(message, code, { cause: options?.cause });
+/**
+ * An error from the store: a MicsError whose message names the key and the store's host:port
+ * (and, for MICS_PEER_LOST, `peer`: the registered rank whose connection was lost).
+ */
+export function storeError(code: StoreErrorCode, message: string, options?: { cause?: unknown; peer?: number }): MicsError {
+  return new MicsError(message, code, { cause: options?.cause, peer: options?.peer });
 }
 
 /**
@@ -34,8 +37,8 @@ export class ProtocolError extends Error {
   }
 }
 
-/** Version byte in the greeting and the auth frame; bumped on incompatible changes. */
-export const PROTOCOL_VERSION = 1;
+/** Version byte in the greeting and the auth frame; bumped on incompatible changes (2: Register, PeerLost). */
+export const PROTOCOL_VERSION = 2;
 /** First bytes of the server's greeting, so a client that reached some other service says so. */
 export const MAGIC = Buffer.from('MICSSTOR', 'ascii');
 export const LENGTH_PREFIX_BYTES = 4;
@@ -68,6 +71,10 @@ export const Op = {
   Check: 0x27,
   Delete: 0x28,
   NumKeys: 0x29,
+  /** This connection stands for a member (rank) of the group whose keys live under a scope. */
+  Register: 0x2a,
+  /** This connection no longer stands for its member of a scope (the group has formed). */
+  Unregister: 0x2b,
   /** Drop the waiter of request `id` (the client gave up on it); no reply. */
   Cancel: 0x2f,
 } as const;
@@ -80,6 +87,8 @@ export const Status = {
   InvalidArgument: 2,
   Closed: 3,
   Auth: 4,
+  /** A registered member's connection was lost while its group was forming; the message is followed by `u32 member`. */
+  PeerLost: 5,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
@@ -92,6 +101,8 @@ export function statusToCode(status: number): StoreErrorCode {
       return 'MICS_INVALID_ARGUMENT';
     case Status.Auth:
       return 'MICS_STORE_AUTH';
+    case Status.PeerLost:
+      return 'MICS_PEER_LOST';
     default:
       return 'MICS_STORE_CLOSED';
   }

@@ -9,6 +9,12 @@
  * Blocking reads (get, multiGet, wait) become waiters that are answered when their keys
  * arrive, so they never hold up other requests on the same connection; their timeouts
  * are enforced here, where the keys are, so a timeout of 0 means "check once".
+ *
+ * Membership: while a group forms, each member's connection registers as that member of
+ * the group's key scope. A registered connection that closes (its process exited or was
+ * killed) marks the scope lost: every waiter on a missing key under the scope fails at
+ * once with PeerLost naming the member, and so does every later one, since the group can
+ * no longer form. Members unregister once it has formed, after which leaving is normal.
  */
 import * as net from 'node:net';
 import { MicsError } from '../core/errors';
@@ -73,6 +79,14 @@ interface Connection {
   serverNonce: Buffer;
   authTimer: NodeJS.Timeout | undefined;
   waiters: Set<Waiter>;
+  /** Scope -> the member this connection registered as there. */
+  members: Map<string, number>;
+}
+
+/** Where a scope's group stands: who registered, and who was lost (the first one). */
+interface Scope {
+  members: Map<number, Connection>;
+  lost: number | undefined;
 }
 
 /**
@@ -88,6 +102,7 @@ export class StoreServer {
   private readonly data = new Map<string, Buffer>();
   private readonly waitersByKey = new Map<string, Set<Waiter>>();
   private readonly connections = new Set<Connection>();
+  private readonly scopes = new Map<string, Scope>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -165,6 +180,7 @@ export class StoreServer {
       serverNonce: newNonce(),
       authTimer: undefined,
       waiters: new Set(),
+      members: new Map(),
     };
     this.connections.add(conn);
     // unref: a pending auth deadline alone must not keep the process alive.
@@ -190,6 +206,84 @@ export class StoreServer {
     clearTimeout(conn.authTimer);
     for (const waiter of [...conn.waiters]) this.removeWaiter(waiter);
     this.connections.delete(conn);
+    for (const [name, member] of conn.members) {
+      const scope = this.scopes.get(name);
+      if (!scope) continue;
+      scope.members.delete(member);
+      // A store that is closing drops everyone: that is no member's fault.
+      if (scope.lost !== undefined || this.closing) continue;
+      scope.lost = member;
+      this.failLostScope(name, member);
+    }
+  }
+
+  private register(conn: Connection, id: number, r: BodyReader): void {
+    const name = r.string();
+    const member = r.u32();
+    r.end();
+    if (this.badKey(conn, id, name)) return;
+    const scope = this.scopes.get(name) ?? { members: new Map<number, Connection>(), lost: undefined };
+    this.scopes.set(name, scope);
+    if (scope.lost !== undefined) {
+      this.failPeerLost(conn, id, name, scope.lost);
+      return;
+    }
+    const holder = scope.members.get(member);
+    const mine = conn.members.get(name);
+    if ((holder !== undefined && holder !== conn) || (mine !== undefined && mine !== member)) {
+      const why =
+        holder !== undefined && holder !== conn
+          ? `another connection already registered as rank ${member} (two processes started with the same rank?)`
+          : `this connection already registered as rank ${mine}`;
+      this.fail(conn, id, Status.InvalidArgument, `register(${quoteKey(name)}, ${member}): ${why}`);
+      return;
+    }
+    scope.members.set(member, conn);
+    conn.members.set(name, member);
+    this.respond(conn, id);
+  }
+
+  private unregister(conn: Connection, id: number, r: BodyReader): void {
+    const name = r.string();
+    r.end();
+    if (this.badKey(conn, id, name)) return;
+    const member = conn.members.get(name);
+    const scope = this.scopes.get(name);
+    conn.members.delete(name);
+    if (scope && member !== undefined) {
+      scope.members.delete(member);
+      if (scope.members.size === 0 && scope.lost === undefined) this.scopes.delete(name);
+    }
+    this.respond(conn, id);
+  }
+
+  /** The lost member of a scope that covers one of `keys` that is missing, if any. */
+  private lostOwner(keys: string[]): { scope: string; member: number } | undefined {
+    for (const [name, scope] of this.scopes) {
+      if (scope.lost === undefined) continue;
+      const under = `${name}/`;
+      if (keys.some((key) => key.startsWith(under) && !this.data.has(key))) return { scope: name, member: scope.lost };
+    }
+    return undefined;
+  }
+
+  /** Fails every waiter that waits for a missing key under a scope whose member `member` was lost. */
+  private failLostScope(name: string, member: number): void {
+    const under = `${name}/`;
+    for (const conn of this.connections) {
+      for (const waiter of [...conn.waiters]) {
+        if (!waiter.keys.some((key) => key.startsWith(under) && !this.data.has(key))) continue;
+        this.removeWaiter(waiter);
+        this.failPeerLost(conn, waiter.id, name, member);
+      }
+    }
+  }
+
+  private failPeerLost(conn: Connection, id: number, scope: string, member: number): void {
+    const message =
+      `rank ${member} lost its connection to the store before its group under ${quoteKey(scope)} had formed ` +
+      '(its process exited or was killed)';
+    this.send(conn, new BodyWriter().u8(Op.Response).u32(id).u8(Status.PeerLost).string(message).u32(member));
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
@@ -293,6 +387,10 @@ export class StoreServer {
         this.respond(conn, id, (w) => w.u32(this.countKeys(prefix)));
         return;
       }
+      case Op.Register:
+        return this.register(conn, id, r);
+      case Op.Unregister:
+        return this.unregister(conn, id, r);
       case Op.Cancel: {
         r.end();
         for (const waiter of [...conn.waiters]) if (waiter.id === id) this.removeWaiter(waiter);
@@ -398,6 +496,12 @@ export class StoreServer {
     const timeoutMs = Math.min(wireTimeoutMs, MAX_TIMEOUT_MS);
     if (keys.every((key) => this.data.has(key))) {
       ready();
+      return;
+    }
+    // A key that a lost member would have set never comes.
+    const lost = this.lostOwner(keys);
+    if (lost) {
+      this.failPeerLost(conn, id, lost.scope, lost.member);
       return;
     }
     const waiter: Waiter = {

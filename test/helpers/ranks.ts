@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { rankEnvironment as contractEnvironment } from '../../lib/comm/environment';
 
 export const repoRoot = path.resolve(__dirname, '..', '..');
 export const commFixtures = path.join(repoRoot, 'test', 'fixtures', 'comm');
@@ -107,20 +108,31 @@ function nodeOf(rank: number, n: number, nodes: number | number[] | undefined): 
   return { node, localRank: same.findIndex((e) => e.r === rank), localSize: same.length };
 }
 
-/** The environment rank `rank` of an n-rank job gets (what mics-launch / torchrun export). */
+/**
+ * The environment rank `rank` of an n-rank job gets: the library's own builder (what
+ * mics-launch exports), with rank 0 hosting the store, then the test's overrides. An empty
+ * value removes the variable.
+ */
 export function rankEnvironment(rank: number, options: RunRanksOptions & { port: number; token: string }): NodeJS.ProcessEnv {
   const { node, localRank, localSize } = nodeOf(rank, options.n, options.nodes);
+  const nodeCount = new Set(Array.from({ length: options.n }, (_, r) => nodeOf(r, options.n, options.nodes).node)).size;
   return {
-    RANK: String(rank),
-    WORLD_SIZE: String(options.n),
-    LOCAL_RANK: String(localRank),
-    LOCAL_WORLD_SIZE: String(localSize),
-    GROUP_RANK: String(node),
-    MASTER_ADDR: '127.0.0.1',
-    MASTER_PORT: String(options.port),
-    MICS_STORE_TOKEN: options.token,
-    MICS_STORE_HOSTED: '',
+    ...contractEnvironment({
+      rank,
+      worldSize: options.n,
+      localRank,
+      localWorldSize: localSize,
+      node,
+      nodeCount,
+      masterAddr: '127.0.0.1',
+      masterPort: options.port,
+      storeToken: options.token,
+      storeHosted: false,
+      // Every rank runs on this machine: its rank is its device index.
+      agentLocalRank: rank,
+    }),
     MICS_TIMEOUT_MS: '',
+    MICS_ERROR_FILE: '',
     ...(options.env ?? {}),
     ...(options.rankEnv?.(rank) ?? {}),
   };

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { invalidArgument } from '../../core/errors';
+import { rankEnvironment } from '../../comm/environment';
 
 /** A free TCP port on 127.0.0.1 (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -37,14 +38,20 @@ export async function runLocalRanks(nproc: number, emulateNodes: number): Promis
       stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
       env: {
         ...process.env,
-        RANK: String(rank),
-        WORLD_SIZE: String(nproc),
-        LOCAL_RANK: String(rank % perNode),
-        LOCAL_WORLD_SIZE: String(perNode),
-        GROUP_RANK: String(Math.floor(rank / perNode)),
-        MASTER_ADDR: '127.0.0.1',
-        MASTER_PORT: String(port),
-        MICS_STORE_TOKEN: token,
+        ...rankEnvironment({
+          rank,
+          worldSize: nproc,
+          localRank: rank % perNode,
+          localWorldSize: perNode,
+          node: Math.floor(rank / perNode),
+          nodeCount: emulateNodes,
+          masterAddr: '127.0.0.1',
+          masterPort: port,
+          storeToken: token,
+          // Rank 0 hosts the store; every rank runs on this machine, so its rank is its device index.
+          storeHosted: false,
+          agentLocalRank: rank,
+        }),
         OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
       },
     });

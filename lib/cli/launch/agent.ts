@@ -13,7 +13,18 @@ import { LaunchError } from './errors';
 import type { JobLayout, NodeRecord } from './layout';
 import { streamsFor, type LaunchConfig } from './options';
 import type { Sink } from './output';
-import { closeStore, joinedCount, joinRound, leave, openStore, publishEnd, readEnd, reportSuccess, type AgentStore } from './rendezvous';
+import {
+  closeStore,
+  joinedCount,
+  joinRound,
+  leave,
+  openStore,
+  publishEnd,
+  readEnd,
+  reportSuccess,
+  settledEnd,
+  type AgentStore,
+} from './rendezvous';
 import { endExitCode, formatSummary, type EndRecord } from './summary';
 import { WorkerGroup, type WorkerResult, type WorkerSpec } from './supervisor';
 import { startWatchdog } from './watchdog';
@@ -53,6 +64,12 @@ export function agentToken(config: LaunchConfig, env: NodeJS.ProcessEnv): string
   }
   return token;
 }
+
+/**
+ * How long a node whose only failures lost a rank of another node waits for that node to
+ * publish the real root cause (it normally does within its own settling time, well under this).
+ */
+const REMOTE_CAUSE_WAIT_MS = 5000;
 
 /** The directory for per-rank files, when any stream goes to a file: --log-dir, else a fresh temporary one. */
 function logRoot(config: LaunchConfig, io: AgentIo): string | undefined {
@@ -243,20 +260,33 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     const joined = await joinRound(s, n, record, config.rdzvTimeoutMs);
     if (!('worldSize' in joined)) return { end: joined, results: [], layout: undefined };
     const layout = joined;
-    const specs: WorkerSpec[] = layout.ranks.map((plan) => ({
-      plan,
-      env: workerEnvironment(io.env, layout, plan, {
-        masterAddr: config.masterAddr,
-        masterPort: s.port,
-        runId,
-        restartCount: n,
-        maxRestarts: config.maxRestarts,
-        token,
-      }),
-      logDir: logs === undefined ? undefined : path.join(logs, runId, `attempt_${n}`, String(plan.rank)),
-      redirects: streamsFor(config.redirects, plan.agentIndex),
-      tee: streamsFor(config.tee, plan.agentIndex),
-    }));
+    // Each rank records why it failed here (MICS_ERROR_FILE); read when it exits, removed after the attempt.
+    const errors = fs.mkdtempSync(path.join(os.tmpdir(), 'mics-launch-errors-'));
+    try {
+      return await superviseRound(n, s, layout, errors);
+    } finally {
+      fs.rmSync(errors, { recursive: true, force: true });
+    }
+  }
+
+  async function superviseRound(n: number, s: AgentStore, layout: JobLayout, errors: string): Promise<RoundResult> {
+    const specs: WorkerSpec[] = layout.ranks.map((plan) => {
+      const errorFile = path.join(errors, `rank${plan.rank}.json`);
+      return {
+        plan,
+        env: workerEnvironment(
+          io.env,
+          layout,
+          plan,
+          { masterAddr: config.masterAddr, masterPort: s.port, runId, restartCount: n, maxRestarts: config.maxRestarts, token },
+          errorFile,
+        ),
+        logDir: logs === undefined ? undefined : path.join(logs, runId, `attempt_${n}`, String(plan.rank)),
+        redirects: streamsFor(config.redirects, plan.agentIndex),
+        tee: streamsFor(config.tee, plan.agentIndex),
+        errorFile,
+      };
+    });
     if (n === 0 && config.nodeRank === 0) {
       io.stderr(
         `mics-launch: run '${runId}': ${layout.worldSize} rank(s) on ${config.nnodes} node(s)` +
@@ -302,6 +332,11 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     // Interrupted: the signal handler already sent the signal; this waits for the escalation.
     await g.stop(interrupted ?? 'SIGTERM', config.gracePeriodMs);
     watchdog.remove(g.pgids());
+    if (end.kind === 'failure' && storeError === undefined) {
+      // Another node may have published an earlier root cause meanwhile: report the one that won.
+      const local = new Set(layout.ranks.map((p) => p.rank));
+      end = await settledEnd(s, n, end, local, config.nnodes > 1 ? REMOTE_CAUSE_WAIT_MS : 0).catch(() => end as EndRecord);
+    }
     return { end, results: g.results(), layout };
   }
 

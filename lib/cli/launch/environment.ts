@@ -3,10 +3,11 @@
  * and thread defaults. This is the contract the collective library's init() reads.
  */
 import { randomBytes } from 'node:crypto';
+import { ERROR_FILE_ENV, rankEnvironment, STORE_TOKEN_ENV } from '../../comm/environment';
 import type { JobLayout, RankPlan } from './layout';
 
 /** The variable carrying the store token: set for workers, never printed. */
-export const TOKEN_ENV = 'MICS_STORE_TOKEN';
+export const TOKEN_ENV = STORE_TOKEN_ENV;
 
 /** What the dry run shows instead of the token. */
 export const REDACTED = '<redacted>';
@@ -34,38 +35,42 @@ export interface JobEnvironment {
 
 /**
  * The environment of one rank: the launcher's own environment plus the variables of the
- * contract. OMP_NUM_THREADS=1 is set only when unset and more than one rank runs on this
+ * contract (built by the collective library's {@link rankEnvironment}, the inverse of what
+ * init() reads). OMP_NUM_THREADS=1 is set only when unset and more than one rank runs on this
  * machine (so ranks do not oversubscribe the cores). CUDA_VISIBLE_DEVICES is passed through
  * untouched: a rank uses device LOCAL_RANK among the visible devices (MICS_AGENT_LOCAL_RANK
- * under --emulate-nodes, where emulated nodes share one machine's devices).
+ * under --emulate-nodes, where emulated nodes share one machine's devices). `errorFile` is
+ * where the rank records why it failed (MICS_ERROR_FILE), read back for the summary.
  */
 export function workerEnvironment(
   base: NodeJS.ProcessEnv,
   layout: JobLayout,
   plan: RankPlan,
   job: JobEnvironment,
+  errorFile?: string,
 ): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base };
-  const set: Record<string, string | number> = {
-    RANK: plan.rank,
-    LOCAL_RANK: plan.localRank,
-    WORLD_SIZE: layout.worldSize,
-    LOCAL_WORLD_SIZE: plan.localWorldSize,
-    GROUP_RANK: plan.groupRank,
-    GROUP_WORLD_SIZE: layout.groupWorldSize,
-    ROLE_NAME: 'default',
-    ROLE_RANK: plan.rank,
-    ROLE_WORLD_SIZE: layout.worldSize,
-    MASTER_ADDR: job.masterAddr,
-    MASTER_PORT: job.masterPort,
-    TORCHELASTIC_RESTART_COUNT: job.restartCount,
-    TORCHELASTIC_MAX_RESTARTS: job.maxRestarts,
-    TORCHELASTIC_RUN_ID: job.runId,
-    MICS_STORE_HOSTED: 1,
-    MICS_AGENT_LOCAL_RANK: plan.agentIndex,
-    [TOKEN_ENV]: job.token,
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    ...rankEnvironment({
+      rank: plan.rank,
+      worldSize: layout.worldSize,
+      localRank: plan.localRank,
+      localWorldSize: plan.localWorldSize,
+      node: plan.groupRank,
+      nodeCount: layout.groupWorldSize,
+      masterAddr: job.masterAddr,
+      masterPort: job.masterPort,
+      storeToken: job.token,
+      storeHosted: true,
+      runId: job.runId,
+      restartCount: job.restartCount,
+      maxRestarts: job.maxRestarts,
+      agentLocalRank: plan.agentIndex,
+      errorFile,
+    }),
   };
-  for (const [k, v] of Object.entries(set)) env[k] = String(v);
+  // Never inherit an error file meant for an enclosing job's rank.
+  if (errorFile === undefined) delete env[ERROR_FILE_ENV];
   if ((env.OMP_NUM_THREADS === undefined || env.OMP_NUM_THREADS === '') && layout.ranks.length > 1) {
     env.OMP_NUM_THREADS = '1';
   }
@@ -91,6 +96,7 @@ export const CONTRACT_VARIABLES: readonly string[] = [
   'MICS_STORE_HOSTED',
   'MICS_AGENT_LOCAL_RANK',
   TOKEN_ENV,
+  ERROR_FILE_ENV,
   'OMP_NUM_THREADS',
 ];
 

@@ -6,7 +6,8 @@
  * Keys (relative to `launch/<run id>`):
  * - `r<n>/claim/<node>`: counter; a second agent with the same node rank sees 2 and stops.
  * - `r<n>/node/<node>`: the agent's {@link NodeRecord} (JSON).
- * - `r<n>/end`: how attempt n ended ({@link EndRecord} JSON); the first writer wins (compareSet).
+ * - `r<n>/end`: how attempt n ended ({@link EndRecord} JSON); the first writer wins (compareSet),
+ *   except that a failure that outranks the stored one replaces it (see {@link publishEnd}).
  * - `r<n>/succeeded`: counter of nodes whose ranks all exited 0.
  * - `left`: counter of agents that are done with the store (node 0 closes it after all).
  * And `launch/job` (outside the run's prefix): run id and node count, so that an agent of
@@ -16,6 +17,7 @@ import { MicsError } from '../../core/errors';
 import { StoreClient, StoreServer } from '../../store';
 import { LaunchError } from './errors';
 import { planJob, type JobLayout, type NodeRecord } from './layout';
+import { isVictim, lostRank, outranks } from './root-cause';
 import type { EndRecord } from './summary';
 
 /** The agent's handle on the store. */
@@ -188,10 +190,52 @@ export async function readEnd(store: AgentStore, round: number): Promise<EndReco
   return JSON.parse((await store.keys.get(key, 0)).toString('utf8')) as EndRecord;
 }
 
-/** Writes how attempt `round` ended unless another node was first; returns the record that won. */
+/**
+ * Writes how attempt `round` ended and returns the record that won. The first record wins,
+ * with one exception: a failure replaces a stored failure it outranks (a root cause replaces a
+ * victim, an earlier cause a later one), so the earliest root failure of any node wins even
+ * when another node's victim was published first. Compare-and-swap: concurrent writers agree.
+ */
 export async function publishEnd(store: AgentStore, round: number, end: EndRecord): Promise<EndRecord> {
-  const stored = await store.keys.compareSet(`r${round}/end`, '', JSON.stringify(end));
-  return JSON.parse(stored.toString('utf8')) as EndRecord;
+  const key = `r${round}/end`;
+  const mine = Buffer.from(JSON.stringify(end), 'utf8');
+  let expected: Buffer = Buffer.alloc(0);
+  for (;;) {
+    const stored = await store.keys.compareSet(key, expected, mine);
+    if (stored.equals(mine)) return end;
+    const current = JSON.parse(stored.toString('utf8')) as EndRecord;
+    if (end.kind !== 'failure' || current.kind !== 'failure' || !outranks(end.worker, current.worker)) return current;
+    expected = stored;
+  }
+}
+
+/** Polling step while waiting for a root cause to replace a victim in the store. */
+const END_POLL_MS = 50;
+
+/**
+ * The final end record of attempt `round`, read after this node's ranks were stopped. While the
+ * stored root cause is a victim that lost a rank of another node (`localRanks` are this
+ * node's), waits up to `timeoutMs` for that node to publish the real cause.
+ */
+export async function settledEnd(
+  store: AgentStore,
+  round: number,
+  end: EndRecord,
+  localRanks: ReadonlySet<number>,
+  timeoutMs: number,
+): Promise<EndRecord> {
+  const deadline = Date.now() + timeoutMs;
+  const remoteLoss = (e: EndRecord): boolean => {
+    if (e.kind !== 'failure' || !isVictim(e.worker)) return false;
+    const lost = lostRank(e.worker);
+    return lost === undefined || !localRanks.has(lost);
+  };
+  let current = (await readEnd(store, round)) ?? end;
+  while (remoteLoss(current) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, END_POLL_MS));
+    current = (await readEnd(store, round)) ?? current;
+  }
+  return current;
 }
 
 /** Counts this node as succeeded in attempt `round`; the last node to succeed publishes success. */

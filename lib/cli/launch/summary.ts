@@ -3,9 +3,14 @@
  * printed at the end of the job.
  */
 import * as os from 'node:os';
+import { causeTier, isVictim, lostRank } from './root-cause';
 import { exitCodeOf, isFailure, type WorkerResult } from './supervisor';
 
-/** Why an attempt ended; the first one written to the store wins on every node. */
+/**
+ * Why an attempt ended, the same on every node. The first record written to the store wins,
+ * except that a failure is replaced by one that outranks it (a cause over a victim, an earlier
+ * cause over a later one): see {@link publishEnd}.
+ */
 export type EndRecord =
   | { readonly kind: 'success' }
   /** A rank failed: the root cause. */
@@ -39,15 +44,29 @@ export function describeExit(r: Pick<WorkerResult, 'exitCode' | 'signal' | 'erro
 const RULE = '='.repeat(60);
 const THIN = '-'.repeat(60);
 
+const MAX_ERROR_CHARS = 300;
+
 function workerBlock(index: number, r: WorkerResult, note?: string): string[] {
+  const error = r.failure ? `${r.failure.code ? `${r.failure.code}: ` : ''}${r.failure.message}` : undefined;
   return [
     `[${index}]:`,
-    `  time      : ${new Date(r.endedAt ?? Date.now()).toISOString()}`,
+    // The time of the failure: when the rank recorded its error, else when its exit was seen.
+    `  time      : ${new Date(r.failure?.time ?? r.endedAt ?? Date.now()).toISOString()}`,
     `  host      : ${r.host}`,
     `  rank      : ${r.rank} (local_rank: ${r.localRank}, node: ${r.groupRank})`,
     `  exitcode  : ${describeExit(r)} (pid: ${r.pid ?? 'none'})`,
+    ...(error ? [`  error     : ${error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS - 3)}...` : error}`] : []),
     ...(note ? [`  note      : ${note}`] : []),
   ];
+}
+
+/** Why a failure that is not the root cause happened, as far as the launcher knows. */
+function consequenceNote(r: WorkerResult): string | undefined {
+  if (causeTier(r) === 1) {
+    const lost = lostRank(r);
+    return `${lost === undefined ? 'lost a peer' : `lost rank ${lost}`}: a consequence of the root cause`;
+  }
+  return r.stoppedByLauncher ? 'stopped by the launcher after the root cause' : undefined;
 }
 
 /** What the final summary needs. */
@@ -81,14 +100,17 @@ export function formatSummary(s: SummaryInput): string {
   const others = s.local.filter((r) => isFailure(r) && !(root && sameWorker(r, root)));
   const lines = [RULE, `${s.script} FAILED (node ${s.nodeRank}, after ${s.attempts} attempt(s), ${secs} s)`, THIN, 'Failures:'];
   if (others.length === 0) lines.push('  <NO_OTHER_FAILURES>');
-  others.forEach((r, i) =>
-    lines.push(...workerBlock(i + 1, r, r.stoppedByLauncher ? 'stopped by the launcher after the root cause' : undefined)),
-  );
+  others.forEach((r, i) => lines.push(...workerBlock(i + 1, r, consequenceNote(r))));
   lines.push(THIN, 'Root Cause (first observed failure):');
   switch (s.end.kind) {
-    case 'failure':
-      lines.push(...workerBlock(0, s.end.worker, s.end.nodeRank === s.nodeRank ? undefined : `on node ${s.end.nodeRank}`));
+    case 'failure': {
+      const where = s.end.nodeRank === s.nodeRank ? [] : [`on node ${s.end.nodeRank}`];
+      // Every failure was a consequence of another (e.g. the lost rank exited with 0).
+      const victim = isVictim(s.end.worker) ? ['a consequence too: no rank was seen failing on its own'] : [];
+      const note = [...where, ...victim].join('; ');
+      lines.push(...workerBlock(0, s.end.worker, note === '' ? undefined : note));
       break;
+    }
     case 'interrupted':
       lines.push(
         '[0]:',

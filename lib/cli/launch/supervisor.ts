@@ -4,10 +4,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
+import { preciseNow, readFailureRecord, type FailureRecord } from '../../comm/failure-record';
 import type { RankPlan } from './layout';
 import { RankOutput, type Sink } from './output';
 import { liveGroups, signalGroup } from './process-group';
 import type { StdStreams } from './options';
+import { isVictim, lostRank, rootCause } from './root-cause';
 
 /** One rank to start. */
 export interface WorkerSpec {
@@ -17,6 +19,8 @@ export interface WorkerSpec {
   readonly logDir: string | undefined;
   readonly redirects: StdStreams;
   readonly tee: StdStreams;
+  /** Where the rank records why it failed (MICS_ERROR_FILE in `env`), read when it exits. */
+  readonly errorFile?: string;
 }
 
 /** How a rank ended (or that it has not yet). */
@@ -33,7 +37,10 @@ export interface WorkerResult {
   /** Why it could not be started, if so. */
   readonly error: string | undefined;
   readonly startedAt: number;
+  /** When its exit was seen (ms since the epoch, sub-millisecond precision). */
   readonly endedAt: number | undefined;
+  /** What the rank recorded about its failure (its error, code, the peer it lost), if anything. */
+  readonly failure?: FailureRecord;
   /** The launcher stopped it (after another rank failed, or on a signal to the launcher). */
   readonly stoppedByLauncher: boolean;
 }
@@ -49,7 +56,7 @@ export function exitCodeOf(r: Pick<WorkerResult, 'exitCode' | 'signal'>): number
   return r.exitCode ?? 1;
 }
 
-/** The outcome of an attempt as seen locally: every rank succeeded, or the first one failed. */
+/** The outcome of an attempt as seen locally: every rank succeeded, or some failed and `first` is the root cause. */
 export type GroupOutcome = { readonly kind: 'succeeded' } | { readonly kind: 'failed'; readonly first: WorkerResult };
 
 /** What to run and how. */
@@ -73,11 +80,20 @@ interface Slot {
 const POLL_MS = 20;
 /** After SIGKILL a process normally dies at once; give up waiting after this (D state, EPERM). */
 const KILL_WAIT_MS = 5000;
+/** Exits reaped in one pass of the event loop arrive in no particular order: judge them together. */
+const SETTLE_MS = 50;
+/**
+ * A victim names a rank of this node that has not been reaped yet: it is dying (its peers saw
+ * its sockets close), so wait this long at most for its exit before settling on the victim.
+ */
+const VICTIM_WAIT_MS = 3000;
 
 /** The local ranks of one attempt. Create with {@link WorkerGroup.start}. */
 export class WorkerGroup {
   private readonly slots: Slot[] = [];
   private settled = false;
+  private firstFailureAt: number | undefined;
+  private recheck: NodeJS.Timeout | undefined;
   private resolveOutcome!: (o: GroupOutcome) => void;
   /** Resolves at the first failure, or when all ranks exited with 0. */
   readonly outcome: Promise<GroupOutcome>;
@@ -141,7 +157,9 @@ export class WorkerGroup {
     );
     slot.exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
-        slot.result = { ...slot.result, exitCode: code, signal, endedAt: Date.now() };
+        const endedAt = preciseNow();
+        const failure = spec.errorFile === undefined ? undefined : readFailureRecord(spec.errorFile);
+        slot.result = { ...slot.result, exitCode: code, signal, endedAt, ...(failure ? { failure } : {}) };
         resolve();
         this.check();
       });
@@ -155,19 +173,42 @@ export class WorkerGroup {
     });
   }
 
-  /** Settles {@link outcome} at the first failure or when every rank succeeded. */
+  /**
+   * Settles {@link outcome} once every rank succeeded, or shortly after the first failure with
+   * its root cause ({@link rootCause}): after {@link SETTLE_MS}, and while every failure so far
+   * is a victim and one of them names a rank of this node that is still running, up to
+   * {@link VICTIM_WAIT_MS}.
+   */
   private check(): void {
     if (this.settled) return;
-    const failed = this.slots
-      .filter((s) => isFailure(s.result))
-      .sort((a, b) => (a.result.endedAt ?? 0) - (b.result.endedAt ?? 0))[0];
-    if (failed) {
-      this.settled = true;
-      this.resolveOutcome({ kind: 'failed', first: failed.result });
-    } else if (this.slots.length === this.opts.workers.length && this.slots.every((s) => s.result.endedAt !== undefined)) {
-      this.settled = true;
-      this.resolveOutcome({ kind: 'succeeded' });
+    const results = this.slots.map((s) => s.result);
+    const allEnded = this.slots.length === this.opts.workers.length && results.every((r) => r.endedAt !== undefined);
+    const failures = results.filter(isFailure);
+    const root = rootCause(failures);
+    if (root === undefined) {
+      if (allEnded) this.settle({ kind: 'succeeded' });
+      return;
     }
+    const now = Date.now();
+    this.firstFailureAt ??= now;
+    const waited = now - this.firstFailureAt;
+    // Ranks that victims name and that still run here are dying (a chain of victims may name
+    // each other before one names the rank that really died): wait for them while no cause is seen.
+    const running = new Set(results.filter((r) => r.pid !== undefined && r.endedAt === undefined).map((r) => r.rank));
+    const dying = isVictim(root) && failures.some((f) => running.has(lostRank(f) ?? -1));
+    if (allEnded || (waited >= SETTLE_MS && (!dying || waited >= VICTIM_WAIT_MS))) {
+      this.settle({ kind: 'failed', first: root });
+      return;
+    }
+    clearTimeout(this.recheck);
+    const next = waited < SETTLE_MS ? SETTLE_MS - waited : VICTIM_WAIT_MS - waited;
+    this.recheck = setTimeout(() => this.check(), next);
+  }
+
+  private settle(outcome: GroupOutcome): void {
+    this.settled = true;
+    clearTimeout(this.recheck);
+    this.resolveOutcome(outcome);
   }
 
   /** Results of all ranks so far, by local index. */

@@ -268,6 +268,98 @@ describe('failures', () => {
   });
 });
 
+describe('the root cause among ranks that really communicate (4 ranks all-reducing in a loop)', () => {
+  const collectives = path.join(fixtures, 'collectives.js');
+
+  /** The summary's root cause block and the other failures' blocks, by rank. */
+  function summary(stderr: string): { root: string; others: Map<number, string> } {
+    const [, rest] = stderr.split('Failures:');
+    const [failures, root] = rest.split('Root Cause (first observed failure):');
+    const others = new Map<number, string>();
+    for (const block of failures.split(/^\[\d+\]:$/m).slice(1)) {
+      const rank = /rank {6}: (\d+)/.exec(block);
+      if (rank) others.set(Number(rank[1]), block);
+    }
+    return { root, others };
+  }
+
+  /** Every other rank of the job is listed as a consequence: it lost `cause`, or the launcher stopped it. */
+  function expectConsequences(stderr: string, cause: number, ranks: number[]): void {
+    const { others } = summary(stderr);
+    expect([...others.keys()].sort()).toEqual(ranks.filter((r) => r !== cause));
+    for (const [rank, block] of others) {
+      expect([rank, block]).toEqual([rank, expect.stringMatching(new RegExp(`note {6}: (lost rank ${cause}: a consequence of the root cause|stopped by the launcher after the root cause)`))]);
+    }
+  }
+
+  it.each([
+    ['one node, shared memory', 2, '1'],
+    ['2 emulated nodes, TCP ring', 1, '2'],
+  ])('%s: kill -9 of rank %i names it as the root cause, the ranks that lost it as consequences', async (_label, victim, emulate) => {
+    const dir = tempDir('rc-kill');
+    const l = launch(['--standalone', '--nproc-per-node', '4', '--emulate-nodes', emulate, ...FAST, collectives], { FIX_PID_DIR: dir });
+    await until(() => fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length === 4, 20000, 'all ranks to be in their loop');
+    await new Promise((r) => setTimeout(r, 100));
+    process.kill((readPids(dir).find((p) => p.rank === victim) as { pid: number }).pid, 'SIGKILL');
+    const r = await l.done;
+    expect(r.code).toBe(137);
+    const { root } = summary(r.stderr);
+    expect(root).toMatch(new RegExp(`rank {6}: ${victim} `));
+    expect(root).toMatch(/exitcode {2}: Signal 9 \(SIGKILL\)/);
+    expectConsequences(r.stderr, victim, [0, 1, 2, 3]);
+  });
+
+  it('an uncaught error thrown by one rank is the root cause, with its message; the peers that lost it are consequences', async () => {
+    const r = await runLaunch(['--standalone', '--nproc-per-node', '4', '--emulate-nodes', '2', ...FAST, collectives], {
+      FIX_PID_DIR: tempDir('rc-throw'),
+      FIX_THROW_RANK: '3',
+    });
+    expect(r.code).toBe(1);
+    const { root, others } = summary(r.stderr);
+    expect(root).toMatch(/rank {6}: 3 [^]*error {5}: rank 3 failing on purpose/);
+    expectConsequences(r.stderr, 3, [0, 1, 2]);
+    // The peers that failed on their own say what they saw.
+    for (const block of others.values()) {
+      if (/lost rank 3/.test(block)) expect(block).toMatch(/error {5}: MICS_PEER_LOST: rank 3 /);
+    }
+  });
+
+  it('two launchers: a rank killed on node 1 is the root cause on both nodes, even where only its victims were seen', async () => {
+    const port = String(await freePort());
+    const token = randomBytes(32).toString('hex');
+    const dir = tempDir('rc-nodes');
+    const common = ['--nnodes', '2', '--nproc-per-node', '2', '--master-port', port, '--run-id', 'rc-nodes', ...FAST, collectives];
+    const env = { MICS_STORE_TOKEN: token, FIX_PID_DIR: dir };
+    const n0 = launch(['--node-rank', '0', ...common], env);
+    const n1 = launch(['--node-rank', '1', ...common], env);
+    await until(() => fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length === 4, 20000, 'all ranks to be in their loop');
+    await new Promise((r) => setTimeout(r, 100));
+    process.kill((readPids(dir).find((p) => p.rank === 2) as { pid: number }).pid, 'SIGKILL');
+    const [r0, r1] = await Promise.all([n0.done, n1.done]);
+    expect([r0.code, r1.code]).toEqual([137, 137]);
+    expect(summary(r0.stderr).root).toMatch(/rank {6}: 2 \(local_rank: 0, node: 1\)[^]*note {6}: on node 1/);
+    expect(summary(r1.stderr).root).toMatch(/rank {6}: 2 \(local_rank: 0, node: 1\)/);
+    expectConsequences(r0.stderr, 2, [0, 1]);
+  });
+
+  it('a rank killed inside init() is the root cause; ranks whose init() failed first say they lost it', async () => {
+    // Rank 3 comes 30 s late, so everybody waits inside init(); rank 1 dies there.
+    const r = await runLaunch(['--standalone', '--nproc-per-node', '4', ...FAST, collectives], {
+      FIX_LATE_RANK: '3',
+      FIX_DIE_IN_INIT_RANK: '1',
+    });
+    expect(r.code).toBe(137);
+    const { root, others } = summary(r.stderr);
+    expect(root).toMatch(/rank {6}: 1 [^]*Signal 9 \(SIGKILL\)/);
+    // Ranks 0 and 2 fail in init() within milliseconds, usually before the launcher stops them.
+    expectConsequences(r.stderr, 1, [0, 1, 2, 3]);
+    for (const block of others.values()) {
+      if (/lost rank 1/.test(block)) expect(block).toMatch(/error {5}: MICS_PEER_LOST: init\(\) on rank \d: rank 1 exited or was killed during init\(\)/);
+    }
+    expect(others.get(3)).toMatch(/note {6}: stopped by the launcher after the root cause/);
+  });
+});
+
 describe('losing node 0', () => {
   it('when node 0\'s agent is killed -9, its watchdog ends its ranks, and node 1 stops its own, saying it lost the store', async () => {
     const port = String(await freePort());
