@@ -10,6 +10,7 @@ import * as dgram from 'node:dgram';
 import { loadAddon } from '../core/native';
 import { backendStatuses } from '../core/capabilities';
 import { StoreClient, StoreServer } from '../store';
+import { MAX_TIMEOUT_MS } from '../store/protocol';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
 import { MicsError, invalidArgument } from '../core/errors';
 import { readRankEnvironment } from './environment';
@@ -70,10 +71,13 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   if (!['cpu', 'nccl', 'auto'].includes(requested)) {
     throw invalidArgument(`backend '${String(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);
   }
-  const timeoutMs = options.timeoutMs ?? timeoutFromEnvironment(env) ?? 300_000;
-  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw invalidArgument(`init: timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
+  const requestedTimeout = options.timeoutMs ?? timeoutFromEnvironment(env) ?? 300_000;
+  if (!(requestedTimeout > 0) || !Number.isFinite(requestedTimeout)) {
+    throw invalidArgument(`init: timeoutMs ${String(requestedTimeout)} is not valid: use a positive number of milliseconds`);
   }
+  // Longer than Node's timers and the store's wire field hold (2^31 - 1 ms, 24.8 days)
+  // means "as long as possible", not an error.
+  const timeoutMs = Math.min(requestedTimeout, MAX_TIMEOUT_MS);
   const backend = chooseBackend(requested);
   const place = readRankEnvironment(env);
   installFailureRecord(place.errorFile);

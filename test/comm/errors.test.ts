@@ -4,7 +4,11 @@
  * call reports it as a rejected promise (never a synchronous throw). In-process,
  * on a one-rank world (no store needed).
  */
+import * as path from 'node:path';
 import { init, MicsError, type Communicator } from '../../lib';
+import { commFixtures, killAllRanks, runRanks } from '../helpers/ranks';
+
+afterAll(killAllRanks);
 
 const oneRank = { RANK: '0', WORLD_SIZE: '1' };
 
@@ -77,4 +81,16 @@ describe('a one-rank world', () => {
     await world.allReduce(data, { timeoutMs: 1e13 });
     expect(Array.from(data)).toEqual([1, 2]);
   });
+});
+
+describe('huge timeouts mean "as long as possible", on real ranks', () => {
+  it.each([
+    ['one node (shm)', 1],
+    ['2 emulated nodes (tcp)', 2],
+  ])('MICS_TIMEOUT_MS=1e13 and a per-op timeoutMs of 1e13: the ops complete: %s', async (_name, nodes) => {
+    const results = await runRanks({ n: 2, nodes, script: path.join(commFixtures, 'huge-timeout.js'), env: { MICS_TIMEOUT_MS: '1e13' } });
+    for (const r of results) {
+      expect(r.json).toEqual({ rank: r.rank, a: 3, b: 2, timeoutMs: 2 ** 31 - 1 });
+    }
+  }, 60000);
 });
