@@ -55,3 +55,17 @@ export {
   type GroupName,
 } from './comm/collectives';
 export { StoreServer, StoreClient, type StoreServerOptions, type StoreClientOptions } from './store';
+export {
+  choosePartitionSize,
+  planTraining,
+  simulateScaling,
+  runValidation,
+  clusterPreset,
+  modelPreset,
+  type PartitionChoice,
+  type PartitionChoiceInput,
+  type TrainingPlan,
+  type ScalingResult,
+  type ClusterPreset,
+  type ModelSpec,
+} from './plan';

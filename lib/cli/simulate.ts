@@ -92,10 +92,15 @@ export function scalingSvg(result: ScalingResult, title: string, metric: 'tflops
     xLabel: 'GPUs',
     yLabel: metric === 'tflops' ? 'TFLOPS per GPU (predicted)' : 'weak-scaling efficiency (predicted)',
     ...(metric === 'efficiency' ? { yMax: 1 } : {}),
-    series: strategies.map((s) => ({
-      name: s,
-      points: result.rows.filter((r) => r.strategy === s).map((r) => ({ x: r.gpus, y: metric === 'tflops' ? r.prediction.tflopsPerGpu : r.weakScalingEfficiency })),
-    })),
+    series: strategies.map((s) => {
+      const rows = result.rows.filter((r) => r.strategy === s);
+      const fits = rows.every((r) => r.fits);
+      return {
+        name: fits ? s : `${s} (does not fit)`,
+        dashed: !fits,
+        points: rows.map((r) => ({ x: r.gpus, y: metric === 'tflops' ? r.prediction.tflopsPerGpu : r.weakScalingEfficiency })),
+      };
+    }),
   });
 }
 
@@ -103,11 +108,11 @@ export function scalingSvg(result: ScalingResult, title: string, metric: 'tflops
 export function formatValidation(report: ValidationReport): string {
   const lines = [
     `published figures against predictions (rule '${report.rule}'): ${report.rules}`,
-    `${pad('figure', 82)} ${pad('published', 9)} ${pad('predicted', 9)} ${pad('error', 7)}`,
+    `${'figure'.padEnd(82)} ${pad('published', 9)} ${pad('predicted', 9)} ${pad('error', 7)}`,
   ];
   const show = (v: number, unit: string): string => (unit === 'fraction' ? `${(v * 100).toFixed(1)}%` : unit === 'x' ? `${v.toFixed(2)}x` : v.toFixed(1));
   for (const p of report.points) {
-    lines.push(`${pad(p.figure, 82)} ${pad(show(p.published, p.unit), 9)} ${pad(show(p.predicted, p.unit), 9)} ${pad(`${(p.error * 100).toFixed(1)}%`, 7)}`);
+    lines.push(`${p.figure.padEnd(82)} ${pad(show(p.published, p.unit), 9)} ${pad(show(p.predicted, p.unit), 9)} ${pad(`${(p.error * 100).toFixed(1)}%`, 7)}`);
     lines.push(`    ${p.detail}`);
   }
   lines.push(`average absolute error ${(report.averageError * 100).toFixed(1)}%, maximum ${(report.maxError * 100).toFixed(1)}% (targets: 10% and 20%)`);

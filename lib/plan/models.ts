@@ -157,15 +157,17 @@ export function modelFromParameterCount(parameters: number, sequence = 2048): Mo
   if (!Number.isFinite(parameters) || parameters < 1e6) {
     throw invalidArgument(`a model needs at least 1e6 parameters to be planned, got ${parameters}`);
   }
+  const vocab = 50257;
   const hidden = Math.max(128, Math.round(Math.cbrt((128 * parameters) / 12) / 128) * 128);
-  const layers = Math.max(1, Math.round(parameters / (12 * hidden * hidden)));
+  // The embeddings take their share first; small models are mostly embeddings.
+  const layers = Math.max(1, Math.round((parameters - (vocab + sequence) * hidden) / (12 * hidden * hidden)));
   return Object.freeze({
     name: `${formatCount(parameters)} (raw)`,
     family: 'gpt' as const,
     layers,
     hidden,
     heads: hidden / 128,
-    vocab: 50257,
+    vocab,
     sequence,
     source: `shape estimated from ${formatCount(parameters)} parameters: GPT-3 proportions (hidden = 128 x layers)`,
   });

@@ -113,8 +113,8 @@ export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoic
     const required = states + units + unit * 4 + other;
     const fits = required <= usable;
     const reason = fits
-      ? `fits: ${gib(required)} of ${gib(usable)} usable (model states ${gib(states)})`
-      : `needs ${gib(required)} > ${gib(usable)} usable (model states ${gib(states)})`;
+      ? `fits: ${gib(required)} of ${gib(usable)} usable, model states ${gib(states)}`
+      : `needs ${gib(required)} > ${gib(usable)} usable, model states ${gib(states)}`;
     return { partitionSize: S, requiredBytes: required, fits, straddlesNodes: straddles, reason };
   };
   const all = divisorsOf(W).map(evaluate);

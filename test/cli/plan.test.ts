@@ -85,7 +85,7 @@ describe('mics simulate', () => {
     expect(r.stdout.match(/^average absolute error [\d.]+%, maximum [\d.]+% \(targets: 10% and 20%\)$/gm)).toHaveLength(2);
     expect(r.stdout).toContain("rule 'planned'");
     expect(r.stdout).toContain("rule 'fastest'");
-    expect(r.stdout).toMatch(/MiCS weak-scaling efficiency, 100B, 128 -> 512 A100 \(p4d\) +99\.4% +[\d.]+% +[\d.]+%/);
+    expect(r.stdout).toMatch(/^MiCS weak-scaling efficiency, 100B, 128 -> 512 A100 \(p4d\) +99\.4% +[\d.]+% +[\d.]+%$/m);
     const json = JSON.parse(mics('simulate', '--validate', '--rule', 'planned', '--json').stdout) as { points: { source: string }[] }[];
     expect(json).toHaveLength(1);
     expect(json[0].points).toHaveLength(8);

@@ -31,6 +31,8 @@ describe('model presets', () => {
     expect(m.hidden % 128).toBe(0);
     expect(Math.abs(parameterCount(m) - 13e9) / 13e9).toBeLessThan(0.1);
     expect(modelPreset('1.3e9').layers).toBe(modelFromParameterCount(1.3e9).layers);
+    // Small models are mostly embeddings: the layers get what is left.
+    expect(Math.abs(parameterCount(modelPreset('1e8')) - 1e8) / 1e8).toBeLessThan(0.1);
   });
 
   it('reject unknown names and bad shapes, naming what is valid', () => {
