@@ -37,7 +37,7 @@ export function trainingOptions(command: Command): Command {
     .option('--ffn <n>', 'custom model: MLP inner size (default 4 x hidden)')
     .option('--vocab <n>', 'custom model: vocabulary size')
     .option('--family <name>', 'custom model: gpt, bert or llama', 'gpt')
-    .option('--cluster <name>', 'cluster preset: p3dn, p4d, p4de, p5, dgx-a100, dgx-h100, emulated', 'p4d')
+    .option('--cluster <name>', 'cluster preset: p3dn, p4d, p4de, p5, dgx-a100, dgx-h100, emulated, or a FILE.json', 'p4d')
     .option('--cluster-file <file>', 'a cluster described in JSON (same fields as the presets; see docs/scaling.md)')
     .option('--seq <n>', "sequence length (default: the model's)")
     .option('--micro-batch <n>', "sequences per GPU per micro-step, or 'auto' (the largest that fits)", 'auto')
@@ -72,22 +72,26 @@ function oneOf<T extends string>(flag: string, value: string | boolean | undefin
 
 /** The cluster of --cluster / --cluster-file. */
 export function clusterFrom(raw: RawOptions): ClusterPreset {
-  if (typeof raw.clusterFile === 'string') {
+  const cluster = String(raw.cluster ?? 'p4d');
+  // --cluster FILE.json is the same as --cluster-file FILE.json.
+  const file = typeof raw.clusterFile === 'string' ? raw.clusterFile : cluster.endsWith('.json') ? cluster : undefined;
+  if (file !== undefined) {
+    const flag = typeof raw.clusterFile === 'string' ? '--cluster-file' : '--cluster';
     let text: string;
     try {
-      text = fs.readFileSync(raw.clusterFile, 'utf8');
+      text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      throw invalidArgument(`--cluster-file ${raw.clusterFile} cannot be read: ${(err as Error).message}`);
+      throw invalidArgument(`${flag} ${file} cannot be read: ${(err as Error).message}`);
     }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw invalidArgument(`--cluster-file ${raw.clusterFile} is not JSON: ${(err as Error).message}`);
+      throw invalidArgument(`${flag} ${file} is not JSON: ${(err as Error).message}`);
     }
-    return clusterFromJson(json, raw.clusterFile);
+    return clusterFromJson(json, file);
   }
-  return clusterPreset(String(raw.cluster ?? 'p4d'));
+  return clusterPreset(cluster);
 }
 
 /** The model of --model or --layers/--hidden/--heads. */

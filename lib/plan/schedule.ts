@@ -23,7 +23,7 @@
 import { invalidArgument } from '../core/errors';
 import { addCosts, hierarchicalAllGather, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
 import { memoryPerGpu, parameterUnits, precisionOf, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
-import { parameterCount, trainingFlops, type ModelSpec } from './models';
+import { trainingFlops, type ModelSpec } from './models';
 import type { ClusterPreset } from './presets';
 
 /** The strategies the simulator knows. */
@@ -436,6 +436,3 @@ function check(setup: StepSetup): void {
   const f = setup.fragmentation;
   if (f !== undefined && (!(f >= 0) || f >= 1)) throw invalidArgument(`fragmentation margin ${f} is not valid: use a fraction in [0, 1)`);
 }
-
-/** Parameters of a model, re-exported for callers that only import the time model. */
-export { parameterCount };

@@ -43,6 +43,7 @@ describe('mics plan', () => {
       [['--model', '7b', '--nodes', 'two'], /--nodes two is not valid: use an integer >= 1/],
       [['--model', '7b', '--accounting', 'mine'], /--accounting mine is not valid: use engine or paper/],
       [['--model', '7b', '--partition-size', '3', '--nodes', '2'], /partition size 3 does not divide 16 GPUs/],
+      [['--model', '7b', '--cluster', 'missing.json'], /--cluster missing\.json cannot be read: ENOENT/],
     ];
     for (const [args, message] of cases) {
       const r = mics('plan', ...args);
@@ -117,7 +118,7 @@ describe('mics simulate --calibrate', () => {
       const saved = JSON.parse(fs.readFileSync(preset, 'utf8')) as { gpusPerNode: number; intra: { bandwidth: number } };
       expect(saved.gpusPerNode).toBe(2);
       expect(saved.intra.bandwidth).toBeGreaterThan(0);
-      const sim = runNode(['dist/cli/mics.js', 'simulate', '--cluster-file', preset, '--model', '1e8', '--gpus', '2,4', '--strategy', 'mics,ddp']);
+      const sim = runNode(['dist/cli/mics.js', 'simulate', '--cluster', preset, '--model', '1e8', '--gpus', '2,4', '--strategy', 'mics,ddp']);
       expect([sim.status, sim.stderr]).toEqual([0, '']);
       expect(sim.stdout).toMatch(/^ +mics +4 /m);
     } finally {
