@@ -57,3 +57,17 @@ export {
 } from './comm/collectives';
 export { StoreServer, StoreClient, type StoreServerOptions, type StoreClientOptions } from './store';
 export * from './engine';
+export {
+  choosePartitionSize,
+  planTraining,
+  simulateScaling,
+  runValidation,
+  clusterPreset,
+  modelPreset,
+  type PartitionChoice,
+  type PartitionChoiceInput,
+  type TrainingPlan,
+  type ScalingResult,
+  type ClusterPreset,
+  type ModelSpec,
+} from './plan';

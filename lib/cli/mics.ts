@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-/** The `mics` command: info (and, as they land, plan, simulate, bench). */
+/** The `mics` command: info, plan, simulate, bench. */
 import { Command } from 'commander';
 import { collectInfo, formatInfo } from './info';
 import { packageVersion } from '../core/version';
 import { addBenchCommands } from './bench/command';
+import { addPlanCommands } from './plan';
+import { addSimulateCommand } from './simulate';
 
 export function buildProgram(): Command {
   const program = new Command('mics')
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInfo(report)}\n`);
     });
 
+  addPlanCommands(program);
+  addSimulateCommand(program);
   addBenchCommands(program);
 
   return program;

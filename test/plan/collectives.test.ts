@@ -1,0 +1,80 @@
+/** The alpha-beta collective model against hand-computed cases. */
+import { clusterFromJson, hierarchicalAllGather, linkBandwidth, ringCollective, type ClusterPreset } from '../../lib/plan';
+
+/** 4 GPUs per node; 100 GB/s inside, 10 GB/s per node between; 2 us start-up, 1 us / 5 us per hop. */
+const cluster: ClusterPreset = clusterFromJson({
+  name: 'test',
+  gpusPerNode: 4,
+  device: { memoryBytes: 16e9, peakFlops: 1e14, computeEfficiency: 0.5, memoryBandwidth: 1e12 },
+  intra: { bandwidth: 100e9, hopLatency: 1e-6 },
+  inter: { bandwidth: 10e9, hopLatency: 5e-6 },
+  collectiveLatency: 2e-6,
+  allReduceLatencyFactor: 1,
+});
+const M = 1e9;
+
+describe('ring collectives', () => {
+  it('all-gather of M bytes over n ranks of one node: latency + (n-1) hops + (n-1)/n M / bandwidth', () => {
+    const c = ringCollective(cluster, 'allGather', M, { ranks: 4, perNode: 4 });
+    expect(c.time).toBeCloseTo(2e-6 + 3 * 1e-6 + (3 / 4) * (M / 100e9), 12);
+    expect(c.intraBytesPerGpu).toBe(0.75e9);
+    expect(c.interBytesPerNode).toBe(0);
+  });
+
+  it('a ring over two nodes: (n-1)/n M leaves each node, bound by the slower link', () => {
+    const c = ringCollective(cluster, 'allGather', M, { ranks: 8, perNode: 4 });
+    expect(c.interBytesPerNode).toBe((7 / 8) * M);
+    expect(c.latency).toBeCloseTo(2e-6 + 6 * 1e-6 + 1 * 5e-6, 12);
+    expect(c.time).toBeCloseTo(c.latency + ((7 / 8) * M) / 10e9, 12);
+  });
+
+  it('all-reduce moves twice the bytes of a reduce-scatter', () => {
+    const rs = ringCollective(cluster, 'reduceScatter', M, { ranks: 8, perNode: 4 });
+    const ar = ringCollective(cluster, 'allReduce', M, { ranks: 8, perNode: 4 });
+    expect(ar.interBytesPerNode).toBe(2 * rs.interBytesPerNode);
+  });
+
+  it('groups with one rank per node share the node\'s NICs (replication groups)', () => {
+    // 4 groups of 2 ranks (one per node) run at once: each node sends for all 4.
+    const c = ringCollective(cluster, 'allReduce', M, { ranks: 2, perNode: 1 });
+    expect(c.interBytesPerNode).toBe(4 * (2 * (1 / 2) * M));
+    expect(c.time).toBeCloseTo(c.latency + c.interBytesPerNode / 10e9, 12);
+  });
+
+  it('one rank or no bytes costs nothing', () => {
+    expect(ringCollective(cluster, 'allGather', M, { ranks: 1, perNode: 1 }).time).toBe(0);
+    expect(ringCollective(cluster, 'allReduce', 0, { ranks: 8, perNode: 4 }).time).toBe(0);
+  });
+});
+
+describe('hierarchical all-gather', () => {
+  it('sends (S-G)/S of the output between nodes instead of (S-1)/S', () => {
+    for (const nodes of [2, 4, 8]) {
+      const S = nodes * 4;
+      const hier = hierarchicalAllGather(cluster, M, nodes);
+      const flat = ringCollective(cluster, 'allGather', M, { ranks: S, perNode: 4 });
+      expect(hier.interBytesPerNode).toBeCloseTo(((S - 4) / S) * M, 0);
+      expect(flat.interBytesPerNode).toBeCloseTo(((S - 1) / S) * M, 0);
+    }
+  });
+
+  it('costs stage 1 across nodes + the re-arrangement copy + stage 2 inside the node', () => {
+    // S = 8: stage 1 is 4 concurrent 2-rank rings over M/4 bytes, stage 2 one 4-rank all-gather of M.
+    const stage1 = 2e-6 + 5e-6 + (4 * (1 / 2) * (M / 4)) / 10e9;
+    const copy = (4 * (M / 4)) / 1e12;
+    const stage2 = 2e-6 + 3e-6 + (3 / 4) * (M / 100e9);
+    expect(hierarchicalAllGather(cluster, M, 2).time).toBeCloseTo(stage1 + copy + stage2, 12);
+    // Ring hops: (N-1) + (G-1) = 4 instead of S-1 = 7.
+    expect(hierarchicalAllGather(cluster, M, 2).latency).toBeCloseTo(2 * 2e-6 + 5e-6 + 3 * 1e-6, 12);
+  });
+});
+
+describe('inter-node bandwidth at scale', () => {
+  it('falls as (reference / nodes)^exponent beyond the reference node count, never above the measurement', () => {
+    const link = { name: 'efa', bandwidth: 30e9, lineRate: 50e9, hopLatency: 1e-5, referenceNodes: 4, scaleExponent: 0.2 };
+    expect(linkBandwidth(link, 2)).toBe(30e9);
+    expect(linkBandwidth(link, 4)).toBe(30e9);
+    expect(linkBandwidth(link, 64)).toBeCloseTo(30e9 * (4 / 64) ** 0.2, 0);
+    expect(linkBandwidth({ ...link, scaleExponent: 0 }, 64)).toBe(30e9);
+  });
+});

@@ -1,0 +1,27 @@
+/** The published-figure validation runs end to end; its errors are a benchmark result (docs/scaling.md), not asserted. */
+import { runValidation } from '../../lib/plan';
+
+describe('runValidation', () => {
+  it.each(['planned', 'fastest'] as const)('compares every published figure under the %s rule, with its source and assumptions', (rule) => {
+    const report = runValidation(rule);
+    expect(report.rule).toBe(rule);
+    expect(report.points.map((p) => [p.id, p.published])).toEqual([
+      ['mics-100b-weak', 0.994],
+      ['zero3-100b-weak', 0.72],
+      ['mics-100b-tflops', 170],
+      ['zero3-100b-tflops', 62],
+      ['mics-175b-tflops', 169],
+      ['mics-bert-speedup', 2.82],
+      ['smp-30b-tflops', 141],
+      ['smp-30b-speedup', 1.397],
+    ]);
+    for (const p of report.points) {
+      expect(p.predicted).toBeGreaterThan(0);
+      expect(p.error).toBeCloseTo(Math.abs(p.predicted - p.published) / p.published, 12);
+      expect(p.source).toMatch(/arXiv 2205\.00119|SageMaker/);
+      expect(p.assumptions.length).toBeGreaterThan(20);
+    }
+    expect(report.averageError).toBeCloseTo(report.points.reduce((a, p) => a + p.error, 0) / report.points.length, 12);
+    expect(report.maxError).toBe(Math.max(...report.points.map((p) => p.error)));
+  });
+});
