@@ -10,7 +10,7 @@ import { formatTable, runCollectivesBench } from './collectives';
 import { runLocalRanks } from './local-ranks';
 import { BENCH_OPS, parseBenchOptions, parseSize } from './options';
 import { formatPartitionTable, runPartitionBench } from './partition';
-import { formatStepTable, parseStepOptions, runStepBench, STEP_STRATEGIES } from './step';
+import { formatStepTable, parseStepOptions, runStepBench, simulatorResults, STEP_STRATEGIES } from './step';
 import { ranksPerNodeOf } from '../../comm/mics-groups';
 
 type RawOptions = Record<string, string | boolean | undefined>;
@@ -121,10 +121,13 @@ export function addBenchCommands(program: Command): void {
     .action(async (raw: RawOptions) => {
       const options = parseStepOptions(raw);
       await asRank(raw, 'cpu', async (world) => {
-        const rows = await runStepBench(world, ranksPerNodeOf(world.nodes), options);
+        const ranksPerNode = ranksPerNodeOf(world.nodes);
+        const rows = await runStepBench(world, ranksPerNode, options);
         if (world.rank === 0) {
           const header = `nranks ${world.size} nodes ${new Set(world.nodes).size} backend ${world.backend}`;
-          process.stdout.write(options.json ? `${JSON.stringify({ header, options, rows })}\n` : `${formatStepTable(rows, header, options)}\n`);
+          // `results`: what mics simulate --calibrate --step-bench compares with its predictions
+          const results = simulatorResults(rows, world.size, ranksPerNode, options);
+          process.stdout.write(options.json ? `${JSON.stringify({ header, options, rows, results })}\n` : `${formatStepTable(rows, header, options)}\n`);
         }
         return rows.length > 0;
       });

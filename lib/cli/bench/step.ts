@@ -40,6 +40,8 @@ export interface StepBenchOptions {
 export interface StepBenchRow {
   strategy: StepStrategy;
   partitionSize: number;
+  /** Padded elements of every unit, in forward order. */
+  unitElements: number[];
   hierarchical: boolean;
   /** Median over iterations of the slowest rank's step time. */
   stepMs: number;
@@ -171,7 +173,15 @@ export async function runStepBench(world: Communicator, ranksPerNode: number, o:
       const stepMs = median(times);
       const history = engine.statistics().steps.slice(o.warmup);
       const stats = history[times.indexOf(stepMs)] ?? history[history.length - 1];
-      const row: StepBenchRow = { strategy, partitionSize: plan.S, hierarchical: groups.layout.hierarchical, stepMs, stepsPerSecond: 1000 / stepMs, stats };
+      const row: StepBenchRow = {
+        strategy,
+        partitionSize: plan.S,
+        unitElements: engine.units.map((u) => u.paddedNumel),
+        hierarchical: groups.layout.hierarchical,
+        stepMs,
+        stepsPerSecond: 1000 / stepMs,
+        stats,
+      };
       if (o.overhead) {
         row.aloneParts = await aloneParts(world, groups, engine, o);
         row.aloneMs = Object.values(row.aloneParts).reduce((a, b) => a + b, 0);
@@ -247,4 +257,26 @@ export function formatStepTable(rows: StepBenchRow[], header: string, o: StepBen
   const zero3 = rows.find((r) => r.strategy === 'zero3');
   if (zero3) for (const r of rows) if (r !== zero3) lines.push(`# ${r.strategy} over zero3: ${(zero3.stepMs / r.stepMs).toFixed(2)}x steps/s`);
   return lines.join('\n');
+}
+
+/**
+ * The rows in the form `mics simulate --calibrate --step-bench FILE` compares with its
+ * predictions (lib/plan/calibrate.ts StepBenchResult).
+ */
+export function simulatorResults(rows: StepBenchRow[], worldSize: number, ranksPerNode: number, o: StepBenchOptions): object[] {
+  return rows.map((r) => ({
+    strategy: r.strategy === 'mics-span' || r.strategy === 'mics-node' ? 'mics' : r.strategy,
+    worldSize,
+    ranksPerNode,
+    partitionSize: r.partitionSize,
+    hierarchical: r.hierarchical,
+    unitElements: r.unitElements,
+    gatherBytes: elementBytes(o.precision === 'fp32' ? 'f32' : 'bf16'),
+    reduceBytes: elementBytes(o.reduceDtype),
+    accumulation: o.accumulation,
+    prefetchDepth: 1,
+    computeSeconds: (3 * o.computeMs * o.units) / 1000,
+    forwardFraction: 1 / 3,
+    stepSeconds: r.stepMs / 1000,
+  }));
 }
