@@ -87,6 +87,8 @@ interface Connection {
 interface Scope {
   members: Map<number, Connection>;
   lost: number | undefined;
+  /** Members that unregistered: the group formed with them, so a second one is a duplicate. */
+  left: Set<number>;
 }
 
 /**
@@ -222,10 +224,19 @@ export class StoreServer {
     const member = r.u32();
     r.end();
     if (this.badKey(conn, id, name)) return;
-    const scope = this.scopes.get(name) ?? { members: new Map<number, Connection>(), lost: undefined };
+    const scope = this.scopes.get(name) ?? { members: new Map<number, Connection>(), lost: undefined, left: new Set<number>() };
     this.scopes.set(name, scope);
     if (scope.lost !== undefined) {
       this.failPeerLost(conn, id, name, scope.lost);
+      return;
+    }
+    if (scope.left.has(member)) {
+      this.fail(
+        conn,
+        id,
+        Status.InvalidArgument,
+        `register(${quoteKey(name)}, ${member}): rank ${member} already joined this group (two processes started with the same rank?)`,
+      );
       return;
     }
     const holder = scope.members.get(member);
@@ -252,7 +263,7 @@ export class StoreServer {
     conn.members.delete(name);
     if (scope && member !== undefined) {
       scope.members.delete(member);
-      if (scope.members.size === 0 && scope.lost === undefined) this.scopes.delete(name);
+      scope.left.add(member);
     }
     this.respond(conn, id);
   }
