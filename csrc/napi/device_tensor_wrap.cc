@@ -167,7 +167,7 @@ Napi::Object OptionsArg(const Napi::CallbackInfo& info, const std::string& op) {
 template <typename Fn>
 Napi::Value KernelCall(const Napi::CallbackInfo& info, const char* op, Fn&& fn) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     cuda::RequireCuda(std::string("cudaKernels.") + op);
     return fn(env);
   });
@@ -388,7 +388,7 @@ DeviceTensorWrap::DeviceTensorWrap(const Napi::CallbackInfo& info) : Napi::Objec
 
 Napi::Value DeviceTensorWrap::Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     cuda::RequireCuda("DeviceTensor.alloc");
     DType dtype = DTypeArg(info[0], "DeviceTensor.alloc: dtype");
     std::size_t length = Count(info[1], "DeviceTensor.alloc: length");
@@ -423,7 +423,7 @@ Napi::Value DeviceTensorWrap::Released(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceTensorWrap::Upload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     if (!tensor_.defined()) throw Invalid("DeviceTensor.upload: the tensor was released");
     HostSpan src = HostArrayFor(info[0], tensor_.dtype(), "DeviceTensor.upload: source");
     tensor_.Upload(src.data, src.bytes, JsStream(tensor_.device()));
@@ -433,7 +433,7 @@ Napi::Value DeviceTensorWrap::Upload(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceTensorWrap::Download(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     if (!tensor_.defined()) throw Invalid("DeviceTensor.download: the tensor was released");
     Napi::Value target = info.Length() > 0 && !info[0].IsUndefined() ? info[0]
                                                                      : NewHostArray(env, tensor_.dtype(), tensor_.length());
@@ -445,7 +445,7 @@ Napi::Value DeviceTensorWrap::Download(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceTensorWrap::View(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     if (!tensor_.defined()) throw Invalid("DeviceTensor.view: the tensor was released");
     std::size_t offset = Count(info[0], "DeviceTensor.view: offset");
     std::size_t length = info.Length() > 1 && !info[1].IsUndefined() ? Count(info[1], "DeviceTensor.view: length")
@@ -456,7 +456,7 @@ Napi::Value DeviceTensorWrap::View(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceTensorWrap::Fill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     if (!tensor_.defined()) throw Invalid("DeviceTensor.fill: the tensor was released");
     cuda::CudaStream& s = JsStream(tensor_.device());
     if (info.Length() > 0 && info[0].IsBigInt()) {
@@ -474,7 +474,7 @@ Napi::Value DeviceTensorWrap::Fill(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceTensorWrap::CopyFrom(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     if (!tensor_.defined()) throw Invalid("DeviceTensor.copyFrom: the tensor was released");
     const cuda::DeviceTensor& src = Get(env, info[0], "DeviceTensor.copyFrom: source");
     cuda::CudaStream& s = JsStream(tensor_.device());

@@ -179,6 +179,12 @@ export interface NativeCudaParts {
 
 /** The raw addon surface; typed wrappers live in lib/comm and lib/cuda. */
 export interface NativeAddon extends NativeCudaParts {
+  /**
+   * Makes the addon construct its errors through `cls` (the loader passes
+   * MicsError): `new cls(message, code, {rank, group, op, peer, cause})`. Without
+   * it the addon throws plain Errors carrying the same `code` and fields.
+   */
+  setErrorClass(cls: typeof MicsError): void;
   version(): string;
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;
@@ -208,7 +214,11 @@ function cudaBuildIsCurrent(cpuFile: string | undefined): boolean {
 
 function loadFile(file: string): NativeAddon {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(file) as NativeAddon;
+  const addon = require(file) as NativeAddon;
+  // Once per environment (each worker loads its own instance of this module): from
+  // now on every error the addon raises is constructed through MicsError.
+  if (typeof addon.setErrorClass === 'function') addon.setErrorClass(MicsError);
+  return addon;
 }
 
 /** Loads the addon once per process and returns it with where it came from. */
