@@ -271,19 +271,20 @@ void CommunicatorWrap::Retire(const std::string& reason) noexcept {
   core->wrap = nullptr;
   try {
     if (pending_ > 0) comm_->Abort(reason);
+    ShutdownStarted();
+    // Runs on the progress thread after the queued ops (which fail fast now); the
+    // release is its last touch of the Core: FinalizeCore may free it right after.
+    core->thread->Finish([core] {
+      try {
+        core->comm->Shutdown();
+      } catch (...) {
+      }
+      ShutdownFinished();
+      napi_release_threadsafe_function(core->completion, napi_tsfn_release);
+    });
   } catch (...) {
+    // Out of memory for the last task: the Core then stays until the environment ends.
   }
-  ShutdownStarted();
-  // Runs on the progress thread after the queued ops (which fail fast now); the
-  // release is its last touch of the Core: FinalizeCore may free it right after.
-  core->thread->Finish([core] {
-    try {
-      core->comm->Shutdown();
-    } catch (...) {
-    }
-    ShutdownFinished();
-    napi_release_threadsafe_function(core->completion, napi_tsfn_release);
-  });
 }
 
 void CommunicatorWrap::FinalizeCore(napi_env env, void* data, void*) noexcept {
@@ -292,7 +293,10 @@ void CommunicatorWrap::FinalizeCore(napi_env env, void* data, void*) noexcept {
   // finalizes it first (environment teardown), retire now: the thread must be done
   // with the function before this returns, because Node frees it then.
   if (core->wrap != nullptr) core->wrap->Retire("the JavaScript environment is shutting down");
-  core->thread->Join();
+  try {
+    core->thread->Join();
+  } catch (...) {
+  }
   if (core->hooked) napi_remove_env_cleanup_hook(env, OnEnvTeardown, core);
   delete core;
 }
@@ -305,7 +309,10 @@ void CommunicatorWrap::OnEnvTeardown(void* arg) noexcept {
   }
   // Nothing of this environment may be used once teardown goes on: wait for the
   // thread here (ops fail fast after the abort; Shutdown is bounded).
-  core->thread->Join();
+  try {
+    core->thread->Join();
+  } catch (...) {
+  }
 }
 
 void CommunicatorWrap::EnsureUsable(const char* what) const {

@@ -16,15 +16,17 @@ std::unordered_map<napi_env, napi_ref>& Classes() {
   return *classes;
 }
 
-void ForgetClass(void* arg) {  // env cleanup hook: JS thread, must not throw
+void ForgetClass(void* arg) noexcept {  // env cleanup hook: nothing may unwind into Node
   napi_env env = static_cast<napi_env>(arg);
   napi_ref ref = nullptr;
-  {
+  try {
     std::lock_guard<std::mutex> lock(classMutex);
     auto it = Classes().find(env);
     if (it == Classes().end()) return;
     ref = it->second;
     Classes().erase(it);
+  } catch (...) {
+    return;
   }
   napi_delete_reference(env, ref);
 }

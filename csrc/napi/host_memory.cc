@@ -15,8 +15,8 @@ namespace {
 // Far below JS's 2^53 - 1 and V8's ArrayBuffer limit, and beyond any machine's
 // memory: 64 TiB of the 128 TiB user address space.
 constexpr double kMaxBytes = static_cast<double>(1ull << 46);
-// The largest external buffer every supported Node accepts through Node-API
-// (buffer.constants.MAX_LENGTH of Node 20 and 21; Node >= 22 takes 2^53 - 1).
+// The largest external buffer Node 20 and 21 accept through Node-API (their
+// buffer.constants.MAX_LENGTH; Node >= 22 takes 2^53 - 1).
 constexpr std::size_t kNodeApiLimit = std::size_t{1} << 32;
 
 // Finalizer state of a Node-API external buffer. On failure Node may or may not run
@@ -100,19 +100,22 @@ Napi::Value AllocHost(const Napi::CallbackInfo& info) {
     }
     const auto bytes = static_cast<std::size_t>(requested);
     if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);  // nothing to share
-    // Decide the route before allocating, so that no route ever fails half way.
-    const bool large = bytes > kNodeApiLimit;
-    const std::string v8Unavailable = large ? LargeArrayBuffer::Unavailable(env) : std::string();
-    if (large && !v8Unavailable.empty() && NodeMajor(env) < 22) {
-      throw Error(ErrorCode::kUnavailable,
-                  "allocHost: " + std::to_string(bytes) + " bytes exceed the 2^32 bytes Node " +
-                      std::to_string(NodeMajor(env)) + " wraps through Node-API, and the way around it is off: " +
-                      v8Unavailable + " (rebuild the addon with `npm run build:native`, or use Node >= 22)");
+    // Decide the route before allocating, so that no route ever fails half way:
+    // Node-API where Node takes the size, V8 directly only where it does not.
+    const bool viaV8 = bytes > kNodeApiLimit && NodeMajor(env) < 22;
+    if (viaV8) {
+      const std::string why = LargeArrayBuffer::Unavailable(env);
+      if (!why.empty()) {
+        throw Error(ErrorCode::kUnavailable,
+                    "allocHost: " + std::to_string(bytes) + " bytes exceed the 2^32 bytes Node " +
+                        std::to_string(NodeMajor(env)) + " wraps through Node-API, and the way around it is off here: " +
+                        why + " (allocate several arrays of at most 4 GiB, or use Node >= 22)");
+      }
     }
     HostRegionRegistry& registry = HostRegionRegistry::Instance();
     char* data = registry.Allocate(bytes);
     napi_value buffer = nullptr;
-    if (large && v8Unavailable.empty()) {
+    if (viaV8) {
       buffer = LargeArrayBuffer::New(env, data, bytes, DeleteLarge, nullptr);
       if (buffer == nullptr) registry.Free(data);  // New did not take it (the deleter did not run)
     } else {

@@ -1,35 +1,45 @@
 #include "napi/large_array_buffer.h"
 
 #include <dlfcn.h>
-#include <v8.h>
-
-// Only NODE_MODULE_VERSION / NODE_MAJOR_VERSION are wanted; the header also
-// (re)defines NAPI_VERSION to the runtime's, which must stay the build's (8).
-#pragma push_macro("NAPI_VERSION")
-#undef NAPI_VERSION
-#include <node_version.h>
-#undef NAPI_VERSION
-#pragma pop_macro("NAPI_VERSION")
 
 #include <memory>
 #include <mutex>
 #include <utility>
 
+// V8's types as far as these calls need them (see the header): opaque classes, and
+// Local<T>, a single handle-slot pointer.
+namespace v8 {
+class Isolate;
+class BackingStore;
+class ArrayBuffer;
+}  // namespace v8
+
 namespace mics::napi {
 
 namespace {
 
-// The V8 functions, by their Itanium-mangled names (stable since V8 8 / Node 14).
+struct LocalHandle {  // v8::Local<v8::ArrayBuffer>: trivially copyable, returned in a register
+  void* slot;
+};
+
+// std::unique_ptr<v8::BackingStore> as returned: one pointer, not trivially
+// destructible (so returned through caller-provided memory, like unique_ptr). The
+// pointer is always taken over by a shared_ptr right away.
+struct UniqueStore {
+  v8::BackingStore* store;
+  ~UniqueStore() {}
+};
+
+using DeleterCallback = void (*)(void*, std::size_t, void*);
 using GetCurrentFn = v8::Isolate* (*)();
-using NewBackingStoreFn = std::unique_ptr<v8::BackingStore> (*)(void*, std::size_t, v8::BackingStore::DeleterCallback,
-                                                                void*);
-using NewArrayBufferFn = v8::Local<v8::ArrayBuffer> (*)(v8::Isolate*, std::shared_ptr<v8::BackingStore>);
+using NewBackingStoreFn = UniqueStore (*)(void*, std::size_t, DeleterCallback, void*);
+using NewArrayBufferFn = LocalHandle (*)(v8::Isolate*, std::shared_ptr<v8::BackingStore>);
 using DestroyBackingStoreFn = void (*)(v8::BackingStore*);
 
 struct V8Entry {
-  GetCurrentFn getCurrent = nullptr;
-  NewBackingStoreFn newBackingStore = nullptr;
-  NewArrayBufferFn newArrayBuffer = nullptr;
+  GetCurrentFn getCurrent = nullptr;                    // v8::Isolate::GetCurrent()
+  NewBackingStoreFn newBackingStore = nullptr;          // v8::ArrayBuffer::NewBackingStore(void*, size_t, DeleterCallback, void*)
+  NewArrayBufferFn newArrayBuffer = nullptr;            // v8::ArrayBuffer::New(Isolate*, std::shared_ptr<BackingStore>)
   DestroyBackingStoreFn destroyBackingStore = nullptr;  // v8::BackingStore::~BackingStore()
   std::string unavailable;                              // why not, empty when usable
 };
@@ -41,35 +51,29 @@ Fn Lookup(const char* symbol, std::string& missing) {
   return reinterpret_cast<Fn>(p);
 }
 
-// process.versions.modules of the running Node, or "" when it cannot be read.
-std::string RunningModuleVersion(napi_env env) {
-  napi_value global, process, versions, modules;
-  char text[16] = {0};
-  std::size_t length = 0;
+// Whether process.versions has `key` (electron: a V8 sandbox without external backing stores).
+bool HasVersion(napi_env env, const char* key) {
+  napi_value global, process, versions;
+  bool has = false;
   if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "process", &process) != napi_ok ||
       napi_get_named_property(env, process, "versions", &versions) != napi_ok ||
-      napi_get_named_property(env, versions, "modules", &modules) != napi_ok ||
-      napi_get_value_string_utf8(env, modules, text, sizeof(text), &length) != napi_ok) {
+      napi_has_named_property(env, versions, key, &has) != napi_ok) {
     bool pending = false;
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value ignored;
       napi_get_and_clear_last_exception(env, &ignored);
     }
-    return "";
+    return false;
   }
-  return std::string(text, length);
+  return has;
 }
 
 const V8Entry& Entry(napi_env env) {
   static std::once_flag once;
   static V8Entry* entry = new V8Entry();  // never freed: deleters may run at exit
   std::call_once(once, [env] {
-    const std::string built = std::to_string(NODE_MODULE_VERSION);
-    const std::string running = RunningModuleVersion(env);
-    if (running != built) {
-      entry->unavailable = "this addon was compiled for NODE_MODULE_VERSION " + built + " (Node " +
-                           std::to_string(NODE_MAJOR_VERSION) + ") but runs on " +
-                           (running.empty() ? std::string("an unknown version") : running);
+    if (HasVersion(env, "electron")) {
+      entry->unavailable = "Electron's V8 sandbox allows no ArrayBuffer over outside memory";
       return;
     }
     std::string missing;
@@ -93,20 +97,19 @@ napi_value LargeArrayBuffer::New(napi_env env, void* data, std::size_t bytes, De
   if (!v8api.unavailable.empty()) return nullptr;
   v8::Isolate* isolate = v8api.getCurrent();
   if (isolate == nullptr) return nullptr;
-  std::unique_ptr<v8::BackingStore> unique = v8api.newBackingStore(data, bytes, deleter, deleterData);
-  // The shared_ptr's deleter is ours, so nothing here links against V8: it is what
-  // `delete store` does (BackingStore::operator delete is ::operator delete).
+  UniqueStore unique = v8api.newBackingStore(data, bytes, deleter, deleterData);
+  // The shared_ptr's deleter is what `delete store` does (BackingStore's operator
+  // delete is ::operator delete), with the destructor looked up above.
   DestroyBackingStoreFn destroy = v8api.destroyBackingStore;
-  std::shared_ptr<v8::BackingStore> store(unique.release(), [destroy](v8::BackingStore* p) {
+  std::shared_ptr<v8::BackingStore> store(unique.store, [destroy](v8::BackingStore* p) {
     destroy(p);
-    ::operator delete(p);
+    ::operator delete(static_cast<void*>(p));
   });
   // Never empty: like every V8 allocation of a small object it aborts only when the
   // heap is exhausted. So once the store exists, the deleter belongs to V8.
-  v8::Local<v8::ArrayBuffer> buffer = v8api.newArrayBuffer(isolate, std::move(store));
-  // Node-API's own conversion (v8impl::JsValueFromV8LocalValue); the handle lives
-  // in the handle scope of the current callback.
-  return reinterpret_cast<napi_value>(*buffer);
+  LocalHandle buffer = v8api.newArrayBuffer(isolate, std::move(store));
+  // Node-API's own conversion: the handle lives in the current callback's scope.
+  return static_cast<napi_value>(buffer.slot);
 }
 
 }  // namespace mics::napi
