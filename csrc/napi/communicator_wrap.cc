@@ -240,7 +240,6 @@ CommunicatorWrap::CommunicatorWrap(const Napi::CallbackInfo& info) : Napi::Objec
 
     auto core = std::make_unique<Core>();
     core->comm = comm_;
-    core->env = env;
     core->wrap = this;
     core->thread = std::make_unique<ProgressThread>("mics-" + name);
     napi_value resource = Napi::String::New(env, "mics-completion");

@@ -58,7 +58,6 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
     std::shared_ptr<Communicator> comm;
     std::unique_ptr<ProgressThread> thread;
     napi_threadsafe_function completion = nullptr;
-    napi_env env = nullptr;
     CommunicatorWrap* wrap = nullptr;  // until Retire()
     bool hooked = false;               // the env cleanup hook is registered and has not run
   };

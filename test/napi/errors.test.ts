@@ -136,8 +136,8 @@ describe('failures of ops reject with MicsError naming rank, group, op and peer'
     expect(later).toBeInstanceOf(MicsError);
     expect(later).toMatchObject({ code: 'MICS_ABORTED', rank: 0, group: 'errors-destroyed', op: 'collective', message: expect.stringMatching(/was destroyed/) });
     expect(a.pending).toBe(0);
-    // The peer learns it too (rank 0 told it while shutting down).
-    const peer = await b.collective('barrier', null, null, 'u8', 'sum', 0, 10000).catch((e: unknown) => e);
+    // The peer, calling the same op late, learns it too (rank 0 told it while shutting down).
+    const peer = await b.collective('allReduce', new Float32Array(8), new Float32Array(8), 'f32', 'sum', 0, 10000).catch((e: unknown) => e);
     expect(peer).toBeInstanceOf(MicsError);
     expect((peer as MicsError).code).toMatch(/MICS_ABORTED|MICS_PEER_LOST/);
     b.destroy();
