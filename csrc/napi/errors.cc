@@ -179,6 +179,15 @@ napi_value MakeJsError(napi_env env, const Napi::Error& error) noexcept {
   }
 }
 
+Napi::Error ToJsError(Napi::Env env, const Error& error) noexcept {
+  napi_value value = MakeJsError(env, error);
+  try {
+    return Napi::Error(env, value);
+  } catch (...) {
+    return Napi::Error();
+  }
+}
+
 void ThrowJsError(napi_env env, napi_value error) noexcept {
   if (error != nullptr) napi_throw(env, error);
 }

@@ -33,6 +33,9 @@ napi_value MakeJsError(napi_env env, const Error& error) noexcept;
 // wrapped with the original as `cause` (TypeError/RangeError:
 // MICS_INVALID_ARGUMENT, anything else MICS_INTERNAL). Never throws.
 napi_value MakeJsError(napi_env env, const Napi::Error& error) noexcept;
+// MakeJsError as a Napi::Error (empty when nothing could be created), for code that
+// rejects a Napi::Promise::Deferred with it. Never throws.
+Napi::Error ToJsError(Napi::Env env, const Error& error) noexcept;
 // napi_throw(error) unless error is nullptr; a failed throw is ignored.
 void ThrowJsError(napi_env env, napi_value error) noexcept;
 
