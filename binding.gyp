@@ -36,8 +36,10 @@
         "csrc/napi/capabilities.cc",
         "csrc/napi/communicator_wrap.cc",
         "csrc/napi/errors.cc",
+        "csrc/napi/host_buffer.cc",
         "csrc/napi/host_kernels.cc",
         "csrc/napi/host_memory.cc",
+        "csrc/napi/large_array_buffer.cc",
         "csrc/nccl/nccl_library.cc"
       ],
       "include_dirs": [
@@ -47,6 +49,7 @@
       "defines": [
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "MICS_VERSION=\"<!(node -p \"require('./package.json').version\")\"",
         "MICS_BUILD_SYSTEM=\"node-gyp\""
       ],
@@ -67,6 +70,9 @@
         "-Wall",
         "-Wextra",
         "-Wno-unused-parameter"
+      ],
+      "ldflags": [
+        "-Wl,-z,nodelete"
       ],
       "libraries": [
         "-ldl",

@@ -42,7 +42,7 @@ export {
 } from './comm/groups';
 export { createGroups, destroyGroups, type MicsGroups, type CreateGroupsOptions } from './comm/mics-groups';
 export { type Tensor } from './comm/tensor';
-export { allocHost, MAX_HOST_BYTES } from './comm/host-memory';
+export { allocHost, maxHostElements } from './comm/host-memory';
 export { DeviceTensor, cudaKernels, cudaAvailable, type CudaAvailability } from './cuda/device-tensor';
 export { hostKernels, type HostAdamWArgs, type HostSgdArgs, type HostTensorOf, type HostViewOf, type AdamWOptions, type SgdOptions } from './kernels/host';
 export {

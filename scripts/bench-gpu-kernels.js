@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // GPU kernel benchmarks (issue 6): AdamW update GB/s against the card's
 // device-to-device copy bandwidth, and the per-call overhead of the N-API path
-// (a 1-element kernel call through the addon) -- medians over repeated calls.
+// (a 1-element kernel call through the addon, until its Promise settles) -- medians
+// over repeated calls.
 // Needs the CUDA build (MICS_NATIVE_VARIANT=cuda) and a GPU; prints why otherwise.
 'use strict';
 const { DeviceTensor, cudaKernels, cudaAvailable } = require('..');
@@ -12,42 +13,50 @@ if (!avail.ok) {
   process.exit(0);
 }
 
-function median(fn, iters) {
+async function median(fn, iters) {
   const times = [];
   for (let i = 0; i < iters; i++) {
     const t0 = process.hrtime.bigint();
-    fn();
+    await fn();
     times.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
 }
 
-const n = Number(process.env.BENCH_ELEMENTS || 64 << 20); // 64 Mi parameters
-const params = DeviceTensor.alloc('f32', n).fill(0.5);
-const grads = DeviceTensor.alloc('bf16', n).fill(0.01);
-const expAvg = DeviceTensor.alloc('f32', n).fill(0);
-const expAvgSq = DeviceTensor.alloc('f32', n).fill(0);
-const half = DeviceTensor.alloc('bf16', n);
-const copyDst = DeviceTensor.alloc('f32', n);
+async function main() {
+  const n = Number(process.env.BENCH_ELEMENTS || 64 << 20); // 64 Mi parameters
+  const params = DeviceTensor.alloc('f32', n).fill(0.5);
+  const grads = DeviceTensor.alloc('bf16', n).fill(0.01);
+  const expAvg = DeviceTensor.alloc('f32', n).fill(0);
+  const expAvgSq = DeviceTensor.alloc('f32', n).fill(0);
+  const half = DeviceTensor.alloc('bf16', n);
+  const copyDst = DeviceTensor.alloc('f32', n);
 
-// Every call is synchronous (enqueue + wait), so wall time is kernel time + overhead.
-const copySeconds = median(() => copyDst.copyFrom(params), 20);
-const copyGBs = (2 * 4 * n) / copySeconds / 1e9; // read + write
-let step = 0;
-const adamSeconds = median(
-  () => cudaKernels.adamw({ params, grads, expAvg, expAvgSq, halfParams: half, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: ++step }),
-  20,
-);
-// Bytes moved by one AdamW step: read p, m, v (f32), g (bf16); write p, m, v (f32), half p (bf16).
-const adamBytes = n * (4 * 3 + 2 + 4 * 3 + 2);
-const adamGBs = adamBytes / adamSeconds / 1e9;
+  // Each timed call ends when the work is done (copyFrom is synchronous, kernels are
+  // awaited), so wall time is device time + overhead.
+  const copySeconds = await median(() => copyDst.copyFrom(params), 20);
+  const copyGBs = (2 * 4 * n) / copySeconds / 1e9; // read + write
+  let step = 0;
+  const adamSeconds = await median(
+    () => cudaKernels.adamw({ params, grads, expAvg, expAvgSq, halfParams: half, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: ++step }),
+    20,
+  );
+  // Bytes moved by one AdamW step: read p, m, v (f32), g (bf16); write p, m, v (f32), half p (bf16).
+  const adamBytes = n * (4 * 3 + 2 + 4 * 3 + 2);
+  const adamGBs = adamBytes / adamSeconds / 1e9;
 
-const tinyA = DeviceTensor.alloc('f32', 1).fill(1);
-const tinyB = DeviceTensor.alloc('f32', 1).fill(1);
-const callUs = median(() => cudaKernels.accumulate(tinyA, tinyB, 1), 2000) * 1e6;
+  const tinyA = DeviceTensor.alloc('f32', 1).fill(1);
+  const tinyB = DeviceTensor.alloc('f32', 1).fill(1);
+  const callUs = (await median(() => cudaKernels.accumulate(tinyA, tinyB, 1), 2000)) * 1e6;
 
-console.log(`# gpu kernels: ${n} elements`);
-console.log(`device copy         : ${copyGBs.toFixed(1)} GB/s (read+write, median of 20)`);
-console.log(`adamw (bf16 grads)  : ${adamGBs.toFixed(1)} GB/s = ${((100 * adamGBs) / copyGBs).toFixed(1)}% of copy bandwidth`);
-console.log(`napi kernel call    : ${callUs.toFixed(2)} us per synchronous 1-element call (median of 2000)`);
+  console.log(`# gpu kernels: ${n} elements`);
+  console.log(`device copy         : ${copyGBs.toFixed(1)} GB/s (read+write, median of 20)`);
+  console.log(`adamw (bf16 grads)  : ${adamGBs.toFixed(1)} GB/s = ${((100 * adamGBs) / copyGBs).toFixed(1)}% of copy bandwidth`);
+  console.log(`napi kernel call    : ${callUs.toFixed(2)} us per 1-element call until its Promise settles (median of 2000)`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,6 +1,20 @@
 #include "comm/collective.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
 namespace mics {
+
+Deadline DeadlineAfter(double ms) {
+  const Deadline now = Clock::now();
+  // Whole milliseconds left before the clock's maximum: anything at or above it saturates.
+  const int64_t room = std::chrono::duration_cast<std::chrono::milliseconds>(Deadline::max() - now).count();
+  if (!(ms < static_cast<double>(room))) return Deadline::max();  // also +Infinity (and NaN)
+  const auto whole = static_cast<int64_t>(std::ceil(std::max(ms, 0.0)));
+  if (whole >= room) return Deadline::max();
+  return now + std::chrono::milliseconds(whole);  // whole * 10^6 ns <= max - now: no overflow
+}
 
 const char* CollectiveName(CollectiveType type) {
   switch (type) {

@@ -18,6 +18,14 @@ const char* CollectiveName(CollectiveType type);  // "allGather", ...
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
+// The deadline `ms` milliseconds from now (fractions round up). Saturates to
+// Deadline::max() ("no deadline") where now + ms would not fit in the clock's
+// 64-bit nanoseconds (from about 9.2e12 ms, 292 years; +Infinity too): a naive
+// now + milliseconds(ms) wraps negative there and times out at once. Every
+// deadline user compares against Clock::now() or subtracts now from it, which
+// Deadline::max() survives. Callers reject NaN and ms <= 0 first.
+Deadline DeadlineAfter(double ms);
+
 struct Collective {
   CollectiveType type = CollectiveType::kBarrier;
   const void* send = nullptr;  // allGather: count elements; reduceScatter: size*count; others: count

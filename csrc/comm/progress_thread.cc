@@ -22,26 +22,45 @@ bool ProgressThread::Enqueue(std::function<void()> task) {
   return true;
 }
 
-void ProgressThread::Stop() {
+void ProgressThread::Finish(std::function<void()> last) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
     stopping_ = true;
+    last_ = std::move(last);
   }
   wake_.notify_one();
+}
+
+void ProgressThread::Join() {
+  std::lock_guard<std::mutex> lock(joinMutex_);
   if (thread_.joinable()) thread_.join();
 }
 
 void ProgressThread::Loop() {
+  // A task that throws must not take the process down (std::terminate): tasks
+  // report their own errors, so whatever still escapes is dropped here.
+  auto run = [](std::function<void()>& task) {
+    try {
+      task();
+    } catch (...) {
+    }
+  };
   for (;;) {
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // stopping and drained
+      if (tasks_.empty()) {  // stopping and drained
+        task = std::move(last_);
+        lock.unlock();
+        if (task) run(task);
+        return;
+      }
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }
-    task();
+    run(task);
   }
 }
 

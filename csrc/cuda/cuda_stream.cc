@@ -15,9 +15,13 @@ namespace mics::cuda {
 
 namespace {
 
-void CUDART_CB RunHostCallback(void* data) {
-  std::unique_ptr<std::function<void()>> fn(static_cast<std::function<void()>*>(data));
-  (*fn)();
+void CUDART_CB RunStreamCallback(cudaStream_t, cudaError_t status, void* data) {
+  std::unique_ptr<std::function<void(int)>> fn(static_cast<std::function<void(int)>*>(data));
+  try {
+    (*fn)(static_cast<int>(status));
+  } catch (...) {
+    // Nothing may unwind into the CUDA runtime's thread.
+  }
 }
 
 }  // namespace
@@ -66,13 +70,17 @@ void CudaStream::Wait(const CudaEvent& event) const {
   CheckCuda(cudaStreamWaitEvent(stream_, event.native(), 0), "cudaStreamWaitEvent");
 }
 
-void CudaStream::OnComplete(std::function<void()> fn) const {
-  auto* heap = new std::function<void()>(std::move(fn));
-  cudaError_t err = cudaLaunchHostFunc(stream_, RunHostCallback, heap);
+void CudaStream::OnComplete(std::function<void(int status)> fn) const {
+  auto* heap = new std::function<void(int)>(std::move(fn));
+  cudaError_t err = cudaStreamAddCallback(stream_, RunStreamCallback, heap, 0);
   if (err != cudaSuccess) {
     delete heap;
-    throw CudaError(err, "cudaLaunchHostFunc");
+    throw CudaError(err, "cudaStreamAddCallback");
   }
+}
+
+Error CudaStream::CompletionError(int status, const std::string& what) {
+  return CudaError(static_cast<cudaError_t>(status), what);
 }
 
 }  // namespace mics::cuda

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <functional>
+#include <string>
+
+#include "core/error.h"
 
 struct CUstream_st;  // cudaStream_t is CUstream_st*
 
@@ -33,10 +36,15 @@ class CudaStream {
   bool Query() const;
   // Work queued after this waits for `event` (which may be on another stream/device).
   void Wait(const CudaEvent& event) const;
-  // Runs fn on a CUDA-owned thread once all work queued so far is done (it runs even
-  // when that work failed; check with Query/Synchronize). fn must not call CUDA.
-  // This is how a Promise can be settled without polling from the JS thread.
-  void OnComplete(std::function<void()> fn) const;
+  // Runs fn(status) on a CUDA-owned thread once all work queued so far is done:
+  // status 0, or the cudaError_t of the work when it failed (a cudaStreamAddCallback:
+  // unlike cudaLaunchHostFunc it still runs after a device error, so whatever waits
+  // for it never waits forever). fn must not call CUDA, not even to describe the
+  // error: hand status to another thread and build it there (CompletionError).
+  // This is how a Promise settles without a synchronisation on the JS thread.
+  void OnComplete(std::function<void(int status)> fn) const;
+  // The mics::Error for a non-zero OnComplete status, `what` naming the work.
+  static Error CompletionError(int status, const std::string& what);
 
  private:
   void Destroy() noexcept;

@@ -136,6 +136,19 @@ void DeviceTensor::Download(void* host, std::size_t bytes, const CudaStream& str
   stream.Synchronize();
 }
 
+void DeviceTensor::EnqueueDownload(void* host, std::size_t bytes, const CudaStream& stream) const {
+  RequireDefined("DeviceTensor.download");
+  RequireStream(stream, "DeviceTensor.download");
+  if (bytes != byteLength()) {
+    throw Invalid("DeviceTensor.download: the destination has " + std::to_string(bytes) + " bytes but " +
+                  Describe() + " has " + std::to_string(byteLength()));
+  }
+  if (bytes == 0) return;
+  DeviceGuard guard(device());
+  CheckCuda(cudaMemcpyAsync(host, data(), bytes, cudaMemcpyDeviceToHost, stream.native()),
+            "DeviceTensor.download: cudaMemcpyAsync");
+}
+
 void DeviceTensor::CopyFrom(const DeviceTensor& src, const CudaStream& stream) const {
   RequireDefined("DeviceTensor.copyFrom");
   src.RequireDefined("DeviceTensor.copyFrom");

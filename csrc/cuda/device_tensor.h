@@ -56,6 +56,9 @@ class DeviceTensor {
   void Upload(const void* host, std::size_t bytes, const CudaStream& stream) const;
   // Device -> host, `bytes` must equal byteLength(). Returns when done.
   void Download(void* host, std::size_t bytes, const CudaStream& stream) const;
+  // Device -> host, enqueued on `stream` only: `host` must be pinned memory (else
+  // CUDA copies synchronously) and stay valid until the stream reaches this point.
+  void EnqueueDownload(void* host, std::size_t bytes, const CudaStream& stream) const;
   // this <- src (same dtype and length; may be on another device; the two ranges
   // must not partly overlap). Enqueued on `stream` (on this tensor's device).
   void CopyFrom(const DeviceTensor& src, const CudaStream& stream) const;

@@ -4,12 +4,14 @@
 #include "napi/capabilities.h"
 #include "napi/communicator_wrap.h"
 #include "napi/device_tensor_wrap.h"
+#include "napi/errors.h"
 #include "napi/host_kernels.h"
 #include "napi/host_memory.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  mics::napi::InitErrors(env, exports);
   mics::napi::InitCapabilities(env, exports);
   mics::napi::CommunicatorWrap::Init(env, exports);
   mics::napi::InitHostMemory(env, exports);

@@ -1,11 +1,15 @@
 #include "napi/communicator_wrap.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "cpu/cpu_communicator.h"
 #include "napi/errors.h"
+#include "napi/host_buffer.h"
 
 #ifdef MICS_WITH_CUDA
 #include "napi/device_tensor_wrap.h"
@@ -40,11 +44,8 @@ HostView ViewOf(Napi::Env env, const Napi::Value& value, const char* role, bool 
     throw Error(ErrorCode::kInvalidArgument,
                 std::string(role) + " buffer must be a TypedArray (this communicator's backend works on host memory)");
   }
-  Napi::TypedArray array = value.As<Napi::TypedArray>();
-  HostView view;
-  view.data = static_cast<char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  view.bytes = array.ByteLength();
-  return view;
+  HostBytes bytes = HostBytesOf(env, value, std::string(role) + " buffer");
+  return HostView{bytes.data, bytes.bytes};
 }
 
 bool Overlap(const HostView& a, const HostView& b) {
@@ -127,6 +128,56 @@ mics::Collective Describe(CollectiveType type, const HostView& send, const HostV
   return c;
 }
 
+// Communicators whose Shutdown() has not finished: process.exit() runs no env
+// cleanup hooks, so an atexit handler waits for them (bounded). Never destroyed:
+// the handler runs during exit, after static destructors may have started.
+struct ShutdownTracker {
+  std::mutex mutex;
+  std::condition_variable done;
+  int inFlight = 0;
+};
+
+ShutdownTracker& Shutdowns() {
+  static auto* tracker = new ShutdownTracker();
+  return *tracker;
+}
+
+void WaitForShutdownsAtExit() {
+  ShutdownTracker& t = Shutdowns();
+  std::unique_lock<std::mutex> lock(t.mutex);
+  t.done.wait_for(lock, std::chrono::seconds(5), [&] { return t.inFlight == 0; });
+}
+
+void ShutdownStarted() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(WaitForShutdownsAtExit); });
+  ShutdownTracker& t = Shutdowns();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  ++t.inFlight;
+}
+
+void ShutdownFinished() {
+  ShutdownTracker& t = Shutdowns();
+  {
+    std::lock_guard<std::mutex> lock(t.mutex);
+    --t.inFlight;
+  }
+  t.done.notify_all();
+}
+
+// A positive number of milliseconds; Infinity and anything beyond the clock's range
+// mean "no deadline" (DeadlineAfter saturates).
+double ParseTimeout(const Napi::Value& value, const char* what) {
+  const double ms = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : 0;
+  if (!(ms > 0)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(what) + ": timeoutMs " +
+                    (value.IsNumber() ? value.ToString().Utf8Value() : std::string("(not a number)")) +
+                    " is not valid: use a positive number of milliseconds (Infinity: no deadline)");
+  }
+  return ms;
+}
+
 }  // namespace
 
 void CommunicatorWrap::Init(Napi::Env env, Napi::Object exports) {
@@ -150,24 +201,23 @@ void CommunicatorWrap::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Communicator", ctor);
 }
 
-CommunicatorWrap::CommunicatorWrap(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<CommunicatorWrap>(info) {
+CommunicatorWrap::CommunicatorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CommunicatorWrap>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) {
-    throw Napi::TypeError::New(env, "Communicator(options): options {backend, rank, size, node, host, name, device} required");
-  }
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto integer = [&](const char* key, int fallback) {
-    Napi::Value v = o.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
-  };
-  auto text = [&](const char* key, const char* fallback) {
-    Napi::Value v = o.Get(key);
-    return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(fallback);
-  };
-  backend_ = text("backend", "cpu");
-  const std::string name = text("name", "group");
-  comm_ = Translate(env, [&]() -> std::shared_ptr<Communicator> {
+  Guard(env, [&] {
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      throw InvalidArgument("Communicator(options): options {backend, rank, size, node, host, name, device} required");
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto integer = [&](const char* key, int fallback) {
+      Napi::Value v = o.Get(key);
+      return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+    };
+    auto text = [&](const char* key, const char* fallback) {
+      Napi::Value v = o.Get(key);
+      return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(fallback);
+    };
+    backend_ = text("backend", "cpu");
+    const std::string name = text("name", "group");
     if (backend_ == "cpu") {
       CpuCommunicatorOptions options;
       options.rank = integer("rank", -1);
@@ -175,200 +225,291 @@ CommunicatorWrap::CommunicatorWrap(const Napi::CallbackInfo& info)
       options.node = integer("node", 0);
       options.host = text("host", "127.0.0.1");
       options.name = name;
-      return std::make_shared<CpuCommunicator>(options);
-    }
-    if (backend_ == "nccl") {
+      comm_ = std::make_shared<CpuCommunicator>(options);
+    } else if (backend_ == "nccl") {
 #ifdef MICS_WITH_CUDA
-      return CreateNcclCommunicator(integer("rank", -1), integer("size", 0), integer("device", 0), name);
+      comm_ = CreateNcclCommunicator(integer("rank", -1), integer("size", 0), integer("device", 0), name);
 #else
       throw Error(ErrorCode::kUnavailable,
                   "backend 'nccl' needs the CUDA build of the addon (this one was built by node-gyp without CUDA: "
                   "run `npm run build:cmake` where nvcc exists)");
 #endif
+    } else {
+      throw InvalidArgument("backend '" + backend_ + "' is not valid: use 'cpu' or 'nccl'");
     }
-    throw Error(ErrorCode::kInvalidArgument, "backend '" + backend_ + "' is not valid: use 'cpu' or 'nccl'");
+
+    auto core = std::make_unique<Core>();
+    core->comm = comm_;
+    core->wrap = this;
+    core->thread = std::make_unique<ProgressThread>("mics-" + name);
+    napi_value resource = Napi::String::New(env, "mics-completion");
+    napi_status status = napi_create_threadsafe_function(env, nullptr, nullptr, resource, 0, 1, core.get(),
+                                                         FinalizeCore, core.get(), SettleOnJsThread, &core->completion);
+    if (status != napi_ok) throw Error(ErrorCode::kInternal, "napi_create_threadsafe_function failed");
+    // From here the function's finalizer owns the Core, and nothing below throws (a
+    // throwing constructor would leave the finalizer a dangling `wrap`). An idle
+    // communicator must not keep the process alive.
+    Core* owned = core.release();
+    napi_unref_threadsafe_function(env, owned->completion);
+    core_ = owned;
+    // Registered after the thread-safe function, so that it runs before Node closes
+    // that function (cleanup hooks run in reverse order).
+    owned->hooked = napi_add_env_cleanup_hook(env, OnEnvTeardown, owned) == napi_ok;
   });
-  thread_ = std::make_unique<ProgressThread>("mics-" + name);
-  completion_ = Completion::New(env, Napi::Function(), "mics-completion", 0, 1, this);
-  completion_.Unref(env);  // an idle communicator must not keep the process alive
 }
 
 CommunicatorWrap::~CommunicatorWrap() {
-  if (!destroyed_) StopAndClose();
+  // Collected without destroy() (never with ops pending: each holds a reference).
+  Retire("communicator was garbage-collected");
 }
 
-void CommunicatorWrap::StopAndClose() {
-  destroyed_ = true;
-  if (pending_ > 0) comm_->Abort("communicator destroyed with operations in flight");
-  thread_->Stop();  // queued ops run and fail fast (aborted); their completions are queued
-  comm_->Shutdown();
-  completion_.Release();
+void CommunicatorWrap::Retire(const std::string& reason) noexcept {
+  Core* core = core_;
+  if (core == nullptr) return;
+  core_ = nullptr;
+  core->wrap = nullptr;
+  try {
+    if (pending_ > 0) comm_->Abort(reason);
+    ShutdownStarted();
+    // Runs on the progress thread after the queued ops (which fail fast now); the
+    // release is its last touch of the Core: FinalizeCore may free it right after.
+    core->thread->Finish([core] {
+      try {
+        core->comm->Shutdown();
+      } catch (...) {
+      }
+      ShutdownFinished();
+      napi_release_threadsafe_function(core->completion, napi_tsfn_release);
+    });
+  } catch (...) {
+    // Out of memory for the last task: the Core then stays until the environment ends.
+  }
 }
 
-void CommunicatorWrap::EnsureUsable(Napi::Env env, const char* what) const {
-  if (destroyed_) {
-    throw ToJsError(env, Error(ErrorCode::kAborted,
-                               std::string(what) + ": communicator '" + comm_->name() + "' was destroyed",
-                               comm_->rank(), comm_->name(), what));
+void CommunicatorWrap::FinalizeCore(napi_env env, void* data, void*) noexcept {
+  auto* core = static_cast<Core*>(data);
+  // Normally Retire() ran and the thread has just released the function. If Node
+  // finalizes it first (environment teardown), retire now: the thread must be done
+  // with the function before this returns, because Node frees it then.
+  if (core->wrap != nullptr) core->wrap->Retire("the JavaScript environment is shutting down");
+  try {
+    core->thread->Join();
+  } catch (...) {
+  }
+  if (core->hooked) napi_remove_env_cleanup_hook(env, OnEnvTeardown, core);
+  delete core;
+}
+
+void CommunicatorWrap::OnEnvTeardown(void* arg) noexcept {
+  auto* core = static_cast<Core*>(arg);
+  core->hooked = false;  // hooks run once and are removed by Node
+  if (core->wrap != nullptr) {
+    core->wrap->Retire("the JavaScript environment (main thread or worker) is shutting down");
+  }
+  // Nothing of this environment may be used once teardown goes on: wait for the
+  // thread here (ops fail fast after the abort; Shutdown is bounded).
+  try {
+    core->thread->Join();
+  } catch (...) {
+  }
+}
+
+void CommunicatorWrap::EnsureUsable(const char* what) const {
+  if (core_ == nullptr) {
+    throw Error(ErrorCode::kAborted, std::string(what) + ": communicator '" + comm_->name() + "' was destroyed",
+                comm_->rank(), comm_->name(), what);
   }
 }
 
 Napi::Value CommunicatorWrap::Address(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), comm_->address());
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), comm_->address()); });
 }
 Napi::Value CommunicatorWrap::Rank(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), comm_->rank());
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), comm_->rank()); });
 }
 Napi::Value CommunicatorWrap::Size(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), comm_->size());
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), comm_->size()); });
 }
 Napi::Value CommunicatorWrap::Name(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), comm_->name());
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), comm_->name()); });
 }
 Napi::Value CommunicatorWrap::Transport(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), comm_->transport());
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), comm_->transport()); });
 }
 Napi::Value CommunicatorWrap::DirectOps(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(comm_->directOps()));
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(comm_->directOps())); });
 }
 Napi::Value CommunicatorWrap::Backend(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), backend_);
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), backend_); });
 }
 Napi::Value CommunicatorWrap::Pending(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), pending_);
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), pending_); });
 }
 
 Napi::Value CommunicatorWrap::Enqueue(Napi::Env env, std::unique_ptr<PendingOp> op, std::function<void()> work) {
-  Napi::Promise promise = op->deferred.Promise();
+  napi_value promise = nullptr;
+  if (napi_create_promise(env, &op->deferred, &promise) != napi_ok) {
+    throw Error(ErrorCode::kInternal, "napi_create_promise failed");
+  }
+  op->wrap = this;
   if (pending_++ == 0) {
-    completion_.Ref(env);
+    napi_ref_threadsafe_function(env, core_->completion);
     Ref();  // keep this object alive while an op may still touch it
   }
   PendingOp* raw = op.release();
-  bool queued = thread_->Enqueue([this, raw, work = std::move(work)] {
+  napi_threadsafe_function completion = core_->completion;
+  auto comm = comm_;
+  bool queued = core_->thread->Enqueue([comm, completion, raw, work = std::move(work)] {
     try {
       work();
     } catch (const Error& e) {
       raw->error = e;
     } catch (const std::exception& e) {
-      raw->error = Error(ErrorCode::kInternal, e.what(), comm_->rank(), comm_->name());
+      raw->error = Error(ErrorCode::kInternal, e.what(), comm->rank(), comm->name());
+    } catch (...) {
+      raw->error = Error(ErrorCode::kInternal, "unknown exception in an op", comm->rank(), comm->name());
     }
-    completion_.BlockingCall(raw);
+    // napi_closing only while the environment is torn down: the op's JS objects can
+    // be freed only on its JS thread, which runs no more callbacks; it is left.
+    napi_call_threadsafe_function(completion, raw, napi_tsfn_blocking);
   });
   if (!queued) {
     raw->error = Error(ErrorCode::kAborted, "communicator was destroyed", comm_->rank(), comm_->name());
-    SettleOnJsThread(env, Napi::Function(), this, raw);
+    SettleOnJsThread(env, nullptr, nullptr, raw);
   }
-  return promise;
+  return Napi::Value(env, promise);
 }
 
-void CommunicatorWrap::SettleOnJsThread(Napi::Env env, Napi::Function, CommunicatorWrap* self, PendingOp* op) {
-  std::unique_ptr<PendingOp> owned(op);
-  if (env == nullptr) return;  // the environment is shutting down
-  Napi::HandleScope scope(env);
-  if (op->error) op->deferred.Reject(ToJsError(env, *op->error).Value());
-  else op->deferred.Resolve(env.Undefined());
-  op->buffers.clear();
-  if (--self->pending_ == 0) {
-    if (!self->destroyed_) self->completion_.Unref(env);
-    self->Unref();
+void CommunicatorWrap::SettleOnJsThread(napi_env env, napi_value, void*, void* data) noexcept {
+  std::unique_ptr<PendingOp> op(static_cast<PendingOp*>(data));
+  // The environment is torn down: no Promise can settle and the wrap may be
+  // finalized next; freeing the op (its references) is all that is left.
+  if (env == nullptr) return;
+  try {
+    napi_handle_scope scope = nullptr;
+    const bool scoped = napi_open_handle_scope(env, &scope) == napi_ok;
+    // Either call may fail while the environment is going away (no JS can run):
+    // the Promise then stays pending and is collected with everything else.
+    if (op->error) {
+      napi_value error = MakeJsError(env, *op->error);
+      if (error != nullptr) napi_reject_deferred(env, op->deferred, error);
+    } else {
+      napi_value undefined = nullptr;
+      napi_get_undefined(env, &undefined);
+      napi_resolve_deferred(env, op->deferred, undefined);
+    }
+    op->buffers.clear();
+    CommunicatorWrap* self = op->wrap;
+    if (--self->pending_ == 0) {
+      if (self->core_ != nullptr) napi_unref_threadsafe_function(env, self->core_->completion);
+      uint32_t count = 0;
+      napi_reference_unref(env, self->_ref, &count);  // ObjectWrap's own reference (Unref() would throw)
+    }
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    if (scoped) napi_close_handle_scope(env, scope);
+  } catch (...) {
+    // Nothing may cross back into Node-API's C caller.
   }
 }
 
 Napi::Value CommunicatorWrap::Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnsureUsable(env, "connect");
-  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "connect(addresses: string[], timeoutMs: number)");
-  }
-  Napi::Array array = info[0].As<Napi::Array>();
-  std::vector<std::string> addresses;
-  for (uint32_t i = 0; i < array.Length(); ++i) addresses.push_back(array.Get(i).As<Napi::String>().Utf8Value());
-  const int64_t timeoutMs = info[1].As<Napi::Number>().Int64Value();
-  auto comm = comm_;
-  return Enqueue(env, std::make_unique<PendingOp>(env), [comm, addresses, timeoutMs] {
-    comm->Connect(addresses, Clock::now() + std::chrono::milliseconds(timeoutMs));
+  return Guard(env, [&]() -> Napi::Value {
+    EnsureUsable("connect");
+    if (info.Length() < 2 || !info[0].IsArray()) {
+      throw InvalidArgument("connect(addresses: string[], timeoutMs: number): addresses must be an array");
+    }
+    Napi::Array array = info[0].As<Napi::Array>();
+    std::vector<std::string> addresses;
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value entry = array.Get(i);
+      if (!entry.IsString()) throw InvalidArgument("connect: addresses[" + std::to_string(i) + "] is not a string");
+      addresses.push_back(entry.As<Napi::String>().Utf8Value());
+    }
+    const double timeoutMs = ParseTimeout(info[1], "connect");
+    auto comm = comm_;
+    auto op = std::make_unique<PendingOp>();
+    return Enqueue(env, std::move(op), [comm, addresses, timeoutMs] { comm->Connect(addresses, DeadlineAfter(timeoutMs)); });
   });
 }
 
 mics::Collective CommunicatorWrap::ParseOp(Napi::Env env, const OpArguments& a, PendingOp* op) const {
   if (!a[0].IsString() || !a[3].IsString() || !a[4].IsString() || !a[5].IsNumber()) {
-    throw Napi::TypeError::New(env, "an op is (kind, send, recv, dtype, op, root)");
+    throw InvalidArgument("an op is (kind: string, send, recv, dtype: string, op: string, root: number)");
   }
-  mics::Collective c = Translate(env, [&] {
-    CollectiveType type = ParseCollective(a[0].As<Napi::String>().Utf8Value());
-    DType dtype = ParseDType(a[3].As<Napi::String>().Utf8Value());
-    const bool device = comm_->usesDeviceMemory();
-    HostView send = ViewOf(env, a[1], "input", device, dtype);
-    HostView recv = ViewOf(env, a[2], "output", device, dtype);
-    return Describe(type, send, recv, dtype, ParseReduceOp(a[4].As<Napi::String>().Utf8Value()),
-                    a[5].As<Napi::Number>().Int32Value(), comm_->rank(), comm_->size());
-  });
+  CollectiveType type = ParseCollective(a[0].As<Napi::String>().Utf8Value());
+  DType dtype = ParseDType(a[3].As<Napi::String>().Utf8Value());
+  const bool device = comm_->usesDeviceMemory();
+  HostView send = ViewOf(env, a[1], "input", device, dtype);
+  HostView recv = ViewOf(env, a[2], "output", device, dtype);
+  mics::Collective c = Describe(type, send, recv, dtype, ParseReduceOp(a[4].As<Napi::String>().Utf8Value()),
+                                a[5].As<Napi::Number>().Int32Value(), comm_->rank(), comm_->size());
   for (int i = 1; i <= 2; ++i) {
     if (a[i].IsObject()) op->buffers.push_back(Napi::Persistent(a[i]));
   }
   return c;
 }
 
-namespace {
-int64_t ParseTimeout(Napi::Env env, const Napi::Value& value) {
-  int64_t timeoutMs = value.IsNumber() ? value.As<Napi::Number>().Int64Value() : 0;
-  if (timeoutMs <= 0) {
-    throw ToJsError(env, Error(ErrorCode::kInvalidArgument,
-                               "timeoutMs " + std::to_string(timeoutMs) +
-                                   " is not valid: use a positive number of milliseconds"));
-  }
-  return timeoutMs;
-}
-}  // namespace
-
 // collective(kind, send, recv, dtype, op, root, timeoutMs)
 Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnsureUsable(env, "collective");
-  if (info.Length() < 7) throw Napi::TypeError::New(env, "collective(kind, send, recv, dtype, op, root, timeoutMs)");
-  const int64_t timeoutMs = ParseTimeout(env, info[6]);
-  auto op = std::make_unique<PendingOp>(env);
-  mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get());
-  auto comm = comm_;
-  return Enqueue(env, std::move(op), [comm, c, timeoutMs] {
-    comm->Run(c, Clock::now() + std::chrono::milliseconds(timeoutMs));
+  return Guard(env, [&]() -> Napi::Value {
+    EnsureUsable("collective");
+    if (info.Length() < 7) throw InvalidArgument("collective(kind, send, recv, dtype, op, root, timeoutMs): 7 arguments");
+    const double timeoutMs = ParseTimeout(info[6], "collective");
+    auto op = std::make_unique<PendingOp>();
+    mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get());
+    auto comm = comm_;
+    return Enqueue(env, std::move(op), [comm, c, timeoutMs] { comm->Run(c, DeadlineAfter(timeoutMs)); });
   });
 }
 
 // group([[kind, send, recv, dtype, op, root], ...], timeoutMs): one grouped call.
 Napi::Value CommunicatorWrap::Group(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  EnsureUsable(env, "group");
-  if (info.Length() < 2 || !info[0].IsArray()) throw Napi::TypeError::New(env, "group(ops[], timeoutMs)");
-  const int64_t timeoutMs = ParseTimeout(env, info[1]);
-  auto op = std::make_unique<PendingOp>(env);
-  Napi::Array list = info[0].As<Napi::Array>();
-  std::vector<mics::Collective> collectives;
-  for (uint32_t i = 0; i < list.Length(); ++i) {
-    Napi::Value entry = list.Get(i);
-    if (!entry.IsArray()) throw Napi::TypeError::New(env, "group: every op is [kind, send, recv, dtype, op, root]");
-    Napi::Array a = entry.As<Napi::Array>();
-    collectives.push_back(ParseOp(env, {a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), a.Get(5u)}, op.get()));
-  }
-  auto comm = comm_;
-  return Enqueue(env, std::move(op), [comm, collectives, timeoutMs] {
-    comm->RunGroup(collectives, Clock::now() + std::chrono::milliseconds(timeoutMs));
+  return Guard(env, [&]() -> Napi::Value {
+    EnsureUsable("group");
+    if (info.Length() < 2 || !info[0].IsArray()) throw InvalidArgument("group(ops[], timeoutMs): ops must be an array");
+    const double timeoutMs = ParseTimeout(info[1], "group");
+    auto op = std::make_unique<PendingOp>();
+    Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<mics::Collective> collectives;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      Napi::Value entry = list.Get(i);
+      if (!entry.IsArray()) throw InvalidArgument("group: ops[" + std::to_string(i) + "] is not [kind, send, recv, dtype, op, root]");
+      Napi::Array a = entry.As<Napi::Array>();
+      collectives.push_back(ParseOp(env, {a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), a.Get(5u)}, op.get()));
+    }
+    auto comm = comm_;
+    return Enqueue(env, std::move(op), [comm, collectives, timeoutMs] {
+      comm->RunGroup(collectives, DeadlineAfter(timeoutMs));
+    });
   });
 }
 
 Napi::Value CommunicatorWrap::Abort(const Napi::CallbackInfo& info) {
-  std::string reason = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "abort() called";
-  comm_->Abort(reason);
-  // Runs after the op in flight (which the abort ends promptly), or at once when idle.
-  auto comm = comm_;
-  thread_->Enqueue([comm] { comm->PropagateAbort(); });
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::string reason = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "abort() called";
+    comm_->Abort(reason);
+    // Runs after the op in flight (which the abort ends promptly), or at once when idle.
+    if (core_ != nullptr) {
+      auto comm = comm_;
+      core_->thread->Enqueue([comm] { comm->PropagateAbort(); });
+    }
+    return env.Undefined();
+  });
 }
 
 Napi::Value CommunicatorWrap::Destroy(const Napi::CallbackInfo& info) {
-  if (!destroyed_) StopAndClose();
-  return info.Env().Undefined();
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Retire("communicator destroyed with operations in flight");
+    return info.Env().Undefined();
+  });
 }
 
 }  // namespace mics::napi

@@ -2,6 +2,22 @@
 // build) with one progress thread. Every op returns a Promise settled on the JS
 // thread through a thread-safe function; the op's buffers (and this object) stay
 // referenced until then, so GC can never free memory a peer may still be reading.
+//
+// Teardown never blocks the JS thread and never throws across Node-API:
+//  - destroy() (or garbage collection) aborts ops in flight, then lets the progress
+//    thread finish on its own: the queued ops fail fast (MICS_ABORTED) and settle,
+//    Shutdown() (abort frames to peers, socket waits) runs there, and the thread's
+//    last act releases the thread-safe function. That function's finalizer (JS
+//    thread, once every completion was delivered) joins the thread, which has
+//    ended by then, and frees the Core.
+//  - when the JavaScript environment goes away (a worker is terminated, the main
+//    thread exits) with the communicator alive, an env cleanup hook does the same
+//    and then waits for the thread (bounded by Shutdown), because nothing of the
+//    environment may be touched after it: completions that could not be delivered
+//    are freed without settling (there is no JS left to see them).
+//  - process.exit() runs no cleanup hooks: an atexit handler waits (at most 5 s)
+//    for communicators still shutting down, so `destroy(); process.exit()` still
+//    tells the peers and unlinks shared memory.
 #pragma once
 
 #include <napi.h>
@@ -12,17 +28,21 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "comm/progress_thread.h"
 #include "core/error.h"
-#include "comm/communicator.h"
 
 namespace mics::napi {
 
+class CommunicatorWrap;
+
+// One op in flight: created and freed on the JS thread; the progress thread only
+// fills in `error`.
 struct PendingOp {
-  Napi::Promise::Deferred deferred;
+  napi_deferred deferred = nullptr;
   std::vector<Napi::Reference<Napi::Value>> buffers;  // kept alive until settled
   std::optional<Error> error;
-  explicit PendingOp(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  CommunicatorWrap* wrap = nullptr;  // alive while the op is pending (it holds a reference)
 };
 
 class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
@@ -32,8 +52,20 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
   ~CommunicatorWrap() override;
 
  private:
-  static void SettleOnJsThread(Napi::Env env, Napi::Function, CommunicatorWrap* self, PendingOp* op);
-  using Completion = Napi::TypedThreadSafeFunction<CommunicatorWrap, PendingOp, SettleOnJsThread>;
+  // What the progress thread needs, owned by the completion function's finalizer so
+  // that it outlives this object until the thread is done (see the header comment).
+  struct Core {
+    std::shared_ptr<Communicator> comm;
+    std::unique_ptr<ProgressThread> thread;
+    napi_threadsafe_function completion = nullptr;
+    CommunicatorWrap* wrap = nullptr;  // until Retire()
+    bool hooked = false;               // the env cleanup hook is registered and has not run
+  };
+
+  // Node-API callbacks: JS thread, never throw.
+  static void SettleOnJsThread(napi_env env, napi_value, void* context, void* data) noexcept;
+  static void FinalizeCore(napi_env env, void* data, void* hint) noexcept;
+  static void OnEnvTeardown(void* arg) noexcept;
 
   Napi::Value Address(const Napi::CallbackInfo& info);
   Napi::Value Rank(const Napi::CallbackInfo& info);
@@ -51,19 +83,18 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
 
   // Queues work on the progress thread; returns the op's Promise.
   Napi::Value Enqueue(Napi::Env env, std::unique_ptr<PendingOp> op, std::function<void()> work);
-  void EnsureUsable(Napi::Env env, const char* what) const;
-  void StopAndClose();
+  void EnsureUsable(const char* what) const;
+  // Starts the teardown (idempotent); ops in flight fail with `reason`.
+  void Retire(const std::string& reason) noexcept;
 
   // One op's arguments: kind, send, recv, dtype, op, root. Buffers are kept in `op`.
   using OpArguments = std::array<Napi::Value, 6>;
   mics::Collective ParseOp(Napi::Env env, const OpArguments& args, PendingOp* op) const;
 
-  std::shared_ptr<Communicator> comm_;
+  std::shared_ptr<Communicator> comm_;  // shared with the Core; accessors work after destroy()
   std::string backend_;
-  std::unique_ptr<ProgressThread> thread_;
-  Completion completion_;
-  int pending_ = 0;  // JS thread only
-  bool destroyed_ = false;
+  Core* core_ = nullptr;  // null once retired (the Core may be gone)
+  int pending_ = 0;       // JS thread only
 };
 
 }  // namespace mics::napi

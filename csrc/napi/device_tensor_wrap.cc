@@ -3,6 +3,8 @@
 #include "napi/device_tensor_wrap.h"
 
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -10,10 +12,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "comm/progress_thread.h"
 #include "core/error.h"
+#include "cuda/cuda_event.h"
 #include "cuda/device.h"
 #include "cuda/kernels.h"
+#include "cuda/pinned_scalars.h"
+#include "napi/device_work.h"
 #include "napi/errors.h"
+#include "napi/host_buffer.h"
 
 namespace mics::napi {
 
@@ -27,13 +34,16 @@ std::unordered_map<napi_env, Napi::FunctionReference*>& Registry() {
   return *registry;
 }
 
-void ForgetEnv(void* arg) {
-  napi_env env = static_cast<napi_env>(arg);
-  std::lock_guard<std::mutex> lock(registryMutex);
-  auto it = Registry().find(env);
-  if (it != Registry().end()) {
-    delete it->second;
-    Registry().erase(it);
+void ForgetEnv(void* arg) noexcept {  // env cleanup hook: nothing may unwind into Node
+  try {
+    napi_env env = static_cast<napi_env>(arg);
+    std::lock_guard<std::mutex> lock(registryMutex);
+    auto it = Registry().find(env);
+    if (it != Registry().end()) {
+      delete it->second;
+      Registry().erase(it);
+    }
+  } catch (...) {
   }
 }
 
@@ -103,19 +113,19 @@ struct HostSpan {
   std::size_t bytes;
 };
 
-// A TypedArray whose type carries `dtype` (Uint8ClampedArray also counts as u8).
+// A TypedArray whose type carries `dtype` (Uint8ClampedArray also counts as u8),
+// over a plain fixed-length ArrayBuffer (host_buffer.h says why).
 HostSpan HostArrayFor(const Napi::Value& value, DType dtype, const std::string& what) {
   const napi_typedarray_type want = ArrayTypeFor(dtype);
   if (!value.IsTypedArray()) {
     throw Invalid(what + " must be a " + ArrayTypeName(want) + " (the host type of " + DTypeName(dtype) + ")");
   }
-  Napi::TypedArray array = value.As<Napi::TypedArray>();
-  napi_typedarray_type got = array.TypedArrayType();
-  if (got != want && !(want == napi_uint8_array && got == napi_uint8_clamped_array)) {
-    throw Invalid(what + " is a " + ArrayTypeName(got) + " but a " + DTypeName(dtype) + " tensor needs a " +
+  HostBytes bytes = HostBytesOf(value.Env(), value, what);
+  if (bytes.type != want && !(want == napi_uint8_array && bytes.type == napi_uint8_clamped_array)) {
+    throw Invalid(what + " is a " + ArrayTypeName(bytes.type) + " but a " + DTypeName(dtype) + " tensor needs a " +
                   ArrayTypeName(want));
   }
-  return {static_cast<char*>(array.ArrayBuffer().Data()) + array.ByteOffset(), array.ByteLength()};
+  return {bytes.data, bytes.bytes};
 }
 
 Napi::Value NewHostArray(Napi::Env env, DType dtype, std::size_t length) {
@@ -162,53 +172,75 @@ Napi::Object OptionsArg(const Napi::CallbackInfo& info, const std::string& op) {
   return info[0].As<Napi::Object>();
 }
 
-// Runs a kernel call: availability first (MICS_UNAVAILABLE naming why), mics::Error
-// -> JS error, then waits for the work so its errors surface here.
+// A Promise for the work queued on `stream` so far: settled on the JS thread once
+// the stream reaches this point (rejected with the work's CUDA error), holding the
+// tensors until then. `settle` (JS thread, on success) gives the value.
+Napi::Value Track(Napi::Env env, const cuda::CudaStream& stream, std::string what,
+                  std::vector<cuda::DeviceTensor> tensors, std::function<napi_value(napi_env)> settle = nullptr,
+                  napi_value keep = nullptr) {
+  auto job = std::make_unique<DeviceWork::Job>();
+  job->what = std::move(what);
+  job->tensors = std::move(tensors);
+  job->settle = std::move(settle);
+  if (keep != nullptr) job->Keep(env, keep);
+  DeviceWork::Job* started = nullptr;
+  napi_value promise = DeviceWork::Start(env, std::move(job), &started);
+  try {
+    stream.OnComplete([started](int status) {
+      started->cudaStatus = status;
+      DeviceWork::Complete(started);
+    });
+  } catch (const Error& e) {
+    started->error = e;  // the callback could not be queued: settle now (rejected)
+    DeviceWork::Complete(started);
+  }
+  return Napi::Value(env, promise);
+}
+
+// Runs a kernel call: availability first (MICS_UNAVAILABLE naming why), argument
+// errors thrown at the call; the work itself settles the returned Promise.
 template <typename Fn>
 Napi::Value KernelCall(const Napi::CallbackInfo& info, const char* op, Fn&& fn) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     cuda::RequireCuda(std::string("cudaKernels.") + op);
-    return fn(env);
+    return fn(env, std::string("cudaKernels.") + op);
   });
 }
 
 Napi::Value Accumulate(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "accumulate", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "accumulate", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& y = DeviceTensorWrap::Get(env, info[0], "y");
     const cuda::DeviceTensor& x = DeviceTensorWrap::Get(env, info[1], "x");
     double alpha = info.Length() > 2 && !info[2].IsUndefined() ? NumberArg(info[2], "accumulate: alpha") : 1.0;
     cuda::CudaStream& s = JsStream(y.device());
     cuda::Accumulate(y, x, static_cast<float>(alpha), s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {y, x});
   });
 }
 
 Napi::Value Scale(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "scale", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "scale", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& x = DeviceTensorWrap::Get(env, info[0], "x");
     double alpha = NumberArg(info[1], "scale: alpha");
     cuda::CudaStream& s = JsStream(x.device());
     cuda::Scale(x, alpha, s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {x});
   });
 }
 
 Napi::Value Cast(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "cast", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "cast", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& dst = DeviceTensorWrap::Get(env, info[0], "dst");
     const cuda::DeviceTensor& src = DeviceTensorWrap::Get(env, info[1], "src");
     cuda::CudaStream& s = JsStream(dst.device());
     cuda::Cast(dst, src, s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {dst, src});
   });
 }
 
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "adamw", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "adamw", [&](Napi::Env env, std::string what) -> Napi::Value {
     const std::string op = "adamw";
     Napi::Object o = OptionsArg(info, op);
     const cuda::DeviceTensor& params = TensorProp(env, o, "params", op);
@@ -226,13 +258,12 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
     options.step = StepProp(o, op);
     cuda::CudaStream& s = JsStream(params.device());
     cuda::AdamW(params, grads, expAvg, expAvgSq, half, options, s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {params, grads, expAvg, expAvgSq, half});
   });
 }
 
 Napi::Value Sgd(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "sgd", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "sgd", [&](Napi::Env env, std::string what) -> Napi::Value {
     const std::string op = "sgd";
     Napi::Object o = OptionsArg(info, op);
     const cuda::DeviceTensor& params = TensorProp(env, o, "params", op);
@@ -250,13 +281,33 @@ Napi::Value Sgd(const Napi::CallbackInfo& info) {
     options.step = StepProp(o, op);
     cuda::CudaStream& s = JsStream(params.device());
     cuda::Sgd(params, grads, buffer, half, options, s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {params, grads, buffer, half});
   });
 }
 
+// A scalar the kernel leaves in `out` (1 element), copied into pinned memory on the
+// same stream and read on the JS thread once the stream got there.
+template <typename T>
+Napi::Value TrackScalar(Napi::Env env, const cuda::CudaStream& s, std::string what, const cuda::DeviceTensor& out,
+                        std::vector<cuda::DeviceTensor> tensors, std::function<napi_value(napi_env, T)> toJs) {
+  auto slot = std::make_shared<cuda::PinnedScalars::Slot>(cuda::PinnedScalars::Acquire());
+  out.EnqueueDownload(slot->get(), sizeof(T), s);
+  tensors.push_back(out);
+  return Track(env, s, std::move(what), std::move(tensors), [slot, toJs](napi_env e) {
+    T value;
+    std::memcpy(&value, slot->get(), sizeof(T));
+    return toJs(e, value);
+  });
+}
+
+napi_value JsNumber(napi_env env, double value) {
+  napi_value v = nullptr;
+  napi_create_double(env, value, &v);
+  return v;
+}
+
 Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "sumOfSquares", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "sumOfSquares", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& x = DeviceTensorWrap::Get(env, info[0], "x");
     DType accType = info.Length() > 1 && !info[1].IsUndefined() ? DTypeArg(info[1], "sumOfSquares: dtype")
                                                                  : DType::kF64;
@@ -266,52 +317,113 @@ Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
     cuda::DeviceTensor out = cuda::DeviceTensor::Allocate(accType, 1, x.device());
     cuda::CudaStream& s = JsStream(x.device());
     cuda::SumOfSquares(x, out, false, s);
-    double result = 0;
     if (accType == DType::kF64) {
-      out.Download(&result, sizeof(double), s);
-    } else {
-      float r = 0;
-      out.Download(&r, sizeof(float), s);
-      result = r;
+      return TrackScalar<double>(env, s, what, out, {x}, [](napi_env e, double v) { return JsNumber(e, v); });
     }
-    return Napi::Number::New(env, result);
+    return TrackScalar<float>(env, s, what, out, {x}, [](napi_env e, float v) { return JsNumber(e, v); });
   });
 }
 
 Napi::Value SumOfSquaresInto(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "sumOfSquaresInto", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "sumOfSquaresInto", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& out = DeviceTensorWrap::Get(env, info[0], "out");
     const cuda::DeviceTensor& x = DeviceTensorWrap::Get(env, info[1], "x");
     bool accumulate = info.Length() > 2 && info[2].ToBoolean().Value();
     cuda::CudaStream& s = JsStream(out.device());
     cuda::SumOfSquares(x, out, accumulate, s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {out, x});
   });
 }
 
 Napi::Value HasNonFinite(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "hasNonFinite", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "hasNonFinite", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& x = DeviceTensorWrap::Get(env, info[0], "x");
     cuda::DeviceTensor flag = cuda::DeviceTensor::Allocate(DType::kI32, 1, x.device());
     cuda::CudaStream& s = JsStream(x.device());
     cuda::CheckNonFinite(x, flag, false, s);
-    int32_t found = 0;
-    flag.Download(&found, sizeof(found), s);
-    return Napi::Boolean::New(env, found != 0);
+    return TrackScalar<int32_t>(env, s, what, flag, {x}, [](napi_env e, int32_t found) {
+      napi_value v = nullptr;
+      napi_get_boolean(e, found != 0, &v);
+      return v;
+    });
   });
 }
 
 Napi::Value CheckNonFiniteInto(const Napi::CallbackInfo& info) {
-  return KernelCall(info, "checkNonFiniteInto", [&](Napi::Env env) -> Napi::Value {
+  return KernelCall(info, "checkNonFiniteInto", [&](Napi::Env env, std::string what) -> Napi::Value {
     const cuda::DeviceTensor& flag = DeviceTensorWrap::Get(env, info[0], "flag");
     const cuda::DeviceTensor& x = DeviceTensorWrap::Get(env, info[1], "x");
     bool accumulate = info.Length() > 2 && info[2].ToBoolean().Value();
     cuda::CudaStream& s = JsStream(flag.device());
     cuda::CheckNonFinite(x, flag, accumulate, s);
-    s.Synchronize();
-    return env.Undefined();
+    return Track(env, s, what, {flag, x});
   });
+}
+
+// Async host copies run here, one thread and one stream per device (never
+// destroyed, like JsStream), so that the JS thread never waits for a copy.
+struct CopyLane {
+  std::unique_ptr<cuda::CudaStream> stream;
+  std::unique_ptr<ProgressThread> thread;
+};
+
+CopyLane& CopyLaneOf(int device) {
+  static std::mutex mutex;
+  static auto* lanes = new std::vector<std::unique_ptr<CopyLane>>();  // never freed, see JsStream
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device < 0) throw Error(ErrorCode::kInternal, "CopyLaneOf: no device");
+  if (lanes->size() <= static_cast<std::size_t>(device)) lanes->resize(device + 1);
+  auto& slot = (*lanes)[device];
+  if (!slot) {
+    auto lane = std::make_unique<CopyLane>();
+    lane->stream = std::make_unique<cuda::CudaStream>(device, /*nonBlocking=*/true);
+    lane->thread = std::make_unique<ProgressThread>("mics-copy-" + std::to_string(device));
+    slot = std::move(lane);
+  }
+  return *slot;
+}
+
+// Runs copy(stream) on the device's copy lane after the work already queued on the
+// JS stream (an event orders them), and returns a Promise settled when it is done.
+// `keep` (the host array, this tensor) stays referenced until then.
+Napi::Value HostCopy(Napi::Env env, const cuda::DeviceTensor& tensor, std::string what,
+                     std::vector<napi_value> keep, std::function<napi_value(napi_env)> settle,
+                     std::function<void(const cuda::CudaStream&)> copy) {
+  const int device = tensor.device();
+  CopyLane& lane = CopyLaneOf(device);
+  auto after = std::make_shared<cuda::CudaEvent>(device);
+  after->Record(JsStream(device));
+  auto job = std::make_unique<DeviceWork::Job>();
+  job->what = std::move(what);
+  job->tensors = {tensor};
+  job->settle = std::move(settle);
+  job->touchesHost = true;
+  for (napi_value v : keep) job->Keep(env, v);
+  DeviceWork::Job* started = nullptr;
+  napi_value promise = DeviceWork::Start(env, std::move(job), &started);
+  cuda::CudaStream* stream = lane.stream.get();
+  bool queued = lane.thread->Enqueue([started, stream, after, copy = std::move(copy)] {
+    try {
+      stream->Wait(*after);
+      copy(*stream);
+    } catch (const Error& e) {
+      started->error = e;
+    } catch (...) {
+      started->error = Error(ErrorCode::kInternal, started->what + ": the copy failed");
+    }
+    DeviceWork::Complete(started);
+  });
+  if (!queued) {
+    started->error = Error(ErrorCode::kInternal, started->what + ": the copy thread has stopped");
+    DeviceWork::Complete(started);
+  }
+  return Napi::Value(env, promise);
+}
+
+napi_value ValueOfRef(napi_env env, napi_ref ref) {
+  napi_value v = nullptr;
+  napi_get_reference_value(env, ref, &v);
+  return v;
 }
 
 }  // namespace
@@ -343,6 +455,10 @@ void DeviceTensorWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&DeviceTensorWrap::View>("view"),
           InstanceMethod<&DeviceTensorWrap::Fill>("fill"),
           InstanceMethod<&DeviceTensorWrap::CopyFrom>("copyFrom"),
+          InstanceMethod<&DeviceTensorWrap::UploadAsync>("uploadAsync"),
+          InstanceMethod<&DeviceTensorWrap::DownloadAsync>("downloadAsync"),
+          InstanceMethod<&DeviceTensorWrap::FillAsync>("fillAsync"),
+          InstanceMethod<&DeviceTensorWrap::CopyFromAsync>("copyFromAsync"),
           InstanceMethod<&DeviceTensorWrap::Release>("release"),
           InstanceMethod<&DeviceTensorWrap::ToString>("toString"),
       });
@@ -375,20 +491,21 @@ const cuda::DeviceTensor& DeviceTensorWrap::Get(Napi::Env env, const Napi::Value
 }
 
 DeviceTensorWrap::DeviceTensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceTensorWrap>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(),
-                               "DeviceTensor cannot be constructed directly: use DeviceTensor.alloc(dtype, length, device?)");
-  }
-  tensor_ = *info[0].As<Napi::External<cuda::DeviceTensor>>().Data();
-  dtype_ = tensor_.dtype();
-  length_ = tensor_.length();
-  offset_ = tensor_.offset();
-  device_ = tensor_.device();
+  Guard(info.Env(), [&] {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Invalid("DeviceTensor cannot be constructed directly: use DeviceTensor.alloc(dtype, length, device?)");
+    }
+    tensor_ = *info[0].As<Napi::External<cuda::DeviceTensor>>().Data();
+    dtype_ = tensor_.dtype();
+    length_ = tensor_.length();
+    offset_ = tensor_.offset();
+    device_ = tensor_.device();
+  });
 }
 
 Napi::Value DeviceTensorWrap::Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
+  return Guard(env, [&]() -> Napi::Value {
     cuda::RequireCuda("DeviceTensor.alloc");
     DType dtype = DTypeArg(info[0], "DeviceTensor.alloc: dtype");
     std::size_t length = Count(info[1], "DeviceTensor.alloc: length");
@@ -405,26 +522,34 @@ Napi::Value DeviceTensorWrap::Alloc(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value DeviceTensorWrap::GetDType(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), mics::DTypeName(dtype_));
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), mics::DTypeName(dtype_)); });
 }
 Napi::Value DeviceTensorWrap::Length(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(length_));
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(length_)); });
 }
 Napi::Value DeviceTensorWrap::ByteLength(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(length_ * ElementSize(dtype_)));
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(length_ * ElementSize(dtype_)));
+  });
 }
-Napi::Value DeviceTensorWrap::Device(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
+Napi::Value DeviceTensorWrap::Device(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), device_); });
+}
 Napi::Value DeviceTensorWrap::Offset(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(offset_));
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(offset_)); });
 }
 Napi::Value DeviceTensorWrap::Released(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !tensor_.defined());
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), !tensor_.defined()); });
+}
+
+void DeviceTensorWrap::RequireDefined(const char* what) const {
+  if (!tensor_.defined()) throw Invalid(std::string("DeviceTensor.") + what + ": the tensor was released");
 }
 
 Napi::Value DeviceTensorWrap::Upload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
-    if (!tensor_.defined()) throw Invalid("DeviceTensor.upload: the tensor was released");
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("upload");
     HostSpan src = HostArrayFor(info[0], tensor_.dtype(), "DeviceTensor.upload: source");
     tensor_.Upload(src.data, src.bytes, JsStream(tensor_.device()));
     return info.This();
@@ -433,8 +558,8 @@ Napi::Value DeviceTensorWrap::Upload(const Napi::CallbackInfo& info) {
 
 Napi::Value DeviceTensorWrap::Download(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
-    if (!tensor_.defined()) throw Invalid("DeviceTensor.download: the tensor was released");
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("download");
     Napi::Value target = info.Length() > 0 && !info[0].IsUndefined() ? info[0]
                                                                      : NewHostArray(env, tensor_.dtype(), tensor_.length());
     HostSpan dst = HostArrayFor(target, tensor_.dtype(), "DeviceTensor.download: destination");
@@ -443,10 +568,52 @@ Napi::Value DeviceTensorWrap::Download(const Napi::CallbackInfo& info) {
   });
 }
 
+// The copy runs on the device's copy lane: the JS thread only checks the arguments.
+Napi::Value DeviceTensorWrap::UploadAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("uploadAsync");
+    HostSpan src = HostArrayFor(info[0], tensor_.dtype(), "DeviceTensor.uploadAsync: source");
+    if (src.bytes != tensor_.byteLength()) {
+      throw Invalid("DeviceTensor.uploadAsync: the source has " + std::to_string(src.bytes) + " bytes but " +
+                    tensor_.Describe() + " has " + std::to_string(tensor_.byteLength()));
+    }
+    napi_value self = info.This();
+    cuda::DeviceTensor tensor = tensor_;
+    return HostCopy(env, tensor_, "DeviceTensor.uploadAsync", {info[0], self},
+                    [](napi_env) -> napi_value { return nullptr; },
+                    [tensor, src](const cuda::CudaStream& s) { tensor.Upload(src.data, src.bytes, s); });
+  });
+}
+
+Napi::Value DeviceTensorWrap::DownloadAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("downloadAsync");
+    Napi::Value target = info.Length() > 0 && !info[0].IsUndefined() ? info[0]
+                                                                     : NewHostArray(env, tensor_.dtype(), tensor_.length());
+    HostSpan dst = HostArrayFor(target, tensor_.dtype(), "DeviceTensor.downloadAsync: destination");
+    if (dst.bytes != tensor_.byteLength()) {
+      throw Invalid("DeviceTensor.downloadAsync: the destination has " + std::to_string(dst.bytes) + " bytes but " +
+                    tensor_.Describe() + " has " + std::to_string(tensor_.byteLength()));
+    }
+    // The target is the Promise's value: a second reference, read back when it settles.
+    napi_ref result = nullptr;
+    if (napi_create_reference(env, target, 1, &result) != napi_ok) {
+      throw Error(ErrorCode::kInternal, "DeviceTensor.downloadAsync: could not hold the destination");
+    }
+    auto owned = std::shared_ptr<napi_ref__>(result, [env](napi_ref ref) { napi_delete_reference(env, ref); });
+    cuda::DeviceTensor tensor = tensor_;
+    return HostCopy(env, tensor_, "DeviceTensor.downloadAsync", {target, info.This()},
+                    [owned](napi_env e) { return ValueOfRef(e, owned.get()); },
+                    [tensor, dst](const cuda::CudaStream& s) { tensor.Download(dst.data, dst.bytes, s); });
+  });
+}
+
 Napi::Value DeviceTensorWrap::View(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
-    if (!tensor_.defined()) throw Invalid("DeviceTensor.view: the tensor was released");
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("view");
     std::size_t offset = Count(info[0], "DeviceTensor.view: offset");
     std::size_t length = info.Length() > 1 && !info[1].IsUndefined() ? Count(info[1], "DeviceTensor.view: length")
                                                                      : (offset <= length_ ? length_ - offset : 0);
@@ -454,28 +621,44 @@ Napi::Value DeviceTensorWrap::View(const Napi::CallbackInfo& info) {
   });
 }
 
+void DeviceTensorWrap::EnqueueFill(const Napi::CallbackInfo& info, const cuda::CudaStream& s, const char* what) {
+  if (info.Length() > 0 && info[0].IsBigInt()) {
+    bool lossless = false;
+    int64_t v = info[0].As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) {
+      throw Invalid(std::string("DeviceTensor.") + what + ": " + info[0].ToString().Utf8Value() + " does not fit in int64");
+    }
+    tensor_.FillInteger(v, s);
+  } else {
+    tensor_.Fill(NumberArg(info[0], std::string("DeviceTensor.") + what + ": value"), s);
+  }
+}
+
 Napi::Value DeviceTensorWrap::Fill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
-    if (!tensor_.defined()) throw Invalid("DeviceTensor.fill: the tensor was released");
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("fill");
     cuda::CudaStream& s = JsStream(tensor_.device());
-    if (info.Length() > 0 && info[0].IsBigInt()) {
-      bool lossless = false;
-      int64_t v = info[0].As<Napi::BigInt>().Int64Value(&lossless);
-      if (!lossless) throw Invalid("DeviceTensor.fill: " + info[0].ToString().Utf8Value() + " does not fit in int64");
-      tensor_.FillInteger(v, s);
-    } else {
-      tensor_.Fill(NumberArg(info[0], "DeviceTensor.fill: value"), s);
-    }
+    EnqueueFill(info, s, "fill");
     s.Synchronize();
     return info.This();
   });
 }
 
+Napi::Value DeviceTensorWrap::FillAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("fillAsync");
+    cuda::CudaStream& s = JsStream(tensor_.device());
+    EnqueueFill(info, s, "fillAsync");
+    return Track(env, s, "DeviceTensor.fillAsync", {tensor_});
+  });
+}
+
 Napi::Value DeviceTensorWrap::CopyFrom(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Translate(env, [&]() -> Napi::Value {
-    if (!tensor_.defined()) throw Invalid("DeviceTensor.copyFrom: the tensor was released");
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("copyFrom");
     const cuda::DeviceTensor& src = Get(env, info[0], "DeviceTensor.copyFrom: source");
     cuda::CudaStream& s = JsStream(tensor_.device());
     tensor_.CopyFrom(src, s);
@@ -484,17 +667,32 @@ Napi::Value DeviceTensorWrap::CopyFrom(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value DeviceTensorWrap::CopyFromAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    RequireDefined("copyFromAsync");
+    const cuda::DeviceTensor& src = Get(env, info[0], "DeviceTensor.copyFromAsync: source");
+    cuda::CudaStream& s = JsStream(tensor_.device());
+    tensor_.CopyFrom(src, s);
+    return Track(env, s, "DeviceTensor.copyFromAsync", {tensor_, src});
+  });
+}
+
 Napi::Value DeviceTensorWrap::Release(const Napi::CallbackInfo& info) {
-  tensor_ = cuda::DeviceTensor();
-  return info.Env().Undefined();
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    tensor_ = cuda::DeviceTensor();
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value DeviceTensorWrap::ToString(const Napi::CallbackInfo& info) {
-  std::string s = std::string("DeviceTensor ") + mics::DTypeName(dtype_) + "[" + std::to_string(length_) +
-                  "] on cuda:" + std::to_string(device_);
-  if (offset_ != 0) s += " (offset " + std::to_string(offset_) + ")";
-  if (!tensor_.defined()) s += " (released)";
-  return Napi::String::New(info.Env(), s);
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    std::string s = std::string("DeviceTensor ") + mics::DTypeName(dtype_) + "[" + std::to_string(length_) +
+                    "] on cuda:" + std::to_string(device_);
+    if (offset_ != 0) s += " (offset " + std::to_string(offset_) + ")";
+    if (!tensor_.defined()) s += " (released)";
+    return Napi::String::New(info.Env(), s);
+  });
 }
 
 void InitDeviceTensor(Napi::Env env, Napi::Object exports) {

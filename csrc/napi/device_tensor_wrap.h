@@ -2,10 +2,23 @@
 // download / fill / copy) and the `cudaKernels` functions, in the CUDA build only.
 // In the node-gyp build InitDeviceTensor registers nothing (lib/cuda reports why).
 //
-// Every JS-facing call is synchronous: it enqueues its work on a per-device stream
-// (JsStream) and waits for it, so errors are thrown at the call and the data is
-// ready on return. Without a usable device every call throws MICS_UNAVAILABLE naming
-// why (no driver, no device).
+// Kernels never wait on the JS thread: each validates its arguments (errors are
+// thrown at the call), enqueues its work on the device's JS stream (JsStream) and
+// returns a Promise that settles once the stream has run it (DeviceWork: a stream
+// callback, no polling), rejected with the work's CUDA error. So do
+// fillAsync/copyFromAsync (same stream) and uploadAsync/downloadAsync, whose copies
+// run on a per-device copy thread and stream, ordered after the work already queued
+// on the JS stream.
+//
+// upload, download, fill and copyFrom stay synchronous: they return when the bytes
+// are there. upload/download copy from/to pageable JavaScript memory, which CUDA
+// copies synchronously on the calling thread anyway (through a staging buffer), and
+// the code that uses fill/copyFrom synchronously (lib/comm/tensor.ts, before NCCL
+// collectives that run on their own streams) relies on the data being in place on
+// return. The *Async forms are for everything else.
+//
+// Without a usable device every call throws MICS_UNAVAILABLE naming why (no driver,
+// no device).
 #pragma once
 
 #include <napi.h>
@@ -43,8 +56,16 @@ class DeviceTensorWrap : public Napi::ObjectWrap<DeviceTensorWrap> {
   Napi::Value View(const Napi::CallbackInfo& info);
   Napi::Value Fill(const Napi::CallbackInfo& info);
   Napi::Value CopyFrom(const Napi::CallbackInfo& info);
+  Napi::Value UploadAsync(const Napi::CallbackInfo& info);
+  Napi::Value DownloadAsync(const Napi::CallbackInfo& info);
+  Napi::Value FillAsync(const Napi::CallbackInfo& info);
+  Napi::Value CopyFromAsync(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
   Napi::Value ToString(const Napi::CallbackInfo& info);
+
+  void RequireDefined(const char* what) const;  // kInvalidArgument once released
+  // Enqueues fill(info[0]) (a number, or a bigint for integer dtypes) on s.
+  void EnqueueFill(const Napi::CallbackInfo& info, const cuda::CudaStream& s, const char* what);
 
   cuda::DeviceTensor tensor_;  // undefined after release()
   // Kept for the accessors after release().

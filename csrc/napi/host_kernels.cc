@@ -249,7 +249,7 @@ Napi::Value RunKernel(const Napi::CallbackInfo& info, const char* op, Prepare&& 
   } catch (const Error& e) {
     deferred.Reject(ToJsError(env, e).Value());
   } catch (const Napi::Error& e) {  // a throwing getter on an argument, a failed N-API call
-    deferred.Reject(e.Value());
+    deferred.Reject(Napi::Value(env, MakeJsError(env, e)));
   } catch (const std::exception& e) {  // out of memory: reject rather than let it end the process
     deferred.Reject(ToJsError(env, Error(ErrorCode::kInternal, std::string(op) + ": " + e.what())).Value());
   }

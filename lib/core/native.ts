@@ -134,6 +134,12 @@ export interface NativeDeviceTensor {
   view(offset: number, length?: number): NativeDeviceTensor;
   fill(value: number | bigint): NativeDeviceTensor;
   copyFrom(src: NativeDeviceTensor): NativeDeviceTensor;
+  /** Resolves (to undefined) once the copy is done; copies on a per-device copy thread. */
+  uploadAsync(src: HostArray): Promise<void>;
+  /** Resolves to `dst` (or a new array) once the copy is done. */
+  downloadAsync(dst?: HostArray): Promise<HostArray>;
+  fillAsync(value: number | bigint): Promise<void>;
+  copyFromAsync(src: NativeDeviceTensor): Promise<void>;
   release(): void;
   toString(): string;
 }
@@ -158,17 +164,20 @@ export interface NativeSgdArgs extends NativeSgdOptions {
   halfParams?: NativeDeviceTensor;
 }
 
-/** The native `cudaKernels` object. */
+/**
+ * The native `cudaKernels` object. Argument errors are thrown at the call; the
+ * Promise settles once the device has run the work (rejected with its CUDA error).
+ */
 export interface NativeCudaKernels {
-  accumulate(y: NativeDeviceTensor, x: NativeDeviceTensor, alpha?: number): void;
-  scale(x: NativeDeviceTensor, alpha: number): void;
-  cast(dst: NativeDeviceTensor, src: NativeDeviceTensor): void;
-  adamw(args: NativeAdamWArgs): void;
-  sgd(args: NativeSgdArgs): void;
-  sumOfSquares(x: NativeDeviceTensor, dtype?: 'f32' | 'f64'): number;
-  sumOfSquaresInto(out: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): void;
-  hasNonFinite(x: NativeDeviceTensor): boolean;
-  checkNonFiniteInto(flag: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): void;
+  accumulate(y: NativeDeviceTensor, x: NativeDeviceTensor, alpha?: number): Promise<void>;
+  scale(x: NativeDeviceTensor, alpha: number): Promise<void>;
+  cast(dst: NativeDeviceTensor, src: NativeDeviceTensor): Promise<void>;
+  adamw(args: NativeAdamWArgs): Promise<void>;
+  sgd(args: NativeSgdArgs): Promise<void>;
+  sumOfSquares(x: NativeDeviceTensor, dtype?: 'f32' | 'f64'): Promise<number>;
+  sumOfSquaresInto(out: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): Promise<void>;
+  hasNonFinite(x: NativeDeviceTensor): Promise<boolean>;
+  checkNonFiniteInto(flag: NativeDeviceTensor, x: NativeDeviceTensor, accumulate?: boolean): Promise<void>;
 }
 
 /** What the CUDA build adds to the addon's exports. */
@@ -215,6 +224,12 @@ export interface NativeHostKernels {
 
 /** The raw addon surface; typed wrappers live in lib/comm and lib/cuda. */
 export interface NativeAddon extends NativeCudaParts {
+  /**
+   * Makes the addon construct its errors through `cls` (the loader passes
+   * MicsError): `new cls(message, code, {rank, group, op, peer, cause})`. Without
+   * it the addon throws plain Errors carrying the same `code` and fields.
+   */
+  setErrorClass(cls: typeof MicsError): void;
   version(): string;
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;
@@ -246,7 +261,11 @@ function cudaBuildIsCurrent(cpuFile: string | undefined): boolean {
 
 function loadFile(file: string): NativeAddon {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(file) as NativeAddon;
+  const addon = require(file) as NativeAddon;
+  // Once per environment (each worker loads its own instance of this module): from
+  // now on every error the addon raises is constructed through MicsError.
+  if (typeof addon.setErrorClass === 'function') addon.setErrorClass(MicsError);
+  return addon;
 }
 
 /** Loads the addon once per process and returns it with where it came from. */

@@ -2,9 +2,18 @@
  * Device tensors and the CUDA kernels, typed.
  *
  * The native side (csrc/napi/device_tensor_wrap.cc) exists only in the CMake build
- * with CUDA (`npm run build:cmake` where nvcc is found). Everything here is
- * synchronous: each call enqueues its work on a per-device stream and waits for it,
- * so errors are thrown at the call and data is ready when it returns.
+ * with CUDA (`npm run build:cmake` where nvcc is found).
+ *
+ * Kernels never block the event loop: each checks its arguments (errors are thrown
+ * at the call), enqueues its work on the device's stream and returns a Promise that
+ * settles once the device has run it (rejected with the CUDA error as a MicsError).
+ * Await it before reading the result or handing the tensors to a collective.
+ * `DeviceTensor.uploadAsync/downloadAsync/fillAsync/copyFromAsync` work the same way
+ * (argument errors at the call, the work through the Promise).
+ * `upload`, `download`, `fill` and `copyFrom` are synchronous (the data is in place
+ * when they return): copies from and to JavaScript memory are synchronous in CUDA
+ * anyway (pageable memory goes through a staging buffer on the calling thread), and
+ * fill/copyFrom serve code that needs the data in place at once.
  *
  * Without a usable device (no CUDA build, no driver, no GPU) every call throws an
  * error with `code === 'MICS_UNAVAILABLE'` naming why; `cudaAvailable()` says so
@@ -166,6 +175,29 @@ export class DeviceTensor<D extends DType = DType> {
     return this;
   }
 
+  /**
+   * Like `upload`, without blocking: the copy runs on a per-device copy thread after
+   * the work already queued on this device. Do not modify `src` until it resolves.
+   */
+  uploadAsync(src: HostArrayOf<D>): Promise<this> {
+    return this.native.uploadAsync(src).then(() => this);
+  }
+
+  /** Like `download`, without blocking; resolves to `dst` (or a new TypedArray) once filled. */
+  downloadAsync(dst?: HostArrayOf<D>): Promise<HostArrayOf<D>> {
+    return this.native.downloadAsync(dst) as Promise<HostArrayOf<D>>;
+  }
+
+  /** Like `fill`, without blocking: resolves once the device has run it. */
+  fillAsync(value: number | bigint): Promise<this> {
+    return this.native.fillAsync(value).then(() => this);
+  }
+
+  /** Like `copyFrom`, without blocking: resolves once the device has run it. */
+  copyFromAsync(src: DeviceTensor<D>): Promise<this> {
+    return this.native.copyFromAsync(src?.native).then(() => this);
+  }
+
   /** Drops this object's hold on the device memory now (views keep it alive). */
   release(): void {
     this.native.release();
@@ -204,30 +236,33 @@ function kernels(what: string): NativeCudaKernels {
 }
 
 /**
- * The engine's kernels, one synchronous call each (docs/cuda.md has the formulas).
+ * The engine's kernels (docs/cuda.md has the formulas). Each checks its arguments
+ * and throws at the call (MICS_UNAVAILABLE first, else MICS_INVALID_ARGUMENT naming
+ * the argument), then returns a Promise that settles once the device has run the
+ * work: no call blocks the event loop. Calls on one device run in call order, so
+ * several may be issued before awaiting the last.
  * Tensor arguments are read with `?.` so that untyped JavaScript callers passing
- * nothing get the addon's error (MICS_UNAVAILABLE first, else which argument is
- * missing) rather than a TypeError.
+ * nothing get the addon's error rather than a TypeError.
  * Arithmetic is f32 without FMA contraction: results match lib/cuda/reference.ts bit
  * for bit (except the order of summation in sumOfSquares).
  */
 export const cudaKernels = {
   /** y += alpha * x (y f32; x f32, bf16 or f16). */
-  accumulate(y: DeviceTensor<'f32'>, x: DeviceTensor<FloatDType>, alpha = 1): void {
-    kernels('accumulate').accumulate(y?.native, x?.native, alpha);
+  accumulate(y: DeviceTensor<'f32'>, x: DeviceTensor<FloatDType>, alpha = 1): Promise<void> {
+    return kernels('accumulate').accumulate(y?.native, x?.native, alpha);
   },
   /** x *= alpha (f32, f64, bf16, f16). */
-  scale(x: DeviceTensor<'f32' | 'f64' | HalfDType>, alpha: number): void {
-    kernels('scale').scale(x?.native, alpha);
+  scale(x: DeviceTensor<'f32' | 'f64' | HalfDType>, alpha: number): Promise<void> {
+    return kernels('scale').scale(x?.native, alpha);
   },
   /** dst = src converted (f32 -> bf16/f16 rounding to nearest even, bf16/f16 -> f32). */
-  cast(dst: DeviceTensor<FloatDType>, src: DeviceTensor<FloatDType>): void {
-    kernels('cast').cast(dst?.native, src?.native);
+  cast(dst: DeviceTensor<FloatDType>, src: DeviceTensor<FloatDType>): Promise<void> {
+    return kernels('cast').cast(dst?.native, src?.native);
   },
   /** One AdamW step (PyTorch's formula) on an fp32 master shard. */
-  adamw(args: AdamWArgs): void {
+  adamw(args: AdamWArgs): Promise<void> {
     const { params, grads, expAvg, expAvgSq, halfParams, ...options } = args;
-    kernels('adamw').adamw({
+    return kernels('adamw').adamw({
       ...options,
       params: params?.native,
       grads: grads?.native,
@@ -237,9 +272,9 @@ export const cudaKernels = {
     });
   },
   /** One SGD step (PyTorch's formula: weight decay, momentum, dampening, nesterov). */
-  sgd(args: SgdArgs): void {
+  sgd(args: SgdArgs): Promise<void> {
     const { params, grads, momentumBuffer, halfParams, ...options } = args;
-    kernels('sgd').sgd({
+    return kernels('sgd').sgd({
       ...options,
       params: params?.native,
       grads: grads?.native,
@@ -248,19 +283,19 @@ export const cudaKernels = {
     });
   },
   /** Sum of squares of x (f32, bf16, f16), accumulated in `dtype` (default f64). */
-  sumOfSquares(x: DeviceTensor<FloatDType>, dtype: 'f32' | 'f64' = 'f64'): number {
+  sumOfSquares(x: DeviceTensor<FloatDType>, dtype: 'f32' | 'f64' = 'f64'): Promise<number> {
     return kernels('sumOfSquares').sumOfSquares(x?.native, dtype);
   },
   /** out[0] = (accumulate ? out[0] : 0) + sum of squares of x; out f32 or f64. */
-  sumOfSquaresInto(out: DeviceTensor<'f32' | 'f64'>, x: DeviceTensor<FloatDType>, accumulate = false): void {
-    kernels('sumOfSquaresInto').sumOfSquaresInto(out?.native, x?.native, accumulate);
+  sumOfSquaresInto(out: DeviceTensor<'f32' | 'f64'>, x: DeviceTensor<FloatDType>, accumulate = false): Promise<void> {
+    return kernels('sumOfSquaresInto').sumOfSquaresInto(out?.native, x?.native, accumulate);
   },
   /** Whether x (f32, f64, bf16, f16) holds an inf or NaN. */
-  hasNonFinite(x: DeviceTensor<'f32' | 'f64' | HalfDType>): boolean {
+  hasNonFinite(x: DeviceTensor<'f32' | 'f64' | HalfDType>): Promise<boolean> {
     return kernels('hasNonFinite').hasNonFinite(x?.native);
   },
   /** flag[0] = 1 when x holds an inf or NaN; without `accumulate` flag[0] is cleared first. flag: i32 or f32. */
-  checkNonFiniteInto(flag: DeviceTensor<'i32' | 'f32'>, x: DeviceTensor<'f32' | 'f64' | HalfDType>, accumulate = false): void {
-    kernels('checkNonFiniteInto').checkNonFiniteInto(flag?.native, x?.native, accumulate);
+  checkNonFiniteInto(flag: DeviceTensor<'i32' | 'f32'>, x: DeviceTensor<'f32' | 'f64' | HalfDType>, accumulate = false): Promise<void> {
+    return kernels('checkNonFiniteInto').checkNonFiniteInto(flag?.native, x?.native, accumulate);
   },
 };

@@ -5,9 +5,11 @@
  * freed regions or their file descriptors. Exactness of the direct algorithms is
  * in collectives.test.ts, kill -9 during a direct op in failures.test.ts.
  */
-import { allocHost, MAX_HOST_BYTES } from '../../lib/comm/host-memory';
-import { DTYPES, type DType } from '../../lib/core/dtypes';
-import { describeRanks, killAllRanks, runRanks } from '../helpers/ranks';
+import { constants as bufferConstants } from 'node:buffer';
+import * as path from 'node:path';
+import { allocHost, maxHostElements } from '../../lib/comm/host-memory';
+import { DTYPES, elementBytes, type DType } from '../../lib/core/dtypes';
+import { describeRanks, killAllRanks, repoRoot, runRanks } from '../helpers/ranks';
 import { runNode } from '../helpers/run-node';
 
 afterAll(() => killAllRanks());
@@ -42,7 +44,8 @@ describe('allocHost(dtype, count)', () => {
     ['f32', -1, /count -1 is not valid for f32/],
     ['f32', 1.5, /count 1.5 is not valid for f32/],
     ['f64', Number.NaN, /count NaN is not valid for f64/],
-    ['f32', MAX_HOST_BYTES / 4 + 1, /count \d+ is not valid for f32: use a whole number in \[0, 17592186044416\]/],
+    ['f32', 2 ** 44 + 1, /count 17592186044417 is not valid for f32: use a whole number in \[0, \d+\]/],
+    ['u8', bufferConstants.MAX_LENGTH + 1, /count \d+ is not valid for u8: use a whole number in \[0, \d+\] \(one Uint8Array holds at most/],
     ['f128', 4, /dtype 'f128' is not valid: use one of f32, f64/],
   ])('rejects %s x %p with MICS_INVALID_ARGUMENT naming the value', (dtype, count, message) => {
     let thrown: unknown;
@@ -52,6 +55,26 @@ describe('allocHost(dtype, count)', () => {
       thrown = error;
     }
     expect(thrown).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(message) });
+  });
+
+  it('states its limit per dtype: what one TypedArray holds here, at most 2^46 bytes', () => {
+    for (const dtype of DTYPES) {
+      const expected = Math.min(bufferConstants.MAX_LENGTH, 2 ** 46 / elementBytes(dtype));
+      expect([dtype, maxHostElements(dtype)]).toEqual([dtype, expected]);
+    }
+    // Node 20: 2^32 elements of any dtype (so f32 up to 16 GiB).
+    if (bufferConstants.MAX_LENGTH === 2 ** 32) expect(maxHostElements('f32')).toBe(2 ** 32);
+    expect(() => maxHostElements('f128' as DType)).toThrow(/dtype 'f128' is not valid/);
+  });
+
+  it('allocates exactly its limit for u8 (pages come on first touch): both ends are usable', () => {
+    const max = maxHostElements('u8');
+    if (max > 2 ** 33) return; // Node >= 22: the limit is the 2^46-byte cap, not worth mapping here
+    const a = allocHost('u8', max);
+    expect(a.length).toBe(max);
+    a[0] = 1;
+    a[max - 1] = 2;
+    expect([a[0], a[max - 1], a[max - 2]]).toEqual([1, 2, 0]);
   });
 
   it('is freed when the array is garbage collected (its mapping and descriptor go)', () => {
@@ -83,6 +106,31 @@ describe('allocHost(dtype, count)', () => {
     expect(during.fds - before.fds).toBe(50);
     expect(after).toEqual(before);
   });
+});
+
+describe('allocHost above 4 GiB', () => {
+  // Before: anything above Node 20's 2^32-byte external-buffer limit aborted the
+  // process (`free(): double free detected in tcache 2`).
+  it('f32 arrays of 4 GiB - 4, 4 GiB + 8 and 6 GiB in one process on each of 2 ranks; a direct allReduce over the last 4096 elements', async () => {
+    const results = await runRanks({ n: 2, script: path.join(repoRoot, 'test', 'fixtures', 'napi', 'large-host.js'), timeoutMs: 60000 });
+    const summary = describeRanks(results);
+    const GiB = 2 ** 30;
+    for (const r of results) {
+      if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(`rank ${r.rank} failed:\n${summary}`);
+      const me = r.rank;
+      expect(r.json.ends).toEqual(
+        [4 * GiB - 4, 4 * GiB + 8, 6 * GiB].map((byteLength, i) => ({
+          length: byteLength / 4,
+          byteLength,
+          first: 1000 * i + me + 0.5,
+          last: -(1000 * i + me + 0.25),
+          secondLast: 0,
+        })),
+      );
+      expect(r.json.viewByteOffset).toBe(6 * GiB - 4096 * 4);
+      expect([me, r.json.direct, r.json.wrong, r.json.firstAfter]).toEqual([me, 1, 0, 2000 + me + 0.5]);
+    }
+  }, 90000);
 });
 
 describe('allocHost under churn on 4 ranks', () => {

@@ -1,6 +1,6 @@
 /**
- * DeviceTensor on a GPU: allocation, upload/download of every dtype, zero-copy views,
- * fill, device-to-device copy, release, and the error paths (mismatched dtypes and
+ * DeviceTensor on a GPU: allocation, upload/download of every dtype (also as
+ * Promises), zero-copy views, fill, device-to-device copy, release, and the error paths (mismatched dtypes and
  * lengths, bad ranges, wrong host arrays). Needs the CMake build with CUDA and a
  * device; elsewhere every case is skipped with the reason printed.
  */
@@ -89,13 +89,43 @@ describe('DeviceTensor (GPU)', () => {
     }
   });
 
-  gpuIt('handles empty tensors', () => {
+  gpuIt('handles empty tensors', async () => {
     const t = DeviceTensor.alloc('f32', 0);
     t.upload(new Float32Array(0)).fill(1);
     expect(t.download()).toEqual(new Float32Array(0));
     expect(t.view(0, 0).length).toBe(0);
-    expect(cudaKernels.sumOfSquares(t)).toBe(0);
-    expect(cudaKernels.hasNonFinite(t)).toBe(false);
+    expect(await cudaKernels.sumOfSquares(t)).toBe(0);
+    expect(await cudaKernels.hasNonFinite(t)).toBe(false);
+    await t.uploadAsync(new Float32Array(0));
+    expect(await t.downloadAsync()).toEqual(new Float32Array(0));
+  });
+
+  gpuIt('has Promise forms of upload, download, fill and copyFrom that settle once the data is in place', async () => {
+    for (const dtype of allDtypes) {
+      const n = 1 + randomInt(300000);
+      const host = randomHost(dtype, n);
+      const t = DeviceTensor.alloc(dtype, n);
+      const uploading = t.uploadAsync(host);
+      expect(uploading).toBeInstanceOf(Promise);
+      expect(await uploading).toBe(t);
+      expect(sameBytes(await t.downloadAsync(), host)).toBe(true);
+      const target = randomHost(dtype, n);
+      expect(await t.downloadAsync(target)).toBe(target);
+      expect(sameBytes(target, host)).toBe(true);
+      const copy = DeviceTensor.alloc(dtype, n);
+      expect(await copy.copyFromAsync(t)).toBe(copy);
+      expect(sameBytes(copy.download(), host)).toBe(true);
+    }
+    // Ordered after the work already queued: a fill issued before the download is in it.
+    const f = DeviceTensor.alloc('f32', 1 << 20);
+    const filling = f.fillAsync(3);
+    const downloaded = await f.downloadAsync();
+    await filling;
+    expect(downloaded.every((v) => v === 3)).toBe(true);
+    // Argument errors are thrown at the call; the host array must not be shared or resizable.
+    expectCode(() => f.uploadAsync(new Float32Array(3)), 'MICS_INVALID_ARGUMENT', /uploadAsync: the source has 12 bytes/);
+    expectCode(() => f.uploadAsync(new Float32Array(new SharedArrayBuffer(4 << 20))), 'MICS_INVALID_ARGUMENT', /SharedArrayBuffer/);
+    expectCode(() => f.downloadAsync(new Float64Array(1 << 20) as never), 'MICS_INVALID_ARGUMENT', /needs a Float32Array/);
   });
 
   gpuIt('views share memory with their parent, at any offset, and outlive it', () => {

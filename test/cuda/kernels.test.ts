@@ -1,6 +1,7 @@
 /**
  * Every CUDA kernel against its CPU reference (lib/cuda/reference.ts) on fresh random
- * inputs, plus the kernels' argument errors. Needs the CMake build with CUDA and a
+ * inputs, plus the kernels' argument errors (thrown at the call) and their Promises
+ * (settled once the device ran the work, in call order). Needs the CMake build with CUDA and a
  * device; elsewhere every case is skipped with the reason printed.
  *
  * Tolerances. The element-wise kernels (accumulate, scale, cast, AdamW, SGD) must
@@ -104,40 +105,40 @@ function expectCode(fn: () => unknown, code: string, message: RegExp): void {
 const floatDtypes: FloatDTypeName[] = ['f32', 'bf16', 'f16'];
 
 describe('CUDA kernels against the CPU reference (GPU)', () => {
-  gpuIt('accumulate: y += alpha * x for f32, bf16 and f16 x, in place and on views', () => {
+  gpuIt('accumulate: y += alpha * x for f32, bf16 and f16 x, in place and on views', async () => {
     for (const xd of floatDtypes) {
       for (const n of sizes()) {
         const y = randomF32(n, 10);
         const x = randomOf(xd, n, 10);
         const alpha = (rand() - 0.5) * 4;
         const Y = DeviceTensor.fromHost('f32', y);
-        cudaKernels.accumulate(Y, DeviceTensor.fromHost(xd, x as never), alpha);
+        await cudaKernels.accumulate(Y, DeviceTensor.fromHost(xd, x as never), alpha);
         expectSameF32(Y.download(), accumulateRef(y, x, xd, alpha), `accumulate ${xd} n=${n}`);
       }
     }
     // x is y itself.
     const y = randomF32(5000, 3);
     const Y = DeviceTensor.fromHost('f32', y);
-    cudaKernels.accumulate(Y, Y, 0.5);
+    await cudaKernels.accumulate(Y, Y, 0.5);
     expectSameF32(Y.download(), accumulateRef(y, y, 'f32', 0.5), 'accumulate in place');
     // Into an odd-offset view: only the view changes.
     const big = randomF32(10000);
     const B = DeviceTensor.fromHost('f32', big);
     const x = randomOf('bf16', 3001);
-    cudaKernels.accumulate(B.view(17, 3001), DeviceTensor.fromHost('bf16', x as Uint16Array));
+    await cudaKernels.accumulate(B.view(17, 3001), DeviceTensor.fromHost('bf16', x as Uint16Array));
     const expected = Float32Array.from(big);
     expected.set(accumulateRef(big.subarray(17, 3018), x, 'bf16', 1), 17);
     expectSameF32(B.download(), expected, 'accumulate into a view');
   });
 
-  gpuIt('scale: x *= alpha for f32, f64, bf16 and f16', () => {
+  gpuIt('scale: x *= alpha for f32, f64, bf16 and f16', async () => {
     for (const dtype of ['f32', 'f64', 'bf16', 'f16'] as const) {
       for (const n of sizes()) {
         const alpha = (rand() - 0.5) * 8;
         const f = randomF32(n, 100);
         const host = dtype === 'f64' ? Float64Array.from(f, (v) => v * (1 + rand())) : dtype === 'f32' ? f : Uint16Array.from(f, (v) => narrow(v, dtype));
         const X = DeviceTensor.fromHost(dtype, host as never);
-        cudaKernels.scale(X, alpha);
+        await cudaKernels.scale(X, alpha);
         const want = scaleRef(host, dtype, alpha);
         if (dtype === 'bf16' || dtype === 'f16') expectSameHalf(X.download() as Uint16Array, want as Uint16Array, dtype, `scale ${dtype} n=${n}`);
         else expectSameF32(X.download() as Float32Array, want as Float32Array, `scale ${dtype} n=${n}`);
@@ -145,17 +146,17 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     }
   });
 
-  gpuIt('cast: bf16/f16 -> f32 exactly for all 65536 bit patterns', () => {
+  gpuIt('cast: bf16/f16 -> f32 exactly for all 65536 bit patterns', async () => {
     const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
     for (const dtype of ['bf16', 'f16'] as const) {
       const out = DeviceTensor.alloc('f32', all.length);
-      cudaKernels.cast(out, DeviceTensor.fromHost(dtype, all));
+      await cudaKernels.cast(out, DeviceTensor.fromHost(dtype, all));
       const widen = dtype === 'bf16' ? fromBFloat16Bits : fromFloat16Bits;
       expectSameF32(out.download(), Float32Array.from(all, (b) => widen(b)), `cast ${dtype} -> f32`);
     }
   });
 
-  gpuIt('cast: f32 -> bf16/f16 rounds to nearest even (random bit patterns, ties, subnormals, overflow)', () => {
+  gpuIt('cast: f32 -> bf16/f16 rounds to nearest even (random bit patterns, ties, subnormals, overflow)', async () => {
     const n = 1 << 20;
     const bits = new Uint32Array(n);
     for (let i = 0; i < n; i++) bits[i] = floor(rand() * 2 ** 32);
@@ -170,7 +171,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     const S = DeviceTensor.fromHost('f32', src);
     for (const dtype of ['bf16', 'f16'] as const) {
       const out = DeviceTensor.alloc(dtype, n);
-      cudaKernels.cast(out, S);
+      await cudaKernels.cast(out, S);
       const narrowBits = dtype === 'bf16' ? toBFloat16Bits : toFloat16Bits;
       expectSameHalf(out.download(), Uint16Array.from(src, (v) => narrowBits(v)), dtype, `cast f32 -> ${dtype}`);
     }
@@ -191,7 +192,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     { name: 'f16 grads and f16 copy, beta1 < 0.5 (the other lerp branch), on views', gradsDtype: 'f16', halfDtype: 'f16', hyper: { lr: 0.05, beta1: 0.3, beta2: 0.5, eps: 1e-3, weightDecay: 0.1 }, firstStep: 3, zeroState: false, viewOffset: 5 },
   ];
 
-  gpuIt.each(adamwCases)('adamw: $name', (c) => {
+  gpuIt.each(adamwCases)('adamw: $name', async (c) => {
     for (const n of sizes()) {
       // On views (offset c.viewOffset into bigger allocations) when asked: the rest must not change.
       const pad = c.viewOffset;
@@ -214,7 +215,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
       for (let step = c.firstStep; step < c.firstStep + 3; step++) {
         const grads = randomOf(c.gradsDtype, n, 0.1);
         G.upload(grads as never);
-        cudaKernels.adamw({ params: P, grads: G as never, expAvg: M, expAvgSq: V, halfParams: H as never, ...c.hyper, step });
+        await cudaKernels.adamw({ params: P, grads: G as never, expAvg: M, expAvgSq: V, halfParams: H as never, ...c.hyper, step });
         const want = adamwRef({ ...state, grads, gradsDtype: c.gradsDtype }, { ...c.hyper, step }, c.halfDtype);
         const what = `adamw n=${n} step=${step}`;
         expectSameF32(P.download(), want.params, `${what} params`);
@@ -246,7 +247,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     { name: 'momentum, f16 grads', gradsDtype: 'f16', hyper: { lr: 0.2, momentum: 0.5 } },
   ];
 
-  gpuIt.each(sgdCases)('sgd: $name', (c) => {
+  gpuIt.each(sgdCases)('sgd: $name', async (c) => {
     for (const n of sizes()) {
       let state: { params: Float32Array; momentumBuffer?: Float32Array } = { params: randomF32(n) };
       const P = DeviceTensor.fromHost('f32', state.params);
@@ -257,7 +258,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
       for (let step = 1; step <= 3; step++) {
         const grads = randomOf(c.gradsDtype, n, 0.1);
         G.upload(grads as never);
-        cudaKernels.sgd({ params: P, grads: G as never, momentumBuffer: B, halfParams: H as never, ...c.hyper, step });
+        await cudaKernels.sgd({ params: P, grads: G as never, momentumBuffer: B, halfParams: H as never, ...c.hyper, step });
         const want = sgdRef({ ...state, grads, gradsDtype: c.gradsDtype }, { ...c.hyper, step }, c.halfDtype);
         const what = `sgd n=${n} step=${step}`;
         expectSameF32(P.download(), want.params, `${what} params`);
@@ -282,14 +283,14 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     return (k + 21 + 2) * (acc === 'f32' ? 2 ** -24 : 2 ** -53);
   }
 
-  gpuIt('sumOfSquares: f32, bf16 and f16 inputs into f32 and f64 sums, within the summation bound', () => {
+  gpuIt('sumOfSquares: f32, bf16 and f16 inputs into f32 and f64 sums, within the summation bound', async () => {
     for (const xd of floatDtypes) {
       for (const n of [...sizes(), 3 * 1024 * 256 + int(1000)]) {
         const x = randomOf(xd, n, 2);
         const X = DeviceTensor.fromHost(xd, x as never);
         const want = sumOfSquaresRef(x, xd);
         for (const acc of ['f32', 'f64'] as const) {
-          const got = cudaKernels.sumOfSquares(X, acc);
+          const got = await cudaKernels.sumOfSquares(X, acc);
           const rel = want === 0 ? (got === 0 ? 0 : Infinity) : Math.abs(got - want) / want;
           expect({ xd, n, acc, withinBound: rel <= sumTolerance(n, acc), rel }).toEqual({ xd, n, acc, withinBound: true, rel });
         }
@@ -297,33 +298,33 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     }
   });
 
-  gpuIt('sumOfSquaresInto: sets or accumulates into out[0], also through a view', () => {
+  gpuIt('sumOfSquaresInto: sets or accumulates into out[0], also through a view', async () => {
     const x = randomF32(12345);
     const X = DeviceTensor.fromHost('f32', x);
     const want = sumOfSquaresRef(x, 'f32');
     const out = DeviceTensor.alloc('f64', 3).fill(2.5);
-    cudaKernels.sumOfSquaresInto(out.view(1, 1), X, true);
-    cudaKernels.sumOfSquaresInto(out.view(2, 1), X, false);
+    await cudaKernels.sumOfSquaresInto(out.view(1, 1), X, true);
+    await cudaKernels.sumOfSquaresInto(out.view(2, 1), X, false);
     const got = out.download();
     expect(got[0]).toBe(2.5);
     expect(Math.abs(got[1] - (2.5 + want)) / want).toBeLessThanOrEqual(sumTolerance(x.length, 'f64') + 2 ** -52);
     expect(Math.abs(got[2] - want) / want).toBeLessThanOrEqual(sumTolerance(x.length, 'f64'));
   });
 
-  gpuIt('hasNonFinite / checkNonFiniteInto: find inf and NaN anywhere, in every float dtype', () => {
+  gpuIt('hasNonFinite / checkNonFiniteInto: find inf and NaN anywhere, in every float dtype', async () => {
     for (const dtype of ['f32', 'f64', 'bf16', 'f16'] as const) {
       for (const n of sizes()) {
         const base = dtype === 'f64' ? Float64Array.from(randomF32(n, 1e3)) : randomOf(dtype, n, 1e3);
         const max = dtype === 'f16' ? 0x7bff : dtype === 'bf16' ? 0x7f7f : undefined; // largest finite
         if (max !== undefined) (base as Uint16Array)[int(n)] = max;
         expect(hasNonFiniteRef(base, dtype)).toBe(false);
-        expect({ dtype, n, found: cudaKernels.hasNonFinite(DeviceTensor.fromHost(dtype, base as never)) }).toEqual({ dtype, n, found: false });
+        expect({ dtype, n, found: await cudaKernels.hasNonFinite(DeviceTensor.fromHost(dtype, base as never)) }).toEqual({ dtype, n, found: false });
         for (const [bad, where] of [[NaN, 0], [Infinity, n - 1], [-Infinity, int(n)]] as const) {
           const x = base.slice();
           if (dtype === 'f32' || dtype === 'f64') x[where] = bad;
           else x[where] = narrow(bad, dtype);
           expect(hasNonFiniteRef(x, dtype)).toBe(true);
-          expect({ dtype, n, bad, where, found: cudaKernels.hasNonFinite(DeviceTensor.fromHost(dtype, x as never)) })
+          expect({ dtype, n, bad, where, found: await cudaKernels.hasNonFinite(DeviceTensor.fromHost(dtype, x as never)) })
             .toEqual({ dtype, n, bad, where, found: true });
         }
       }
@@ -333,18 +334,31 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     const dirty = DeviceTensor.fromHost('f32', Float32Array.of(1, 2, NaN));
     for (const flagDtype of ['i32', 'f32'] as const) {
       const flag = DeviceTensor.alloc(flagDtype, 1).fill(5);
-      cudaKernels.checkNonFiniteInto(flag, clean);
+      await cudaKernels.checkNonFiniteInto(flag, clean);
       expect(Number(flag.download()[0])).toBe(0);
-      cudaKernels.checkNonFiniteInto(flag, dirty, true);
+      await cudaKernels.checkNonFiniteInto(flag, dirty, true);
       expect(Number(flag.download()[0])).toBe(1);
-      cudaKernels.checkNonFiniteInto(flag, clean, true);
+      await cudaKernels.checkNonFiniteInto(flag, clean, true);
       expect(Number(flag.download()[0])).toBe(1);
-      cudaKernels.checkNonFiniteInto(flag, clean, false);
+      await cudaKernels.checkNonFiniteInto(flag, clean, false);
       expect(Number(flag.download()[0])).toBe(0);
     }
   });
 
-  gpuIt('refuse mismatched dtypes, lengths and aliasing by name', () => {
+  gpuIt('return Promises and run in call order on a device: several may be issued before awaiting', async () => {
+    const n = 1 << 20;
+    const y = DeviceTensor.alloc('f32', n).fill(1);
+    const x = DeviceTensor.fromHost('f32', new Float32Array(n).fill(2));
+    const calls = [cudaKernels.accumulate(y, x, 1), cudaKernels.scale(y, 10), cudaKernels.accumulate(y, x, 0.5)];
+    for (const call of calls) expect(call).toBeInstanceOf(Promise);
+    const norm = cudaKernels.sumOfSquares(y);
+    await Promise.all(calls);
+    // ((1 + 2) * 10 + 1)^2 per element.
+    expect(await norm).toBe(31 * 31 * n);
+    expect(y.download().every((v) => v === 31)).toBe(true);
+  });
+
+  gpuIt('refuse mismatched dtypes, lengths and aliasing by name', async () => {
     const f32 = (n: number) => DeviceTensor.alloc('f32', n).fill(0);
     const inv = 'MICS_INVALID_ARGUMENT';
     expectCode(() => cudaKernels.accumulate(DeviceTensor.alloc('bf16', 4) as never, f32(4)), inv, /^accumulate: y has dtype bf16 but must be f32$/);
@@ -359,7 +373,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
 
     const n = 64;
     const ok = { params: f32(n), grads: f32(n), expAvg: f32(n), expAvgSq: f32(n), step: 1 };
-    expect(() => cudaKernels.adamw(ok)).not.toThrow();
+    await expect(cudaKernels.adamw(ok)).resolves.toBeUndefined();
     expectCode(() => cudaKernels.adamw({ ...ok, params: DeviceTensor.alloc('f16', n) as never }), inv, /params has dtype f16 but must be f32/);
     expectCode(() => cudaKernels.adamw({ ...ok, grads: DeviceTensor.alloc('f64', n) as never }), inv, /grads has dtype f64 but must be f32, bf16 or f16/);
     expectCode(() => cudaKernels.adamw({ ...ok, expAvg: f32(n + 1) }), inv, /lengths differ: params has 64 elements, expAvg has 65/);
@@ -372,7 +386,7 @@ describe('CUDA kernels against the CPU reference (GPU)', () => {
     expectCode(() => cudaKernels.adamw({ ...ok, lr: -1 }), inv, /lr = -1\.0+ is not valid/);
 
     const sgd = { params: f32(n), grads: f32(n), step: 1, lr: 0.1 };
-    expect(() => cudaKernels.sgd(sgd)).not.toThrow();
+    await expect(cudaKernels.sgd(sgd)).resolves.toBeUndefined();
     expectCode(() => cudaKernels.sgd({ ...sgd, momentum: 0.9 }), inv, /momentumBuffer is required when momentum != 0/);
     expectCode(() => cudaKernels.sgd({ ...sgd, momentum: 0.9, momentumBuffer: f32(n - 1) }), inv, /lengths differ: params has 64 elements, momentumBuffer has 63/);
     expectCode(() => cudaKernels.sgd({ ...sgd, momentum: 0.9, dampening: 0.1, nesterov: true, momentumBuffer: f32(n) }), inv, /nesterov momentum requires a momentum > 0 and zero dampening/);

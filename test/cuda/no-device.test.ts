@@ -18,7 +18,7 @@ interface Probe {
   caps: { compiled: boolean; deviceCount: number; reason?: string; driverVersion: number; runtimeVersion: number };
   avail: { ok: boolean; reason: string };
   nativeExports: { DeviceTensor: string; cudaKernels: string[] };
-  calls: Record<string, { code?: string; name?: string; message: string } | 'ok'>;
+  calls: Record<string, { code?: string; name?: string; message: string; micsError: boolean } | 'ok'>;
 }
 
 // Runs in the child: loads the addon the way lib/ does and tries every entry point.
@@ -28,8 +28,9 @@ const { cudaAvailable, DeviceTensor, cudaKernels } = require('./dist/cuda/device
 const loaded = loadAddon();
 const addon = loaded.addon;
 const calls = {};
+const { MicsError } = require('./dist/core/errors');
 const attempt = (name, fn) => {
-  try { fn(); calls[name] = 'ok'; } catch (e) { calls[name] = { code: e.code, name: e.name, message: e.message }; }
+  try { fn(); calls[name] = 'ok'; } catch (e) { calls[name] = { code: e.code, name: e.name, message: e.message, micsError: e instanceof MicsError }; }
 };
 attempt('ts.alloc', () => DeviceTensor.alloc('f32', 16));
 attempt('ts.fromHost', () => DeviceTensor.fromHost('f32', new Float32Array(4)));
@@ -149,12 +150,21 @@ describe('CUDA parts without a usable GPU', () => {
     ];
     for (const name of unavailable) {
       const call = p.calls[name];
-      expect({ name, code: call !== 'ok' ? call.code : 'ok' }).toEqual({ name, code: 'MICS_UNAVAILABLE' });
+      // Thrown at the call (kernels return Promises only once they can run), as MicsErrors.
+      expect({ name, code: call !== 'ok' ? call.code : 'ok', micsError: call !== 'ok' && call.micsError }).toEqual({
+        name,
+        code: 'MICS_UNAVAILABLE',
+        micsError: true,
+      });
       expect(call !== 'ok' && call.message).toContain(`CUDA is unavailable: ${reason}`);
     }
     expect(p.calls['native.alloc']).toMatchObject({ message: `DeviceTensor.alloc: CUDA is unavailable: ${reason}` });
     expect(p.calls['native.adamw']).toMatchObject({ message: `cudaKernels.adamw: CUDA is unavailable: ${reason}` });
-    // Objects come only from alloc: the constructor refuses JS callers.
-    expect(p.calls['native.construct']).toMatchObject({ name: 'TypeError', message: expect.stringMatching(/DeviceTensor\.alloc/) });
+    // Objects come only from alloc: the constructor refuses JS callers, with a MicsError like every other error.
+    expect(p.calls['native.construct']).toMatchObject({
+      name: 'MicsError',
+      code: 'MICS_INVALID_ARGUMENT',
+      message: expect.stringMatching(/DeviceTensor\.alloc/),
+    });
   });
 });

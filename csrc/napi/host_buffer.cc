@@ -1,0 +1,63 @@
+#include "napi/host_buffer.h"
+
+#include "core/error.h"
+
+namespace mics::napi {
+
+namespace {
+
+Error Invalid(const std::string& message) { return Error(ErrorCode::kInvalidArgument, message); }
+
+// A JS exception left by a getter is replaced by our error (which names the role).
+void ClearPending(napi_env env) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+  }
+}
+
+}  // namespace
+
+HostBytes HostBytesOf(Napi::Env env, const Napi::Value& value, const std::string& role) {
+  if (value.IsEmpty() || !value.IsTypedArray()) throw Invalid(role + " must be a TypedArray");
+  HostBytes out;
+  std::size_t length = 0;
+  std::size_t byteOffset = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, value, &out.type, &length, &data, &buffer, &byteOffset) != napi_ok ||
+      buffer == nullptr) {
+    ClearPending(env);
+    throw Invalid(role + " must be a TypedArray");
+  }
+  bool plain = false;
+  if (napi_is_arraybuffer(env, buffer, &plain) != napi_ok || !plain) {
+    throw Invalid(role + " is backed by a SharedArrayBuffer, which is not supported: use a TypedArray over an "
+                         "ArrayBuffer (allocHost(), or new Float32Array(n) and the like)");
+  }
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, buffer, &detached) != napi_ok || detached) {
+    throw Invalid(role + " is a view of a detached ArrayBuffer (it was transferred): it has no memory to use");
+  }
+  napi_value resizable = nullptr;
+  bool isResizable = false;
+  // undefined (so false) where ArrayBuffers cannot be resizable; a throwing getter counts as false.
+  if (napi_get_named_property(env, buffer, "resizable", &resizable) == napi_ok) {
+    napi_get_value_bool(env, resizable, &isResizable);
+  }
+  ClearPending(env);
+  if (isResizable) {
+    throw Invalid(role + " is a view of a resizable ArrayBuffer, which is not supported (shrinking it during an "
+                         "op would pull its memory away): use a fixed-length ArrayBuffer");
+  }
+  static const std::size_t kElementBytes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};  // napi_typedarray_type order
+  const std::size_t element = static_cast<std::size_t>(out.type) < sizeof(kElementBytes) / sizeof(kElementBytes[0])
+                                  ? kElementBytes[out.type]
+                                  : 1;
+  out.data = static_cast<char*>(data);  // napi_get_typedarray_info already adds byteOffset
+  out.bytes = length * element;
+  return out;
+}
+
+}  // namespace mics::napi
