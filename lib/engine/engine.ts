@@ -30,6 +30,8 @@ import type { MicsGroups } from '../comm/mics-groups';
 import { DeviceTensor } from '../cuda/device-tensor';
 import { DeviceBackend, HostBackend, type EngineBackend, type FloatDType, type HalfDType } from './backend';
 import { BufferPool } from './buffer-pool';
+import { beginSave, exportWeights, importWeights, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import type { ExportOptions, ExportResult, ImportResult, LoadOptions, LoadResult, PendingSave, SaveOptions, SaveResult } from './checkpoint/types';
 import { initialValues } from './initial-values';
 import { planLayout, unitSegments, type ModelLayout, type UnitLayout } from './layout';
 import { DynamicLossScaler } from './loss-scaler';
@@ -841,6 +843,41 @@ export class Engine<T extends EngineTensor = Float32Array> {
     }
     this.lastGathered = undefined;
     this.direction = 1;
+  }
+
+  /**
+   * Saves a checkpoint into `dir/<tag>` (default tag `step-<8-digit step>`) and points
+   * `dir/latest` at it, atomically (docs/engine.md, "Checkpoints"); resolves on every
+   * rank once committed. Collective over the world; call between optimizer steps.
+   */
+  save(dir: string, options?: SaveOptions): Promise<SaveResult> {
+    return saveCheckpoint(this, dir, options);
+  }
+
+  /**
+   * Like save(), but resolves as soon as this rank's state is copied, so training can
+   * go on while the files are written; `done` settles at the commit.
+   */
+  beginSave(dir: string, options?: SaveOptions): Promise<PendingSave> {
+    return beginSave(this, dir, options);
+  }
+
+  /**
+   * Loads a checkpoint saved at any world and partition size into this engine's
+   * layout (default: the one `dir/latest` names). Collective over the world.
+   */
+  load(dir: string, options?: LoadOptions): Promise<LoadResult> {
+    return loadCheckpoint(this, dir, options);
+  }
+
+  /** Writes the consolidated fp32 weights as Hugging Face safetensors into `dir`. Collective over the world. */
+  exportWeights(dir: string, options?: ExportOptions): Promise<ExportResult> {
+    return exportWeights(this, dir, options);
+  }
+
+  /** Replaces the weights with those of a safetensors model (names and shapes checked). Collective over the world. */
+  importWeights(location: string): Promise<ImportResult> {
+    return importWeights(this, location);
   }
 
   /** Drops the engine's buffers (the groups stay: they are the caller's). Later calls reject with MICS_ABORTED. */
