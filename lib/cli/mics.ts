@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { collectInfo, formatInfo } from './info';
 import { packageVersion } from '../core/version';
 import { addBenchCommands } from './bench/command';
+import { addCheckpointCommands } from './checkpoint';
 
 export function buildProgram(): Command {
   const program = new Command('mics')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     });
 
   addBenchCommands(program);
+  addCheckpointCommands(program);
 
   return program;
 }

@@ -103,7 +103,8 @@ export async function exists(file: string): Promise<boolean> {
     await fs.promises.lstat(file);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     throw fsError(err, 'stat', file);
   }
 }
