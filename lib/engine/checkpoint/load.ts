@@ -12,6 +12,7 @@ import type { EngineState } from '../types';
 import { agree, attempt } from './agree';
 import { piecesOf, statesOf, type StateName } from './format';
 import { Checkpoint } from './reader';
+import { savesSettled } from './save';
 import type { CheckpointEngine, LoadOptions, LoadResult } from './types';
 
 /**
@@ -63,6 +64,7 @@ async function readShardSpace(engine: CheckpointEngine, checkpoint: Checkpoint, 
  * new state; on any failure, every rank rejects and no engine changed.
  */
 export async function loadCheckpoint(engine: CheckpointEngine, dir: string, options: LoadOptions = {}): Promise<LoadResult> {
+  await savesSettled(engine);
   const started = performance.now();
   const world = engine.groups.world;
   let checkpoint: Checkpoint | undefined;

@@ -81,6 +81,8 @@ export interface VerifyReport {
 interface ReadTask {
   file: SavedFile;
   tensor: string;
+  /** The tensor's length in bytes, as the index says. */
+  tensorBytes: number;
   /** The checksum chunks covered: [firstChunk, lastChunk). */
   firstChunk: number;
   lastChunk: number;
@@ -218,6 +220,7 @@ export class Checkpoint {
         tasks.push({
           file,
           tensor,
+          tensorBytes,
           firstChunk: c,
           lastChunk: cEnd,
           readBegin,
@@ -237,13 +240,14 @@ export class Checkpoint {
 
   private async runTask(t: ReadTask): Promise<void> {
     const file = await this.file(t.file.name);
-    const info = file.tensor(t.tensor);
     const full = path.join(this.path, t.file.name);
+    const info = file.header.tensor(t.tensor);
+    if (info === undefined) throw new MicsError(`${full} has no tensor '${t.tensor}', which the index places there`, 'MICS_CORRUPT');
     const expected = t.file.chunks[t.tensor];
     if (info.dtype !== 'F32') throw new MicsError(`${full}: tensor '${t.tensor}' is ${info.dtype}, a checkpoint stores F32`, 'MICS_CORRUPT');
     if (!Array.isArray(expected)) throw new MicsError(`${path.join(this.path, INDEX_FILE)} has no checksums for tensor '${t.tensor}' of ${t.file.name}`, 'MICS_CORRUPT');
-    if (t.readEnd > info.byteLength) {
-      throw new MicsError(`${full}: tensor '${t.tensor}' has ${info.byteLength} bytes, the index needs ${t.readEnd}`, 'MICS_CORRUPT');
+    if (info.byteLength !== t.tensorBytes) {
+      throw new MicsError(`${full}: tensor '${t.tensor}' has ${info.byteLength} bytes, the index says ${t.tensorBytes}`, 'MICS_CORRUPT');
     }
     // Straight into the target when the wanted range is the read range; else through a buffer.
     const target = t.target;
@@ -295,7 +299,7 @@ export class Checkpoint {
             const cEnd = Math.min(chunks, c + perTask);
             const readBegin = c * this.index.checksumChunkBytes;
             const readEnd = Math.min(cEnd * this.index.checksumChunkBytes, t.byteLength);
-            tasks.push({ file: info, tensor: name, firstChunk: c, lastChunk: cEnd, readBegin, readEnd, wantBegin: readBegin });
+            tasks.push({ file: info, tensor: name, tensorBytes: t.byteLength, firstChunk: c, lastChunk: cEnd, readBegin, readEnd, wantBegin: readBegin });
           }
         }
         await this.runTasks(tasks);

@@ -55,8 +55,16 @@ import type { CheckpointEngine, PendingSave, SaveOptions, SaveResult } from './t
 const MARKER = '.mics-save';
 const DEFAULT_WRITE_TIMEOUT_MS = 30 * 60 * 1000;
 
-/** One save at a time per engine: a second waits for the first. */
-const inFlight = new WeakMap<object, Promise<unknown>>();
+/** One save at a time per engine: a second waits for the first (settles when the last one asked for has). */
+const inFlight = new WeakMap<object, Promise<void>>();
+
+/**
+ * Resolves once every save of `engine` asked for so far has settled: loads, exports and
+ * imports wait for it, since they too exchange over the world communicator.
+ */
+export function savesSettled(engine: CheckpointEngine): Promise<void> {
+  return inFlight.get(engine) ?? Promise.resolve();
+}
 
 interface Prepared {
   dir: string;
@@ -347,7 +355,8 @@ async function protocol(engine: CheckpointEngine, prepared: Prepared | undefined
   const made = error !== undefined ? { error } : isCommitter ? await attempt(() => prepareDirectory(prepared as Prepared, nonce)) : {};
   let temporary: string | undefined;
   try {
-    const values = await agree(world, 'save (prepare)', { ...made, value: isCommitter ? { temporary: made.value ?? null, nonce } : null });
+    const timeout = { timeoutMs: prepared?.timeoutMs };
+    const values = await agree(world, 'save (prepare)', { ...made, value: isCommitter ? { temporary: made.value ?? null, nonce } : null }, timeout);
     const first = values[0] as { temporary: string; nonce: string };
     temporary = first.temporary;
     const p = prepared as Prepared;
@@ -364,10 +373,10 @@ async function protocol(engine: CheckpointEngine, prepared: Prepared | undefined
       return entry as unknown as JsonValue;
     });
     p.state = undefined; // the copy is on disk: let it go
-    const reported = await agree(world, 'save (write)', wrote, { timeoutMs: p.timeoutMs });
+    const reported = await agree(world, 'save (write)', wrote, timeout);
     // 4: commit.
     const committed = isCommitter ? await attempt(() => commit(engine, p, first.temporary, first.nonce, reported)) : {};
-    const sizes = await agree(world, 'save (commit)', { ...committed, value: committed.value?.bytes ?? null });
+    const sizes = await agree(world, 'save (commit)', { ...committed, value: committed.value?.bytes ?? null }, timeout);
     return {
       tag: p.tag,
       path: path.join(p.dir, p.tag),
@@ -394,8 +403,15 @@ async function protocol(engine: CheckpointEngine, prepared: Prepared | undefined
  * calls it with the same directory and options. Save only between optimizer steps.
  */
 export async function beginSave(engine: CheckpointEngine, dir: string, options: SaveOptions = {}): Promise<PendingSave> {
-  const previous = inFlight.get(engine);
-  if (previous) await previous.catch(() => undefined);
+  // Queue behind the saves asked for before this one, before the first await.
+  const previous = savesSettled(engine);
+  let finished: () => void = () => undefined;
+  const mine = new Promise<void>((resolve) => (finished = resolve));
+  inFlight.set(
+    engine,
+    previous.then(() => mine),
+  );
+  await previous;
   const started = performance.now();
   const isWriter = engine.groups.replication.rank === 0;
   const copied = await attempt(async (): Promise<Prepared> => {
@@ -408,11 +424,7 @@ export async function beginSave(engine: CheckpointEngine, dir: string, options: 
     return { ...checked, state, lossScaler: state.lossScaler, snapshotSeconds: (performance.now() - started) / 1000 };
   });
   const done = protocol(engine, copied.value, copied.error, started);
-  const settled = done.then(
-    () => undefined,
-    () => undefined,
-  );
-  inFlight.set(engine, settled);
+  done.then(finished, finished);
   if (copied.error !== undefined) {
     // The exchange still runs so the other ranks fail at once; this rank reports here.
     done.catch(() => undefined);

@@ -16,6 +16,7 @@ import { agree, attempt } from './agree';
 import { exists, fsCall, fsyncDirectory, inParallel, writeFileAtomic } from './io';
 import { checkParameters } from './load';
 import { Checkpoint } from './reader';
+import { savesSettled } from './save';
 import { SAFETENSORS_DTYPE_BYTES, SafetensorsFile, SafetensorsWriter, type SafetensorsTensor } from './safetensors';
 import type { CheckpointEngine, ExportDType, ExportOptions, ExportResult, ImportResult } from './types';
 
@@ -150,6 +151,7 @@ export async function exportCheckpoint(checkpointDir: string, outDir: string, op
  * writes); for models whose full weights fit in host memory.
  */
 export async function exportWeights(engine: CheckpointEngine, outDir: string, options: ExportOptions = {}): Promise<ExportResult> {
+  await savesSettled(engine);
   const started = performance.now();
   const world = engine.groups.world;
   const local = await attempt(async () => {
@@ -158,11 +160,12 @@ export async function exportWeights(engine: CheckpointEngine, outDir: string, op
     return checked;
   });
   // Collective even when this rank's arguments were bad: the others must not wait for it.
-  const full = local.error === undefined ? await attempt(() => engine.fullParameters()) : local;
+  const gathered = await attempt(() => engine.fullParameters());
+  const full = local.error !== undefined ? local : gathered;
   const written =
     full.error === undefined && world.rank === 0
       ? await attempt(async () => {
-          const params = full.value as Record<string, Float32Array>;
+          const params = gathered.value as Record<string, Float32Array>;
           const entries = engine.layout.parameters.map((p) => ({ name: p.name, shape: p.shape, numel: p.numel }));
           return writeModel(outDir, entries, async (name) => params[name], local.value as { dtype: ExportDType; maxShardBytes: number }, { 'mics.step': String(engine.stepCount) });
         })
@@ -287,6 +290,7 @@ export async function readWeights(location: string): Promise<Record<string, Floa
  * any failure every rank rejects and no engine changed.
  */
 export async function importWeights(engine: CheckpointEngine, location: string): Promise<ImportResult> {
+  await savesSettled(engine);
   const started = performance.now();
   const world = engine.groups.world;
   let source: WeightsSource | undefined;
