@@ -165,7 +165,12 @@ async function driver() {
       const files = shardFiles(dir);
       const fileBytes = files.reduce((s, f) => s + fs.statSync(f).size, 0);
       extra.fileBytes = fileBytes;
-      rows.save.push({ seconds: Math.max(...saved.map((r) => r.save.seconds)), bytes: fileBytes, writeSeconds: Math.max(...saved.map((r) => r.save.writeSeconds)) });
+      rows.save.push({
+        seconds: Math.max(...saved.map((r) => r.save.seconds)),
+        bytes: fileBytes,
+        writeSeconds: Math.max(...saved.map((r) => r.save.writeSeconds)),
+        snapshotSeconds: Math.max(...saved.map((r) => r.save.snapshotSeconds)),
+      });
       rows.rawWrite.push({ seconds: Math.max(...saved.map((r) => r.rawWriteSeconds)), bytes: fileBytes });
       for (let r = 0; r < 4; r++) fs.rmSync(path.join(dir, `raw-${r}.bin`), { force: true });
 
@@ -200,6 +205,8 @@ async function driver() {
     rawRead: 'raw read of the shard files, 4 dd',
   };
   console.log(`\nshard files: ${extra.fileBytes} bytes; page cache of the files before each load: ${extra.residentBeforeLoads.join(', ')} bytes resident`);
+  console.log(`save: snapshot (host copy of the state; training may go on after it) ${rows.save.map((r) => r.snapshotSeconds.toFixed(3)).join(', ')} s; write + fsync of the slowest writer ${rows.save.map((r) => r.writeSeconds.toFixed(3)).join(', ')} s`);
+  console.log(`load: per-rank bytes read ${rows.load.map((r) => r.bytes / 4).join(', ')} (same layout), ${rows.loadResharded.map((r) => r.bytes / 4).join(', ')} (resharded)`);
   console.log('| operation | bytes | seconds (median) | GB/s of model state | GB/s of bytes moved |');
   console.log('|---|---:|---:|---:|---:|');
   const summary = {};

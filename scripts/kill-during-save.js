@@ -2,13 +2,13 @@
 /**
  * kill -9 during checkpoint saves, N times (default 50): the result in docs/engine.md.
  *
- *   npm run build:ts && node scripts/kill-during-save.js [--points 50] [--seed 7] [--json out.json]
+ *   npm run build:ts && node scripts/kill-during-save.js [--points 50] [--seed 7] [--range 2.5] [--json out.json]
  *
  * A job of 4 ranks (S=2: ranks 0 and 1 write, 2 and 3 are replicas; 20k-element extra
  * parameter, AdamW) trains 4 steps and saves after steps 1, 2 and 3. First it runs
  * uninterrupted (the reference: its checkpoints and final parameters), then, per
  * point, a job where the committer (rank 0), the other writer (rank 1), a replica
- * (rank 3) or every rank SIGKILLs itself at a seeded random moment in [0, 2.5 x the
+ * (rank 3) or every rank SIGKILLs itself at a seeded random moment in [0, range x the
  * reference's median save time] after the save of step 2 starts (saves of the killed
  * jobs run slower than the reference's when the machine is busy: the range is wide). Per point it checks: the
  * directory shows only complete checkpoints, `latest` names one of them, each verifies
@@ -34,6 +34,7 @@ function option(name, fallback) {
 const POINTS = Number(option('points', '50'));
 const SEED = Number(option('seed', '7'));
 const JSON_OUT = option('json', undefined);
+const RANGE = Number(option('range', '2.5'));
 
 const base = { S: 2, A: 1, B: 4, steps: 4, seed: 11, optimizer: { type: 'adamw', lr: 0.02 }, extra: 20000, timeoutMs: 30000 };
 const W = 4;
@@ -124,13 +125,13 @@ async function main() {
   for (const tag of TAGS) saved[tag] = await states(refDir, tag);
   const digest = JSON.stringify(reference[0].json.digest);
   const saveMs = [...reference[0].json.saves.map((s) => s.seconds * 1000)].sort((a, b) => a - b)[1];
-  console.log(`reference: 4 ranks (S=2), a save took ${saveMs.toFixed(1)} ms on rank 0 (median of 3; ${reference[0].json.saves[1].bytes} bytes); kills at [0, ${(2.5 * saveMs).toFixed(1)}] ms`);
+  console.log(`reference: 4 ranks (S=2), a save took ${saveMs.toFixed(1)} ms on rank 0 (median of 3; ${reference[0].json.saves[1].bytes} bytes); kills at [0, ${(RANGE * saveMs).toFixed(1)}] ms`);
 
   const random = mulberry32(SEED);
   const targets = [[0], [1], [3], 'all'];
   const results = [];
   for (let i = 0; i < POINTS; i++) {
-    const delayMs = Math.round(random() * 2.5 * saveMs * 10) / 10;
+    const delayMs = Math.round(random() * RANGE * saveMs * 10) / 10;
     const ranks = targets[i % targets.length];
     const dir = path.join(work, `point${i}`);
     const started = Date.now();
@@ -182,7 +183,7 @@ async function main() {
   console.log(`\n${results.length} points, ${results.length - failed.length} passed, ${failed.length} failed`);
   console.log(`latest after the kill: ${JSON.stringify(byLatest)}`);
   console.log(`moment of the kill: ${JSON.stringify(byMoment)}`);
-  if (JSON_OUT) fs.writeFileSync(JSON_OUT, JSON.stringify({ seed: SEED, saveMs, results }, null, 1));
+  if (JSON_OUT) fs.writeFileSync(JSON_OUT, JSON.stringify({ seed: SEED, range: RANGE, saveMs, results }, null, 1));
   fs.rmSync(work, { recursive: true, force: true });
   process.exitCode = failed.length === 0 ? 0 : 1;
 }
