@@ -353,12 +353,12 @@ async function protocol(engine: CheckpointEngine, prepared: Prepared | undefined
   const nonce = randomBytes(6).toString('hex');
   // 2: the temporary directory (committer), its name to everyone.
   const made = error !== undefined ? { error } : isCommitter ? await attempt(() => prepareDirectory(prepared as Prepared, nonce)) : {};
-  let temporary: string | undefined;
+  // The committer knows its temporary directory at once: it removes it whatever fails later.
+  const temporary: string | undefined = made.value;
   try {
     const timeout = { timeoutMs: prepared?.timeoutMs };
     const values = await agree(world, 'save (prepare)', { ...made, value: isCommitter ? { temporary: made.value ?? null, nonce } : null }, timeout);
     const first = values[0] as { temporary: string; nonce: string };
-    temporary = first.temporary;
     const p = prepared as Prepared;
     // 3: the shard files.
     let writeSeconds = 0;
