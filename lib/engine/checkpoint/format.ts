@@ -62,6 +62,8 @@ export interface SavedParameter {
   shape: number[];
   numel: number;
   unit: string;
+  /** First element in its unit's flat buffer, at the saving layout. */
+  offset: number;
   pieces: SavedPiece[];
 }
 
