@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { collectInfo, formatInfo } from './info';
 import { packageVersion } from '../core/version';
 import { addBenchCommands } from './bench/command';
+import { addCheckpointCommands } from './checkpoint';
 import { addPlanCommands } from './plan';
 import { addSimulateCommand } from './simulate';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   addPlanCommands(program);
   addSimulateCommand(program);
   addBenchCommands(program);
+  addCheckpointCommands(program);
 
   return program;
 }

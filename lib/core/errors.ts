@@ -11,6 +11,7 @@
  * - `MICS_UNAVAILABLE`: a backend or library is not present on this machine
  * - `MICS_SYSTEM`: an operating-system call failed
  * - `MICS_STORE_AUTH`, `MICS_STORE_CLOSED`: the rendezvous store refused or went away
+ * - `MICS_CORRUPT`: a file (checkpoint, safetensors) is truncated, malformed or fails its checksum
  * - `MICS_INTERNAL`: a bug in mics (please report it)
  */
 
@@ -25,6 +26,7 @@ export type MicsErrorCode =
   | 'MICS_SYSTEM'
   | 'MICS_STORE_AUTH'
   | 'MICS_STORE_CLOSED'
+  | 'MICS_CORRUPT'
   | 'MICS_INTERNAL';
 
 /** Where a failure happened, as far as it is known. */

@@ -30,6 +30,8 @@ import type { MicsGroups } from '../comm/mics-groups';
 import { DeviceTensor } from '../cuda/device-tensor';
 import { DeviceBackend, HostBackend, type EngineBackend, type FloatDType, type HalfDType } from './backend';
 import { BufferPool } from './buffer-pool';
+import { beginSave, exportWeights, importWeights, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import type { ExportOptions, ExportResult, ImportResult, LoadOptions, LoadResult, PendingSave, SaveOptions, SaveResult } from './checkpoint/types';
 import { initialValues } from './initial-values';
 import { planLayout, unitSegments, type ModelLayout, type UnitLayout } from './layout';
 import { DynamicLossScaler } from './loss-scaler';
@@ -72,6 +74,8 @@ interface OptimizerRun {
 }
 
 const PRECISIONS: Record<Precision, FloatDType> = { fp32: 'f32', bf16: 'bf16', fp16: 'f16' };
+/** Elements exportState copies between yields to the event loop (16 MiB of f32). */
+const SNAPSHOT_PIECE = 1 << 22;
 const FLOAT_DTYPES: readonly FloatDType[] = ['f32', 'bf16', 'f16'];
 
 function checkCount(what: string, value: unknown, fallback: number, min: number): number {
@@ -144,6 +148,8 @@ export class Engine<T extends EngineTensor = Float32Array> {
   private steps = 0;
   private failure: MicsError | undefined;
   private destroyed = false;
+  /** A checkpoint's copy of the model states in progress: the optimizer waits for it. */
+  private snapshotting: Promise<unknown> | undefined;
 
   /** @internal Use createEngine(). */
   constructor(groups: MicsGroups, options: EngineOptions) {
@@ -623,6 +629,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
   }
 
   private async boundary(): Promise<StepResult> {
+    if (this.snapshotting !== undefined) await this.snapshotting;
     const { replication, partition } = this.groups;
     const acc = this.accumulator;
     const shardBytes = this.layout.shardNumel * 4;
@@ -793,17 +800,35 @@ export class Engine<T extends EngineTensor = Float32Array> {
       throw invalidArgument(`save: an accumulation window is open (micro-step ${this.micro}): save between optimizer steps`);
     }
     await this.settlePending();
-    const copy = (b: Buf | undefined): Float32Array | undefined => (b === undefined ? undefined : this.backend.read(b));
-    return {
+    const copy = async (b: Buf | undefined): Promise<Float32Array | undefined> => {
+      if (b === undefined) return undefined;
+      if (this.backend.kind !== 'host') return this.backend.read(b);
+      // In pieces, yielding between them: a large shard space is copied without holding
+      // the event loop for seconds (an optimizer step waits for the copy to finish).
+      const source = b as Float32Array;
+      const out = new Float32Array(source.length);
+      for (let i = 0; i < source.length; i += SNAPSHOT_PIECE) {
+        out.set(source.subarray(i, i + SNAPSHOT_PIECE), i);
+        if (i + SNAPSHOT_PIECE < source.length) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      return out;
+    };
+    const taking = (async (): Promise<EngineState> => ({
       step: this.steps,
       lossScaler: this.scaler?.save(),
       tensors: {
-        master: copy(this.master) as Float32Array,
-        expAvg: copy(this.expAvg),
-        expAvgSq: copy(this.expAvgSq),
-        momentum: copy(this.momentum),
+        master: (await copy(this.master)) as Float32Array,
+        expAvg: await copy(this.expAvg),
+        expAvgSq: await copy(this.expAvgSq),
+        momentum: await copy(this.momentum),
       },
-    };
+    }))();
+    this.snapshotting = taking.catch(() => undefined);
+    try {
+      return await taking;
+    } finally {
+      this.snapshotting = undefined;
+    }
   }
 
   /**
@@ -841,6 +866,41 @@ export class Engine<T extends EngineTensor = Float32Array> {
     }
     this.lastGathered = undefined;
     this.direction = 1;
+  }
+
+  /**
+   * Saves a checkpoint into `dir/<tag>` (default tag `step-<8-digit step>`) and points
+   * `dir/latest` at it, atomically (docs/engine.md, "Checkpoints"); resolves on every
+   * rank once committed. Collective over the world; call between optimizer steps.
+   */
+  save(dir: string, options?: SaveOptions): Promise<SaveResult> {
+    return saveCheckpoint(this, dir, options);
+  }
+
+  /**
+   * Like save(), but resolves as soon as this rank's state is copied, so training can
+   * go on while the files are written; `done` settles at the commit.
+   */
+  beginSave(dir: string, options?: SaveOptions): Promise<PendingSave> {
+    return beginSave(this, dir, options);
+  }
+
+  /**
+   * Loads a checkpoint saved at any world and partition size into this engine's
+   * layout (default: the one `dir/latest` names). Collective over the world.
+   */
+  load(dir: string, options?: LoadOptions): Promise<LoadResult> {
+    return loadCheckpoint(this, dir, options);
+  }
+
+  /** Writes the consolidated fp32 weights as Hugging Face safetensors into `dir`. Collective over the world. */
+  exportWeights(dir: string, options?: ExportOptions): Promise<ExportResult> {
+    return exportWeights(this, dir, options);
+  }
+
+  /** Replaces the weights with those of a safetensors model (names and shapes checked). Collective over the world. */
+  importWeights(location: string): Promise<ImportResult> {
+    return importWeights(this, location);
   }
 
   /** Drops the engine's buffers (the groups stay: they are the caller's). Later calls reject with MICS_ABORTED. */
