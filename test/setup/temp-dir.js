@@ -1,0 +1,36 @@
+/**
+ * jest globalSetup / globalTeardown: every test run gets its own temporary directory (TMPDIR,
+ * which os.tmpdir() and the processes the tests start read), removed at the end, so a run
+ * leaves nothing in the system's temporary directory even when a test or a launcher it
+ * starts forgets to clean up. What was left in it is listed, so leaks are still found.
+ */
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+async function setup() {
+  const outer = os.tmpdir();
+  const dir = fs.mkdtempSync(path.join(outer, 'mics-jest-'));
+  process.env.MICS_TEST_OUTER_TMPDIR = outer;
+  process.env.MICS_TEST_TMPDIR = dir;
+  process.env.TMPDIR = dir;
+}
+
+async function teardown() {
+  const dir = process.env.MICS_TEST_TMPDIR;
+  if (!dir) return;
+  let left = [];
+  try {
+    left = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  if (left.length > 0) {
+    process.stderr.write(`temporary files the tests left behind (removed now): ${left.sort().join(', ')}\n`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.env.TMPDIR = process.env.MICS_TEST_OUTER_TMPDIR;
+}
+
+module.exports = { setup, teardown };
