@@ -12,14 +12,16 @@ const path = require('node:path');
 async function setup() {
   const outer = os.tmpdir();
   const dir = fs.mkdtempSync(path.join(outer, 'mics-jest-'));
-  process.env.MICS_TEST_OUTER_TMPDIR = outer;
-  process.env.MICS_TEST_TMPDIR = dir;
+  // Kept on globalThis (globalSetup and globalTeardown share it), not in the environment:
+  // launchers forward MICS_* variables, and tests compare the commands they print.
+  globalThis.__micsTestTmp = { outer, dir, previous: process.env.TMPDIR };
   process.env.TMPDIR = dir;
 }
 
 async function teardown() {
-  const dir = process.env.MICS_TEST_TMPDIR;
-  if (!dir) return;
+  const state = globalThis.__micsTestTmp;
+  if (!state) return;
+  const { dir } = state;
   let left = [];
   try {
     left = fs.readdirSync(dir);
@@ -32,7 +34,8 @@ async function teardown() {
     process.stderr.write(`temporary files the tests left behind (removed now): ${leaked.sort().join(', ')}\n`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
-  process.env.TMPDIR = process.env.MICS_TEST_OUTER_TMPDIR;
+  if (state.previous === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = state.previous;
 }
 
 module.exports = { setup, teardown };
