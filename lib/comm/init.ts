@@ -7,13 +7,14 @@
  * none was exported a fixed development token is used and rank 0 warns.
  */
 import * as dgram from 'node:dgram';
+import * as os from 'node:os';
 import { loadAddon } from '../core/native';
 import { backendStatuses } from '../core/capabilities';
 import { StoreClient, StoreServer } from '../store';
 import { MAX_TIMEOUT_MS } from '../store/protocol';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
 import { MicsError, invalidArgument } from '../core/errors';
-import { readRankEnvironment } from './environment';
+import { readRankEnvironment, type RankEnvironment } from './environment';
 import { installFailureRecord } from './failure-record';
 import { formationError, joinFormation, leaveFormation } from './formation';
 
@@ -90,11 +91,14 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   let server: StoreServer | undefined;
   let store: StoreClient | undefined;
   if (place.worldSize > 1) {
+    // Under mpirun or srun, say which variables were read and where the rendezvous is.
+    if (place.source !== 'torchrun' && place.rank === 0) process.stderr.write(`mics: ${place.description}\n`);
     if (!place.storeHosted && place.rank === 0) {
       if (place.storeToken === undefined) {
         process.stderr.write(
           'mics: MICS_STORE_TOKEN is not set: the rendezvous store uses a fixed development token; ' +
-            'export the same secret MICS_STORE_TOKEN on every rank (mics-launch does this for you)\n',
+            'export the same secret MICS_STORE_TOKEN on every rank (mics-launch does this for you; ' +
+            'mpirun -x MICS_STORE_TOKEN, srun --export=ALL)\n',
         );
       }
       server = await StoreServer.start({ host: place.masterAddr, port: place.masterPort, token });
@@ -115,7 +119,7 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
       store: store?.withPrefix(`${place.keyPrefix}/world`),
       rank: place.rank,
       worldRanks: Array.from({ length: place.worldSize }, (_, r) => r),
-      nodes: await gatherNodes(store, place.keyPrefix, place.rank, place.worldSize, place.node, timeoutMs),
+      nodes: await gatherNodes(store, place, timeoutMs),
       host,
       name: 'world',
       timeoutMs,
@@ -133,20 +137,25 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   }
 }
 
-async function gatherNodes(
-  store: StoreClient | undefined,
-  prefix: string,
-  rank: number,
-  worldSize: number,
-  node: number,
-  timeoutMs: number,
-): Promise<number[]> {
-  if (!store) return [node];
-  const scoped = store.withPrefix(`${prefix}/node`);
-  await scoped.set(String(rank), String(node));
-  const values = await scoped.multiGet(
-    Array.from({ length: worldSize }, (_, r) => String(r)),
-    timeoutMs,
-  );
-  return values.map((v) => Number(v.toString('utf8')));
+/**
+ * Every rank's node. The starter's node rank when it gave one (so emulated nodes can share a
+ * machine); otherwise (mpirun across machines) nodes are numbered by host name in the order of
+ * their lowest rank.
+ */
+async function gatherNodes(store: StoreClient | undefined, place: RankEnvironment, timeoutMs: number): Promise<number[]> {
+  if (!store) return [place.node];
+  const scoped = store.withPrefix(`${place.keyPrefix}/node`);
+  await scoped.set(String(place.rank), place.nodeFromHostname ? `host:${os.hostname()}` : String(place.node));
+  const values = (
+    await scoped.multiGet(
+      Array.from({ length: place.worldSize }, (_, r) => String(r)),
+      timeoutMs,
+    )
+  ).map((v) => v.toString('utf8'));
+  if (!place.nodeFromHostname) return values.map(Number);
+  const numbers = new Map<string, number>();
+  return values.map((host) => {
+    if (!numbers.has(host)) numbers.set(host, numbers.size);
+    return numbers.get(host) as number;
+  });
 }

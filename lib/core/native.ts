@@ -299,7 +299,9 @@ export function loadAddon(): LoadedAddon {
   if (file === undefined) {
     throw new MicsError(
       `no mics addon found under ${packageRoot} (build/Release, prebuilds/ or build-cmake/Release): ` +
-        'run `npm install` (or `npm run build:native`)',
+        `no prebuild matches ${process.platform}-${process.arch} and none was compiled; ` +
+        'npm 11 runs the install script that compiles it only when allowed: `npm install-scripts approve mics && npm rebuild mics` ' +
+        '(needs a C++17 compiler, make and python3); in a checkout, `npm install` (or `npm run build:native`)',
       'MICS_UNAVAILABLE',
     );
   }

@@ -1,24 +1,13 @@
-/** The command line each rank runs: node for .js, node with the tsx loader for .ts, or an executable. */
+/** The command line each rank runs: node for .js, node with tsx's loader (or Node's type stripping) for .ts, or an executable. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { UsageError } from './errors';
+import { TS_EXTENSIONS, typeScriptNodeArgs } from '../typescript';
 
 /** Program and arguments of a rank. */
 export interface WorkerCommand {
   readonly command: string;
   readonly args: readonly string[];
-}
-
-const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
-
-/**
- * The tsx loader as a file URL: resolved from this package, so a user project without tsx can
- * still run .ts scripts (`--import tsx` would resolve from the script's directory instead).
- */
-export function tsxLoaderUrl(): string {
-  const pkg = require.resolve('tsx/package.json');
-  return pathToFileURL(path.join(path.dirname(pkg), 'dist', 'loader.mjs')).href;
 }
 
 /**
@@ -35,7 +24,7 @@ export function workerCommand(script: string, scriptArgs: readonly string[], run
   }
   if (!stat.isFile()) throw new UsageError(`script '${script}' is not a file`);
   if (TS_EXTENSIONS.has(path.extname(script).toLowerCase())) {
-    return { command: process.execPath, args: ['--import', tsxLoaderUrl(), script, ...scriptArgs] };
+    return { command: process.execPath, args: [...typeScriptNodeArgs(script), script, ...scriptArgs] };
   }
   return { command: process.execPath, args: [script, ...scriptArgs] };
 }

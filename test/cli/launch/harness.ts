@@ -85,9 +85,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A fresh temporary directory. */
+const tempDirs: string[] = [];
+// Registered when a test file imports the harness: its temporary directories go with the file.
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed after the test file's last test. */
 export function tempDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `mics-launch-test-${tag}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mics-launch-test-${tag}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /** Resolves once `predicate` holds (polled), or rejects after `timeoutMs`. */
