@@ -45,6 +45,8 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promis
 /** One agent's part in the job's liveness. Create with {@link Liveness.start}. */
 export class Liveness {
   private readonly lost = new Map<number, string>();
+  /** Nodes that left the store properly (their heartbeats stop then). */
+  private readonly left = new Set<number>();
   private readonly lastChange = new Map<number, { value: number; at: number }>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -126,7 +128,7 @@ export class Liveness {
     if (this.stopped) return;
     const now = Date.now();
     for (let k = 1; k < this.o.nnodes; k++) {
-      if (this.lost.has(k)) continue;
+      if (this.lost.has(k) || this.left.has(k)) continue;
       let value: number;
       try {
         value = await this.o.store.keys.add(`hb/${k}`, 0);
@@ -140,6 +142,12 @@ export class Liveness {
       }
       // A node that never beat has not joined yet: the rendezvous timeout covers it.
       if (value > 0 && now - last.at > this.o.timeoutMs) {
+        // A node that finished stops beating: it left (rendezvous.ts leave()), it is not lost.
+        const gone = await this.o.store.keys.check([`left/${k}`]).catch(() => false);
+        if (gone) {
+          this.left.add(k);
+          continue;
+        }
         this.nodeLost(k, `no heartbeat from its launcher for ${((now - last.at) / 1000).toFixed(1)} s (network partition, or the host hung)`);
       }
     }
