@@ -199,6 +199,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
   const onNodeLost = (nodeRank: number, host: string | undefined, message: string, time = Date.now()): void => {
     const name = host ?? layoutNow?.nodes[nodeRank]?.host ?? `node ${nodeRank}`;
     io.stderr(`mics-launch: node ${config.nodeRank}: node ${nodeRank} (${name}) lost: ${message}\n`);
+    liveness?.markLost(nodeRank, message);
     stopWith({ kind: 'lost', nodeRank, host: name, message, time }, 'SIGTERM');
   };
   const onStoreLost = (message: string): void => {

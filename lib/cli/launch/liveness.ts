@@ -76,6 +76,11 @@ export class Liveness {
     return l;
   }
 
+  /** Records a node found lost elsewhere (the starter saw its ssh session end): nobody waits for it. */
+  markLost(nodeRank: number, message: string): void {
+    if (!this.lost.has(nodeRank)) this.lost.set(nodeRank, message);
+  }
+
   /** Whether node `nodeRank` was found lost (node 0 only). */
   isLost(nodeRank: number): boolean {
     return this.lost.has(nodeRank);
