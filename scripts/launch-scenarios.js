@@ -9,11 +9,12 @@
  * every node, the job's processes left per node a second after the launcher exited, and when
  * sshd's own session processes were gone.
  *
- *   sudo node scripts/launch-scenarios.js [--only a,b] [--grace S] [--heartbeat S] [--json FILE] [--keep]
+ *   sudo node scripts/launch-scenarios.js [--only a,b] [--grace S] [--heartbeat S] [--json FILE] [--keep] [--install]
  *
  * Brings up its own cluster (prefix mics-scn-<pid>, so it never touches another one) and takes
- * it down at the end. Needs root, openssh-server (`scripts/ssh-cluster.sh up N --install` installs
- * it), and the built package (npm run build:ts). Also used by test/cli/launch/ssh-cluster.test.ts.
+ * it down at the end. Needs root, openssh-server (--install installs it with apt-get, starting
+ * no service), and the built package (npm run build:ts). --keep prints the launcher's output of
+ * a scenario that went wrong. Also used by test/cli/launch/ssh-cluster.test.ts.
  */
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
@@ -29,10 +30,10 @@ const SSH_CLUSTER = path.join(ROOT, 'scripts', 'ssh-cluster.sh');
 const SSHD = '/usr/sbin/sshd';
 
 /** Why the scenarios cannot run here, or undefined when they can. */
-function unavailable() {
+function unavailable(install = false) {
   if (process.platform !== 'linux') return 'not Linux';
   if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root (network namespaces and sshd need root)';
-  if (!fs.existsSync(SSHD)) return `${SSHD} not found (openssh-server is not installed; scripts/ssh-cluster.sh up 2 --install installs it)`;
+  if (!install && !fs.existsSync(SSHD)) return `${SSHD} not found (openssh-server is not installed; scripts/ssh-cluster.sh up 2 --install installs it)`;
   for (const tool of ['ip', 'ssh', 'unshare']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
@@ -51,8 +52,8 @@ class Cluster {
     this.n = n;
   }
 
-  static up(prefix, n) {
-    execFileSync(SSH_CLUSTER, ['--prefix', prefix, 'up', String(n)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  static up(prefix, n, install = false) {
+    execFileSync(SSH_CLUSTER, ['--prefix', prefix, 'up', String(n), ...(install ? ['--install'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     const c = new Cluster(prefix, n);
     const env = Object.fromEntries(
       execFileSync(SSH_CLUSTER, ['--prefix', prefix, 'env'], { encoding: 'utf8' })
@@ -385,7 +386,7 @@ function table(results, opts) {
 }
 
 async function main(argv) {
-  const opts = { grace: 2, heartbeat: 5, limitMs: 120000, cleanLimitMs: 30000, only: undefined, json: undefined, keep: false };
+  const opts = { grace: 2, heartbeat: 5, limitMs: 120000, cleanLimitMs: 30000, only: undefined, json: undefined, keep: false, install: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') opts.only = argv[++i].split(',');
@@ -393,15 +394,16 @@ async function main(argv) {
     else if (a === '--heartbeat') opts.heartbeat = Number(argv[++i]);
     else if (a === '--json') opts.json = argv[++i];
     else if (a === '--keep') opts.keep = true;
-    else throw new Error(`unknown option '${a}': expected --only a,b, --grace S, --heartbeat S, --json FILE, --keep`);
+    else if (a === '--install') opts.install = true;
+    else throw new Error(`unknown option '${a}': expected --only a,b, --grace S, --heartbeat S, --json FILE, --keep, --install`);
   }
-  const why = unavailable();
+  const why = unavailable(opts.install);
   if (why) {
     process.stderr.write(`launch-scenarios: cannot run: ${why}\n`);
     return 2;
   }
   const chosen = SCENARIOS.filter((s) => !opts.only || opts.only.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
-  const cluster = Cluster.up(`mics-scn-${process.pid % 100000}`, 2);
+  const cluster = Cluster.up(`mics-scn-${process.pid % 100000}`, 2, opts.install);
   const results = [];
   try {
     for (const s of chosen) {

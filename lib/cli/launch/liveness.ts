@@ -53,6 +53,8 @@ export class Liveness {
   private storeLost = false;
   private lastReply = Date.now();
   private registered = false;
+  /** Node 0's check is under way (a slow store must not stack checks up). */
+  private checking = false;
 
   private constructor(private readonly o: LivenessOptions) {}
 
@@ -130,7 +132,16 @@ export class Liveness {
 
   /** Node 0: every other node's counter must move within the timeout once it started. */
   private async checkHeartbeats(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.checking) return;
+    this.checking = true;
+    try {
+      await this.checkOnce();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async checkOnce(): Promise<void> {
     const now = Date.now();
     for (let k = 1; k < this.o.nnodes; k++) {
       if (this.lost.has(k) || this.left.has(k)) continue;

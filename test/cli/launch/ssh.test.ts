@@ -155,6 +155,10 @@ describe('--hostfile', () => {
     expect(r.stderr).toMatch(/mics-launch: node 1 \(localhost\) lost: its ssh session ended \(killed by SIGKILL\) without the agent's report/);
     expect(rootCause(r.stderr)).toMatch(/host      : localhost.*\n  node      : 1 lost: /);
     expect(survivors([...ids, agent])).toEqual([]);
+    // Nothing holds the store's port: the same job starts again at once.
+    const again = await runLaunch([...args, worker]);
+    expect(again.stderr).not.toMatch(/in use|rejected/);
+    expect(again.code).toBe(0);
   });
 
   it('an unreachable host is named with what ssh said, at once (not after the rendezvous timeout)', async () => {
