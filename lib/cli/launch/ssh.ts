@@ -376,6 +376,13 @@ export async function runSshJob(config: LaunchConfig, launches: readonly NodeLau
 
   function onReport(session: NodeSession, report: AgentReport): void {
     session.report = report;
+    if (report.end.kind === 'error' && report.end.nodeRank === session.launch.nodeRank && !finishing) {
+      // The agent itself failed (e.g. node 0 could not start the store): the others may be
+      // waiting for it in the rendezvous, which nothing else would end before its timeout.
+      const { nodeRank, host } = session.launch;
+      const message = `its launcher failed: ${report.end.message}`;
+      broadcast({ t: 'lost', nodeRank, host, message, time: report.end.time }, session);
+    }
     beginStop();
     settleIfDone();
   }

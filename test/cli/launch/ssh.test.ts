@@ -7,6 +7,7 @@
  * The same scenarios over a real sshd per emulated node: ssh-cluster.test.ts.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { fixtures, freePort, launch, rankEnvs, readPids, requireBuilt, runLaunch, survivors, tempDir, until, worker } from './harness';
 
@@ -171,6 +172,23 @@ describe('--hostfile', () => {
       "host      : unreachable-host\n  node      : 1 lost: its ssh session ended (exit code 255) without the agent's report: " +
         'ssh: connect to host unreachable-host port 22: No route to host',
     );
+  });
+
+  it('node 0 cannot start the store (port in use): every node stops at once and the summary says why', async () => {
+    const hf = hostfile('127.0.0.1 slots=1\nlocalhost slots=1\n');
+    const args = await fastArgs(hf);
+    const port = Number(args[args.indexOf('--master-port') + 1]);
+    const blocker = net.createServer().listen(port, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    try {
+      const t0 = Date.now();
+      const r = await runLaunch([...args, worker], { FIX_SLEEP_MS: '30000' });
+      expect(Date.now() - t0).toBeLessThan(10000);
+      expect(r.code).toBe(1);
+      expect(rootCause(r.stderr)).toContain(`launcher  : node 0: node 0 could not start the rendezvous store on 127.0.0.1:${port}: port ${port} is in use`);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('a hung node (its agent stopped: no heartbeats, no lifeline) is found lost within the heartbeat timeout', async () => {
