@@ -75,11 +75,18 @@ need_tools() {
 
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 
-# Serialises up and down of one cluster (fd 9 stays open until the script exits).
+# Serialises up and down of one cluster (fd 9 stays open until the script exits). `down`
+# removes the lock file: a waiter that then holds a lock on the removed file tries again.
 take_lock() {
   mkdir -p "$STATE_ROOT"
-  exec 9>"$LOCK_FILE"
-  flock -w 60 9 || die "another up/down of cluster '$CLUSTER' holds $LOCK_FILE for over 60 s"
+  local try
+  for try in 1 2 3 4 5; do
+    exec 9>>"$LOCK_FILE"
+    flock -w 60 9 || die "another up/down of cluster '$CLUSTER' holds $LOCK_FILE for over 60 s"
+    [ "$(stat -L -c %i /proc/self/fd/9)" = "$(stat -c %i "$LOCK_FILE" 2>/dev/null)" ] && return 0
+    exec 9>&-
+  done
+  die "could not lock $LOCK_FILE"
 }
 
 # "PID STARTTIME" of a process (start time in clock ticks since boot: tells a reused pid apart).
@@ -200,6 +207,7 @@ down_unlocked() {
     ip link del "$l" 2>/dev/null || true
   done
   rm -rf "$STATE_DIR"
+  rm -f "$LOCK_FILE"
   if [ $any -eq 1 ]; then info "cluster '$CLUSTER' removed"; else info "no cluster '$CLUSTER' to remove"; fi
 }
 
