@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Emulated multi-node cluster on one machine: one network namespace per node.
 #
-#   scripts/emulated-cluster.sh up N [--rate 1gbit] [--delay 100us] [--tcp-cc NAME]
-#   scripts/emulated-cluster.sh down
-#   scripts/emulated-cluster.sh run K <command> [args...]
-#   scripts/emulated-cluster.sh status
-#   scripts/emulated-cluster.sh measure [--from A] [--to B] [--mb 100]
+#   scripts/emulated-cluster.sh [--prefix P] up N [--rate 1gbit] [--delay 100us] [--tcp-cc NAME]
+#   scripts/emulated-cluster.sh [--prefix P] down [--force]
+#   scripts/emulated-cluster.sh [--prefix P] run K <command> [args...]
+#   scripts/emulated-cluster.sh [--prefix P] status
+#   scripts/emulated-cluster.sh [--prefix P] measure [--from A] [--to B] [--mb 100]
+#
+# Several clusters can coexist (two benchmarks, a test and a benchmark): each has a prefix
+# (--prefix, else $MICS_CLUSTER_PREFIX, else "mics"), and its own namespaces, state and lock.
+#   - `up` refuses to replace a cluster of the same prefix that is up: bring it down first, or
+#     pick another prefix. up and down hold a lock per prefix, so two of them never interleave.
+#   - `up` records its caller (the parent process: the script or shell that ran it) as the
+#     cluster's owner. `down` removes the cluster when its caller is the owner, or the owner is
+#     no longer running; otherwise it refuses (another run is still using it) unless --force.
 #
 # Layout (see docs/benchmarks.md):
-#   - namespaces mics-node0 .. mics-node{N-1}, one per emulated node, plus mics-switch;
+#   - namespaces P-node0 .. P-node{N-1}, one per emulated node, plus P-switch (P = prefix;
+#     mics-node0 .. and mics-switch by default);
 #   - in mics-node K: lo (up) and eth0 = 10.77.0.{K+1}/24, one end of a veth pair whose
 #     other end (port nK) is enslaved to bridge br0 inside mics-switch (no address);
 #   - only addresses in 10.77.0.0/24 are ever assigned (IPv6 is disabled in the namespaces,
-#     so no link-local addresses either; lo keeps 127.0.0.1); the root namespace is untouched
-#     except while a veth pair is created and moved away at once;
+#     so no link-local addresses either; lo keeps 127.0.0.1); every cluster uses the same
+#     addresses, each in its own namespaces; the root namespace is untouched except while a
+#     veth pair is created and moved away at once (names unique to the prefix);
 #   - link shaping (iproute2 tc): on every node's eth0 egress (its uplink) an htb class of
 #     rate = ceil = --rate, with a netem child adding --delay when the kernel has sch_netem;
 #     on every switch port egress (the node's downlink) the same htb rate, so a node's
@@ -25,22 +35,33 @@
 #   - ranks of one node run in the same namespace on the same machine, so intra-node
 #     traffic (shared memory, and loopback TCP) is never shaped.
 #
-# Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `ip netns`). Idempotent: `up` replaces
-# any cluster this script made before, `down` succeeds when nothing is there.
+# Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for `ip netns`). `down` succeeds when nothing
+# is there.
 set -euo pipefail
 
-PREFIX=mics-node
-SWITCH=mics-switch
 SUBNET_PREFIX=10.77.0
-STATE_DIR=/run/mics-emulated-cluster
-STATE_FILE=$STATE_DIR/state
+STATE_ROOT=/run/mics-emulated-cluster
+
+# set_prefix P: every name this script uses for cluster P.
+set_prefix() {
+  CLUSTER=$1
+  [[ $CLUSTER =~ ^[a-z][a-z0-9-]{0,19}$ ]] || die "prefix '$CLUSTER' is not valid: expected 1-20 of a-z, 0-9 and '-', starting with a letter"
+  PREFIX=$CLUSTER-node
+  SWITCH=$CLUSTER-switch
+  STATE_DIR=$STATE_ROOT/$CLUSTER
+  STATE_FILE=$STATE_DIR/state
+  OWNER_FILE=$STATE_DIR/owner
+  LOCK_FILE=$STATE_ROOT/$CLUSTER.lock
+  # Temporary veth names in the root namespace (15 characters at most), unique per prefix.
+  VETH_TAG=m$(printf '%s' "$CLUSTER" | cksum | cut -c1-6)
+}
 
 die() { echo "emulated-cluster: error: $*" >&2; exit 1; }
 warn() { echo "emulated-cluster: warning: $*" >&2; }
 info() { echo "emulated-cluster: $*" >&2; }
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_root() {
@@ -53,6 +74,37 @@ need_tools() {
 }
 
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+
+# Serialises up and down of one cluster (fd 9 stays open until the script exits). `down`
+# removes the lock file: a waiter that then holds a lock on the removed file tries again.
+take_lock() {
+  mkdir -p "$STATE_ROOT"
+  local try
+  for try in 1 2 3 4 5; do
+    exec 9>>"$LOCK_FILE"
+    flock -w 60 9 || die "another up/down of cluster '$CLUSTER' holds $LOCK_FILE for over 60 s"
+    [ "$(stat -L -c %i /proc/self/fd/9)" = "$(stat -c %i "$LOCK_FILE" 2>/dev/null)" ] && return 0
+    exec 9>&-
+  done
+  die "could not lock $LOCK_FILE"
+}
+
+# "PID STARTTIME" of a process (start time in clock ticks since boot: tells a reused pid apart).
+proc_id() { [ -r "/proc/$1/stat" ] && awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" | sed "s/^/$1 /"; }
+
+# The recorded owner, when it is still the same running process: prints its pid.
+live_owner() {
+  [ -f "$OWNER_FILE" ] || return 1
+  local pid start now
+  read -r pid start <"$OWNER_FILE" || return 1
+  now=$(proc_id "$pid" 2>/dev/null) || return 1
+  [ "$now" = "$pid $start" ] && echo "$pid"
+}
+
+owner_text() {
+  local pid=$1
+  printf 'pid %s (%s)' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80 | sed 's/ *$//')"
+}
 
 # Our namespaces, whatever N was (so `down` works without the state file).
 our_namespaces() {
@@ -116,7 +168,24 @@ no_ipv6() {
 }
 
 cmd_down() {
+  local force=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --force) force=1; shift ;;
+      *) die "unknown option '$1' for down: expected --force" ;;
+    esac
+  done
   need_root down; need_tools
+  take_lock
+  local owner
+  if [ $force -eq 0 ] && [ -n "$(our_namespaces)" ] && owner=$(live_owner) && [ "$owner" != "$PPID" ]; then
+    die "cluster '$CLUSTER' belongs to $(owner_text "$owner"), which is still running: not removing it (down --force removes it anyway)"
+  fi
+  down_unlocked
+}
+
+# Removes cluster $CLUSTER (the lock is held).
+down_unlocked() {
   local any=0 ns
   for ns in $(our_namespaces); do
     any=1
@@ -134,11 +203,12 @@ cmd_down() {
   done
   # A veth end left in the root namespace by an interrupted `up`.
   local l
-  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^mics-[ns][0-9]+$' || true); do
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^${VETH_TAG}[ns][0-9]+\$" || true); do
     ip link del "$l" 2>/dev/null || true
   done
-  rm -f "$STATE_FILE"
-  if [ $any -eq 1 ]; then info "cluster removed"; else info "no cluster to remove"; fi
+  rm -rf "$STATE_DIR"
+  rm -f "$LOCK_FILE"
+  if [ $any -eq 1 ]; then info "cluster '$CLUSTER' removed"; else info "no cluster '$CLUSTER' to remove"; fi
 }
 
 cmd_up() {
@@ -167,11 +237,14 @@ cmd_up() {
     die "--tcp-cc '$cc' is not allowed here: use one of $(cat /proc/sys/net/ipv4/tcp_allowed_congestion_control)"
   fi
 
+  take_lock
   if [ -n "$(our_namespaces)" ]; then
-    info "replacing the existing cluster"
-    cmd_down 2>/dev/null
+    local owner how="its owner is no longer running"
+    owner=$(live_owner) && how="it belongs to $(owner_text "$owner"), still running"
+    local nodes=?; [ -f "$STATE_FILE" ] && nodes=$(sed -n 's/^nodes=//p' "$STATE_FILE")
+    die "cluster '$CLUSTER' is already up ($nodes nodes; $how): not replacing it. Bring it down first ($0 --prefix $CLUSTER down) or use another --prefix"
   fi
-  trap 'echo "emulated-cluster: up failed, cleaning up" >&2; cmd_down >/dev/null 2>&1 || true' ERR
+  trap 'echo "emulated-cluster: up failed, cleaning up" >&2; down_unlocked >/dev/null 2>&1 || true' ERR
 
   ip netns add "$SWITCH"
   no_ipv6 "$SWITCH"
@@ -186,12 +259,12 @@ cmd_up() {
     no_ipv6 "$ns"
     [ -n "$cc" ] && ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$cc"
     ip -n "$ns" link set lo up
-    # Created in the root namespace and moved away at once (names mics-nK / mics-sK).
-    ip link add "mics-n$k" type veth peer name "mics-s$k"
-    ip link set "mics-n$k" netns "$ns"
-    ip link set "mics-s$k" netns "$SWITCH"
-    ip -n "$ns" link set "mics-n$k" name eth0
-    ip -n "$SWITCH" link set "mics-s$k" name "n$k"
+    # Created in the root namespace and moved away at once (names unique to the prefix).
+    ip link add "${VETH_TAG}n$k" type veth peer name "${VETH_TAG}s$k"
+    ip link set "${VETH_TAG}n$k" netns "$ns"
+    ip link set "${VETH_TAG}s$k" netns "$SWITCH"
+    ip -n "$ns" link set "${VETH_TAG}n$k" name eth0
+    ip -n "$SWITCH" link set "${VETH_TAG}s$k" name "n$k"
     ip -n "$SWITCH" link set "n$k" master br0
     ip -n "$ns" addr add "$addr/24" dev eth0
     ip -n "$ns" link set eth0 up
@@ -209,8 +282,9 @@ cmd_up() {
   fi
   mkdir -p "$STATE_DIR"
   cc=$(ip netns exec "${PREFIX}0" sysctl -n net.ipv4.tcp_congestion_control)
-  printf 'nodes=%s\nrate=%s\ndelay_requested=%s\ndelay_applied=%s\ntcp_cc=%s\n' "$n" "$rate" "$delay" "$applied_delay" "$cc" >"$STATE_FILE"
-  info "up: $n nodes ($SUBNET_PREFIX.1 .. $SUBNET_PREFIX.$n), rate $rate per direction, delay $applied_delay, tcp $cc"
+  printf 'prefix=%s\nnodes=%s\nrate=%s\ndelay_requested=%s\ndelay_applied=%s\ntcp_cc=%s\n' "$CLUSTER" "$n" "$rate" "$delay" "$applied_delay" "$cc" >"$STATE_FILE"
+  proc_id "$PPID" >"$OWNER_FILE" 2>/dev/null || true
+  info "up: cluster '$CLUSTER', $n nodes ($SUBNET_PREFIX.1 .. $SUBNET_PREFIX.$n), rate $rate per direction, delay $applied_delay, tcp $cc"
 
   # Wait until every node answers on TCP from node 0 (bridge ports go through learning).
   local ok=0 try
@@ -237,14 +311,14 @@ cmd_run() {
   [[ $k =~ ^[0-9]+$ ]] || die "node '$k' is not valid: expected a node index 0..N-1"
   shift
   need_root run; need_tools
-  ns_exists "$PREFIX$k" || die "no namespace $PREFIX$k: is the cluster up with more than $k nodes? ($0 up N)"
+  ns_exists "$PREFIX$k" || die "no namespace $PREFIX$k: is cluster '$CLUSTER' up with more than $k nodes? ($0 --prefix $CLUSTER up N)"
   exec ip netns exec "$PREFIX$k" "$@"
 }
 
 cmd_status() {
   need_root status; need_tools
   local nss; nss=$(our_namespaces)
-  if [ -z "$nss" ]; then echo "no emulated cluster"; return 0; fi
+  if [ -z "$nss" ]; then echo "no emulated cluster '$CLUSTER'"; return 0; fi
   [ -f "$STATE_FILE" ] && cat "$STATE_FILE"
   local ns
   for ns in $nss; do
@@ -319,12 +393,21 @@ cmd_measure() {
 }
 
 main() {
+  local prefix=${MICS_CLUSTER_PREFIX:-mics}
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --prefix) [ $# -ge 2 ] || die "--prefix needs a value (e.g. bench1)"; prefix=$2; shift 2 ;;
+      --prefix=*) prefix=${1#*=}; shift ;;
+      *) break ;;
+    esac
+  done
+  set_prefix "$prefix"
   local cmd=${1:-}
   [ -n "$cmd" ] || { usage; exit 2; }
   shift
   case $cmd in
     up) cmd_up "$@" ;;
-    down) cmd_down ;;
+    down) cmd_down "$@" ;;
     run) cmd_run "$@" ;;
     status) cmd_status ;;
     measure) cmd_measure "$@" ;;

@@ -12,6 +12,7 @@ import { resolveNproc } from './launch/devices';
 import { formatLocalDryRun } from './launch/dry-run';
 import { UsageError } from './launch/errors';
 import { readHostfile, selectHosts, type SelectedHost } from './launch/hostfile';
+import { encodeReport, Lifeline } from './launch/lifeline';
 import { parseLaunchArgs, type LaunchConfig } from './launch/options';
 import { formatSshDryRun, planSshLaunch, runSshJob } from './launch/ssh';
 
@@ -60,6 +61,36 @@ async function runLocal(config: LaunchConfig, io: AgentIo): Promise<number> {
 }
 
 /**
+ * A node's agent started by a --hostfile starter: takes the carried environment from standard
+ * input, follows the starter's messages there, and ends with a report on standard output
+ * instead of a summary (the starter prints one for the whole job), errors included.
+ */
+async function runLifelineAgent(config: LaunchConfig, io: AgentIo): Promise<number> {
+  // The ssh session may be gone before this process is: writes to it must not kill it.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+  const lifeline = new Lifeline(process.stdin, config.heartbeatTimeoutMs);
+  const carried = await lifeline.environment();
+  if (carried === undefined) {
+    io.stderr(`mics-launch: node ${config.nodeRank}: the starter went away before it sent the environment\n`);
+    return 1;
+  }
+  const report = (r: Parameters<typeof encodeReport>[0]): void => void process.stdout.write(encodeReport(r));
+  const agentIo: AgentIo = { ...io, env: { ...io.env, ...carried }, lifeline, report };
+  try {
+    return await runLocal(config, agentIo);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr(`mics-launch: error: ${message}\n`);
+    const end = { kind: 'error' as const, nodeRank: config.nodeRank, host: io.hostname, message, time: Date.now() };
+    report({ nodeRank: config.nodeRank, host: io.hostname, end, local: [], attempts: 1, worldSize: 0, code: 1 });
+    return err instanceof Error && 'exitCode' in err && typeof err.exitCode === 'number' ? err.exitCode : 1;
+  } finally {
+    lifeline.close();
+  }
+}
+
+/**
  * Runs the launcher with `args` (without node and the script path) and returns its exit code:
  * the root cause's code when a rank failed, 2 for usage errors, 1 for launch errors.
  */
@@ -72,6 +103,7 @@ export async function main(args: readonly string[], env: NodeJS.ProcessEnv = pro
     env,
     hostname: os.hostname(),
   };
+  if (parsed.config.stdinLifeline && !parsed.config.dryRun) return runLifelineAgent(parsed.config, io);
   return parsed.config.hostfile !== undefined ? runFromHostfile(parsed.config, io) : runLocal(parsed.config, io);
 }
 

@@ -11,11 +11,13 @@ import { workerCommand, type WorkerCommand } from './command';
 import { isValidToken, newToken, TOKEN_ENV, workerEnvironment } from './environment';
 import { LaunchError } from './errors';
 import type { JobLayout, NodeRecord } from './layout';
+import type { AgentReport, Lifeline } from './lifeline';
+import { Liveness } from './liveness';
 import { streamsFor, type LaunchConfig } from './options';
 import type { Sink } from './output';
 import {
   closeStore,
-  joinedCount,
+  joinedNodes,
   joinRound,
   leave,
   openStore,
@@ -35,6 +37,13 @@ export interface AgentIo {
   readonly stderr: Sink;
   readonly env: NodeJS.ProcessEnv;
   readonly hostname: string;
+  /**
+   * Set for an agent started by a --hostfile starter: the starter's messages (signals, lost
+   * nodes) and its presence. Its loss stops the job on this node.
+   */
+  readonly lifeline?: Lifeline;
+  /** Set with `lifeline`: the agent sends its end to the starter instead of printing a summary. */
+  readonly report?: (r: AgentReport) => void;
 }
 
 /** The signals a launcher forwards to its ranks (then escalates to SIGKILL). */
@@ -131,34 +140,74 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
   }
 
   let store: AgentStore | undefined;
+  let liveness: Liveness | undefined;
   let group: WorkerGroup | undefined;
+  let layoutNow: JobLayout | undefined;
   let round = 0;
-  let interrupted: NodeJS.Signals | undefined;
+  /** Why this node stops the job (a signal, a lost node, the lost store) and the signal its ranks get. */
+  let stopping: { readonly end: EndRecord; readonly signal: NodeJS.Signals } | undefined;
+  /** Set when the store stopped answering: no further store calls are made. */
+  let storeLost: string | undefined;
   const wakeup = new Wakeup();
+  // Read through functions: callbacks change these while the round loop awaits.
+  const stopNow = (): typeof stopping => stopping;
+  const storeLostNow = (): string | undefined => storeLost;
 
-  const interruptRecord = (signal: NodeJS.Signals): EndRecord => ({
-    kind: 'interrupted',
-    nodeRank: config.nodeRank,
-    host: io.hostname,
-    signal,
-    time: Date.now(),
-  });
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (interrupted !== undefined) {
+  let signalled = false;
+  /** Leaves before anything started (still reaching the store): report (to a starter) and exit. */
+  const exitEarly: (end: EndRecord) => never = (end) => {
+    const code = endExitCode(end);
+    io.report?.({ nodeRank: config.nodeRank, host: io.hostname, end, local: [], attempts: 1, worldSize: 0, code });
+    process.exit(code);
+  };
+  /** Ends the job from this node: publishes `end` (the store decides whether it wins) and wakes the round loop. */
+  const stopWith = (end: EndRecord, signal: NodeJS.Signals): void => {
+    stopping ??= { end, signal };
+    if (!store) exitEarly(end);
+    if (storeLost === undefined) publishEnd(store, round, end).catch(() => undefined);
+    wakeup.wake();
+  };
+  const onSignal = (signal: NodeJS.Signals, forwardedFrom?: string): void => {
+    if (signalled) {
       // A second signal: the user wants out now, without the grace period.
       io.stderr(`mics-launch: ${signal} again: killing every rank now\n`);
       group?.killNow();
       return;
     }
-    interrupted = signal;
-    if (!store) {
-      // Nothing started yet (still reaching the store): leave at once.
-      process.exit(128 + (os.constants.signals[signal] ?? 0));
-    }
-    io.stderr(`mics-launch: node ${config.nodeRank} received ${signal}: stopping the job\n`);
+    signalled = true;
+    io.stderr(
+      forwardedFrom === undefined
+        ? `mics-launch: node ${config.nodeRank} received ${signal}: stopping the job\n`
+        : `mics-launch: node ${config.nodeRank}: the starter on ${forwardedFrom} received ${signal}: stopping the job\n`,
+    );
+    const end: EndRecord = {
+      kind: 'interrupted',
+      nodeRank: config.nodeRank,
+      host: forwardedFrom ?? io.hostname,
+      signal,
+      time: Date.now(),
+      ...(forwardedFrom === undefined ? {} : { forwarded: true }),
+    };
     // The round loop wakes up, forwards the signal to every rank's group and escalates.
-    publishEnd(store, round, interruptRecord(signal)).catch(() => undefined);
-    wakeup.wake();
+    if (stopping !== undefined) {
+      // Already stopping for another reason: the signal still reaches the ranks at once.
+      group?.signalAll(signal);
+      return;
+    }
+    stopWith(end, signal);
+  };
+  const onNodeLost = (nodeRank: number, host: string | undefined, message: string, time = Date.now()): void => {
+    const name = host ?? layoutNow?.nodes[nodeRank]?.host ?? `node ${nodeRank}`;
+    io.stderr(`mics-launch: node ${config.nodeRank}: node ${nodeRank} (${name}) lost: ${message}\n`);
+    liveness?.markLost(nodeRank, message);
+    stopWith({ kind: 'lost', nodeRank, host: name, message, time }, 'SIGTERM');
+  };
+  const onStoreLost = (message: string): void => {
+    storeLost = message;
+    io.stderr(`mics-launch: node ${config.nodeRank}: lost the rendezvous store: ${message}; stopping this node's ranks\n`);
+    stopWith({ kind: 'error', nodeRank: config.nodeRank, host: io.hostname, message: `lost the rendezvous store (${message})`, time: Date.now() }, 'SIGTERM');
+    // Whatever waits on the store fails now instead of at its own (long) timeout.
+    store?.root.close();
   };
   // Cleans up the ranks should this process be killed with SIGKILL (no handler of ours runs then).
   const watchdog = startWatchdog(config.gracePeriodMs);
@@ -167,12 +216,20 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
   // Whatever happens to this process, its ranks must not outlive it.
   const lastResort = (): void => group?.killNow();
   process.on('exit', lastResort);
-  const onLifelineEnd = (): void => onSignal('SIGHUP');
-  if (config.stdinLifeline) {
-    process.stdin.on('data', () => undefined);
-    process.stdin.on('end', onLifelineEnd);
-    process.stdin.on('error', onLifelineEnd);
-  }
+  io.lifeline?.attach(
+    (m) => {
+      if (m.t === 'signal') onSignal(m.signal, m.host);
+      else if (m.t === 'lost') onNodeLost(m.nodeRank, m.host, m.message, m.time);
+    },
+    (why) => {
+      const message =
+        why === 'closed'
+          ? 'lost its connection to the mics-launch --hostfile starter (the ssh session ended)'
+          : `no message from the mics-launch --hostfile starter for ${config.heartbeatTimeoutMs / 1000} s (connection lost)`;
+      io.stderr(`mics-launch: node ${config.nodeRank}: ${message}; stopping this node's ranks\n`);
+      stopWith({ kind: 'lost', nodeRank: config.nodeRank, host: io.hostname, message, time: Date.now() }, 'SIGTERM');
+    },
+  );
 
   let last: RoundResult | undefined;
   let finished = false;
@@ -188,6 +245,16 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
       timeoutMs: config.rdzvTimeoutMs,
     });
     const theStore = store;
+    if (config.nnodes > 1) {
+      liveness = await Liveness.start({
+        store,
+        nodeRank: config.nodeRank,
+        nnodes: config.nnodes,
+        timeoutMs: config.heartbeatTimeoutMs,
+        onNodeLost: (k, message) => onNodeLost(k, undefined, message),
+        onStoreLost,
+      });
+    }
     const ompNote = (io.env.OMP_NUM_THREADS ?? '') === '' && nproc > 1;
     if (ompNote) io.stderr('mics-launch: setting OMP_NUM_THREADS=1 for every rank (it was unset); tune it for your workload\n');
 
@@ -197,16 +264,17 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
       } catch (err) {
         // Node 0 went away while this node was joining: say so plainly rather than with a stack.
         if (err instanceof MicsError) {
-          throw new LaunchError(`node ${config.nodeRank}: lost the rendezvous store at ${theStore.address} in attempt ${round}: ${err.message}`);
+          const why = storeLost ?? err.message;
+          throw new LaunchError(`node ${config.nodeRank}: lost the rendezvous store at ${theStore.address} in attempt ${round}: ${why}`);
         }
         throw err;
       }
       const end = last.end;
-      const restart = end.kind === 'failure' && round < config.maxRestarts && interrupted === undefined;
+      const restart = end.kind === 'failure' && round < config.maxRestarts && stopping === undefined;
       if (!restart) {
-        if (end.kind === 'failure' && round < config.maxRestarts && interrupted !== undefined) {
+        if (end.kind === 'failure' && round < config.maxRestarts && stopping !== undefined && storeLost === undefined) {
           // Other nodes would restart and wait for us: tell them the next attempt is over too.
-          await publishEnd(theStore, round + 1, interruptRecord(interrupted)).catch(() => undefined);
+          await publishEnd(theStore, round + 1, stopping.end).catch(() => undefined);
         }
         break;
       }
@@ -220,39 +288,57 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     finished = true;
   } finally {
     for (const [s, h] of handlers) process.off(s, h);
-    if (config.stdinLifeline) {
-      process.stdin.off('end', onLifelineEnd);
-      process.stdin.off('error', onLifelineEnd);
-      process.stdin.destroy();
-    }
+    io.lifeline?.close();
     if (group) await group.stop('SIGKILL', 0);
     watchdog.close();
     process.off('exit', lastResort);
     if (store) {
-      // After a normal end node 0 keeps the store up until every agent has read the outcome;
-      // after an error nobody may be coming, so it does not wait.
-      // Only agents that joined the last attempt are waited for: one that never came will not leave either.
       const s = store;
-      const expected = last?.layout ? config.nnodes : await joinedCount(s, round, config.nnodes).catch(() => 0);
-      await leave(s, config.nodeRank, expected, finished ? config.gracePeriodMs + 10000 : 0).catch(() => undefined);
+      // Other nodes stop their heartbeats and unregister first: leaving is not a loss.
+      if (config.nodeRank !== 0) await liveness?.stop();
+      if (storeLost === undefined) {
+        // After a normal end node 0 keeps the store up until every agent has read the outcome
+        // (or is lost); after an error nobody may be coming, so it does not wait. Only agents
+        // that joined the last attempt are waited for: one that never came will not leave either.
+        const all = Array.from({ length: config.nnodes }, (_, i) => i);
+        const expected = last?.layout ? all : await joinedNodes(s, round, config.nnodes).catch(() => []);
+        const wait = finished ? config.gracePeriodMs + REMOTE_CAUSE_WAIT_MS + config.heartbeatTimeoutMs : 0;
+        await leave(s, config.nodeRank, expected, config.nodeRank === 0 ? wait : config.heartbeatTimeoutMs, (k) => liveness?.isLost(k) ?? false).catch(
+          () => undefined,
+        );
+      }
+      await liveness?.stop();
       await closeStore(store);
     }
   }
 
   if (!last) throw new LaunchError('internal error: the job ended without an outcome');
-  io.stderr(
-    formatSummary({
-      script: config.script,
+  const code = endExitCode(last.end);
+  if (io.report) {
+    io.report({
+      nodeRank: config.nodeRank,
+      host: io.hostname,
       end: last.end,
       local: last.results,
-      nodeRank: config.nodeRank,
       attempts: round + 1,
-      elapsedMs: Date.now() - started,
       worldSize: last.layout?.worldSize ?? 0,
-      nnodes: config.nnodes,
-    }),
-  );
-  return endExitCode(last.end);
+      code,
+    });
+  } else {
+    io.stderr(
+      formatSummary({
+        script: config.script,
+        end: last.end,
+        local: last.results,
+        nodeRank: config.nodeRank,
+        attempts: round + 1,
+        elapsedMs: Date.now() - started,
+        worldSize: last.layout?.worldSize ?? 0,
+        nnodes: config.nnodes,
+      }),
+    );
+  }
+  return code;
 
   /** One attempt: rendezvous, start, watch until it ends, stop what is left. */
   async function runRound(n: number): Promise<RoundResult> {
@@ -260,6 +346,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     const joined = await joinRound(s, n, record, config.rdzvTimeoutMs);
     if (!('worldSize' in joined)) return { end: joined, results: [], layout: undefined };
     const layout = joined;
+    layoutNow = layout;
     // Each rank records why it failed here (MICS_ERROR_FILE); read when it exits, removed after the attempt.
     const errors = fs.mkdtempSync(path.join(os.tmpdir(), 'mics-launch-errors-'));
     try {
@@ -294,7 +381,8 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
           `, store at ${config.masterAddr}:${s.port}\n`,
       );
     }
-    if (interrupted) return { end: interruptRecord(interrupted), results: [], layout };
+    const early = stopNow();
+    if (early) return { end: early.end, results: [], layout };
     const g = startGroup(cmd, specs);
     group = g;
     watchdog.add(g.pgids());
@@ -321,18 +409,23 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
         end = localEnd;
         break;
       }
+      const stop = stopNow();
+      if (storeLostNow() !== undefined && stop) {
+        end = stop.end;
+        break;
+      }
       try {
         end = await readEnd(s, n);
       } catch (err) {
         end = lostStore(err);
       }
-      if (end === undefined && interrupted) end = interruptRecord(interrupted);
+      if (end === undefined) end = stopNow()?.end;
       if (end === undefined) await wakeup.wait(config.monitorIntervalMs);
     }
-    // Interrupted: the signal handler already sent the signal; this waits for the escalation.
-    await g.stop(interrupted ?? 'SIGTERM', config.gracePeriodMs);
+    // Stopping on a signal: the ranks get that signal, then the escalation.
+    await g.stop(stopNow()?.signal ?? 'SIGTERM', config.gracePeriodMs);
     watchdog.remove(g.pgids());
-    if (end.kind === 'failure' && storeError === undefined) {
+    if ((end.kind === 'failure' || end.kind === 'lost') && storeError === undefined && storeLostNow() === undefined) {
       // Another node may have published an earlier root cause meanwhile: report the one that won.
       const local = new Set(layout.ranks.map((p) => p.rank));
       end = await settledEnd(s, n, end, local, config.nnodes > 1 ? REMOTE_CAUSE_WAIT_MS : 0).catch(() => end as EndRecord);
@@ -345,6 +438,8 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
   }
 
   function lostStore(err: unknown): EndRecord {
+    const stop = stopNow();
+    if (storeLostNow() !== undefined && stop) return stop.end;
     return {
       kind: 'error',
       nodeRank: config.nodeRank,

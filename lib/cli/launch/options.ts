@@ -9,6 +9,7 @@ import type { NprocSpec } from './devices';
 import { slurmLayout, type SlurmLayout } from './slurm';
 import type { HostSelection } from './hostfile';
 import { packageVersion } from '../../core/version';
+import { parseEnvPatterns } from './remote-env';
 
 /** Which of a rank's streams go to files: 0 none, 1 stdout, 2 stderr, 3 both (torchrun's Std). */
 export type StdStreams = 0 | 1 | 2 | 3;
@@ -49,6 +50,11 @@ export interface LaunchConfig {
   readonly gracePeriodMs: number;
   /** How long the rendezvous waits for every node. */
   readonly rdzvTimeoutMs: number;
+  /**
+   * Silence after which a node's launcher, the store, or the hostfile starter counts as lost
+   * (heartbeats every fifth of it; ssh keepalives derived from it).
+   */
+  readonly heartbeatTimeoutMs: number;
   /** Run id from the command line, environment or Slurm; undefined = generate one (single node). */
   readonly runId: string | undefined;
   readonly logDir: string | undefined;
@@ -70,6 +76,12 @@ export interface LaunchConfig {
   readonly hostSelection: HostSelection;
   /** The ssh command (program and leading arguments) used to start remote agents. */
   readonly ssh: readonly string[];
+  /** Hostfile starts: only variables matching these are carried to the nodes (undefined: all but the denied). */
+  readonly envAllow: readonly string[] | undefined;
+  /** Hostfile starts: variables never carried to the nodes (besides the built-in list). */
+  readonly envDeny: readonly string[];
+  /** Hostfile starts: the env file given (--env-file / MICS_ENV_FILE), else the default files are looked for. */
+  readonly envFile: string | undefined;
   /** Internal (set by the ssh starter): standard input closing means the starter is gone. */
   readonly stdinLifeline: boolean;
   /** Set when the node layout came from Slurm. */
@@ -89,6 +101,7 @@ export const OPTION_ENV = {
   monitorInterval: 'MICS_MONITOR_INTERVAL',
   gracePeriod: 'MICS_GRACE_PERIOD',
   rdzvTimeout: 'MICS_RDZV_TIMEOUT',
+  heartbeatTimeout: 'MICS_HEARTBEAT_TIMEOUT',
   runId: 'MICS_RUN_ID',
   logDir: 'MICS_LOG_DIR',
   redirects: 'MICS_REDIRECTS',
@@ -96,6 +109,9 @@ export const OPTION_ENV = {
   emulateNodes: 'MICS_EMULATE_NODES',
   hostfile: 'MICS_HOSTFILE',
   ssh: 'MICS_SSH',
+  envAllow: 'MICS_ENV_ALLOW',
+  envDeny: 'MICS_ENV_DENY',
+  envFile: 'MICS_ENV_FILE',
 } as const;
 
 /** Raw option values as commander hands them over (strings, or undefined when not given). */
@@ -111,6 +127,7 @@ export interface RawOptions {
   monitorInterval?: string;
   gracePeriod?: string;
   rdzvTimeout?: string;
+  heartbeatTimeout?: string;
   runId?: string;
   logDir?: string;
   redirects?: string;
@@ -124,6 +141,9 @@ export interface RawOptions {
   numNodes?: string;
   numGpus?: string;
   ssh?: string;
+  envAllow?: string;
+  envDeny?: string;
+  envFile?: string;
   slurm: boolean;
   stdinLifeline?: boolean;
   rdzvId?: string;
@@ -155,6 +175,10 @@ export function buildLaunchProgram(): Command {
     .option('--monitor-interval <s>', "seconds between checks of the other nodes' state (default: 0.1)")
     .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL when stopping ranks (default: 30)')
     .option('--rdzv-timeout <s>', 'seconds to wait for every node to join (default: 300)')
+    .option(
+      '--heartbeat-timeout <s>',
+      'seconds of silence after which a node, the store or the --hostfile starter counts as lost; heartbeats every fifth of it (default: 15)',
+    )
     .option('--run-id <id>', 'job id shared by all nodes (letters, digits, . _ -) (default: random on one node, "none" on several)')
     .addOption(new Option('--rdzv-id <id>', 'alias of --run-id').hideHelp())
     .option('--log-dir <dir>', 'write each rank\'s output to <dir>/<run-id>/attempt_<n>/<rank>/{stdout,stderr}.log')
@@ -169,9 +193,15 @@ export function buildLaunchProgram(): Command {
     .option('--exclude <spec>', 'hosts/slots to leave out from the hostfile: NAME[:SLOT[,SLOT]]@NAME...')
     .option('--num-nodes <n>', 'use the first N hosts of the hostfile')
     .option('--num-gpus <n>', 'use the first N slots of every host of the hostfile')
-    .option('--ssh <command>', 'ssh command used with --hostfile (default: ssh)')
+    .option('--ssh <command>', 'ssh command used with --hostfile (default: ssh, with BatchMode and keepalives added)')
+    .option('--env-allow <list>', 'with --hostfile: carry only these variables to the nodes (names or PREFIX*, comma-separated)')
+    .option('--env-deny <list>', 'with --hostfile: never carry these variables to the nodes (names or PREFIX*, comma-separated)')
+    .option('--env-file <path>', 'with --hostfile: NAME=VALUE lines every node gets (default: ~/.mics_env and ./.mics_env)')
     .option('--no-slurm', 'ignore SLURM_* variables')
-    .addOption(new Option('--stdin-lifeline', 'internal: stop when standard input closes').hideHelp())
+    .option(
+      '--stdin-lifeline',
+      "set by --hostfile on each node's agent: read the starter's messages on standard input; stop the ranks when it closes or falls silent",
+    )
     .showHelpAfterError(false);
   return program;
 }
@@ -325,6 +355,14 @@ export function resolveConfig(
   const gracePeriodMs = graceSrc ? parseSeconds(graceSrc, true) : 30000;
   const rdzvSrc = pick(raw.rdzvTimeout, '--rdzv-timeout', env, E.rdzvTimeout);
   const rdzvTimeoutMs = rdzvSrc ? parseSeconds(rdzvSrc, false) : 300000;
+  const heartbeatSrc = pick(raw.heartbeatTimeout, '--heartbeat-timeout', env, E.heartbeatTimeout);
+  const heartbeatTimeoutMs = heartbeatSrc ? parseSeconds(heartbeatSrc, false) : 15000;
+  if (heartbeatTimeoutMs < 500) {
+    throw new UsageError(`invalid ${heartbeatSrc?.from} '${heartbeatSrc?.value}': expected at least 0.5 seconds`);
+  }
+  const envAllowSrc = pick(raw.envAllow, '--env-allow', env, E.envAllow);
+  const envDenySrc = pick(raw.envDeny, '--env-deny', env, E.envDeny);
+  const envFileSrc = pick(raw.envFile, '--env-file', env, E.envFile);
 
   const runIdSrc = raw.runId !== undefined ? { value: raw.runId, from: '--run-id' } : pick(raw.rdzvId, '--rdzv-id', env, E.runId);
   const runId = runIdSrc ? parseRunId(runIdSrc) : slurm ? parseRunId({ value: slurm.runId, from: 'SLURM_JOB_ID' }) : undefined;
@@ -355,6 +393,12 @@ export function resolveConfig(
   const usesSelection = Object.values(selection).some((v) => v !== undefined);
   if (!hostfile && usesSelection) {
     throw new UsageError('--include, --exclude, --num-nodes and --num-gpus select hosts of a --hostfile; no --hostfile was given');
+  }
+  if (!hostfile && !raw.stdinLifeline && [raw.envAllow, raw.envDeny, raw.envFile].some((v) => v !== undefined)) {
+    throw new UsageError(
+      '--env-allow, --env-deny and --env-file choose what a --hostfile start carries to the nodes; no --hostfile was given ' +
+        "(on one node every rank inherits the launcher's environment)",
+    );
   }
   if (hostfile && (nnodesSrc || nodeRankSrc)) {
     throw new UsageError('--hostfile decides the node count and node ranks; leave out --nnodes and --node-rank (use --num-nodes to take fewer hosts)');
@@ -388,6 +432,10 @@ export function resolveConfig(
     hostfile,
     hostSelection: selection,
     ssh: parseSsh(pick(raw.ssh, '--ssh', env, E.ssh)),
+    heartbeatTimeoutMs,
+    envAllow: envAllowSrc ? parseEnvPatterns(envAllowSrc.value, envAllowSrc.from) : undefined,
+    envDeny: envDenySrc ? parseEnvPatterns(envDenySrc.value, envDenySrc.from) : [],
+    envFile: envFileSrc?.value,
     stdinLifeline: raw.stdinLifeline === true,
     slurm,
   };

@@ -9,7 +9,8 @@
  * - `r<n>/end`: how attempt n ended ({@link EndRecord} JSON); the first writer wins (compareSet),
  *   except that a failure that outranks the stored one replaces it (see {@link publishEnd}).
  * - `r<n>/succeeded`: counter of nodes whose ranks all exited 0.
- * - `left`: counter of agents that are done with the store (node 0 closes it after all).
+ * - `left/<node>`: set when that agent is done with the store (node 0 closes it after all).
+ * - `hb/<node>` and the scope `agents/`: liveness (see liveness.ts).
  * And `launch/job` (outside the run's prefix): run id and node count, so that an agent of
  * another job that reaches this store gets a clear message instead of a timeout.
  */
@@ -17,8 +18,8 @@ import { MicsError } from '../../core/errors';
 import { StoreClient, StoreServer } from '../../store';
 import { LaunchError } from './errors';
 import { planJob, type JobLayout, type NodeRecord } from './layout';
-import { isVictim, lostRank, outranks } from './root-cause';
-import type { EndRecord } from './summary';
+import { isVictim, lostRank } from './root-cause';
+import { endOutranks, type EndRecord } from './summary';
 
 /** The agent's handle on the store. */
 export interface AgentStore {
@@ -90,7 +91,8 @@ export async function openStore(o: StoreOptions): Promise<AgentStore> {
     await server?.close();
     if (err instanceof MicsError && err.code === 'MICS_STORE_AUTH') {
       throw new LaunchError(
-        `the store at ${address} rejected this node's token: every node of a job must have the same MICS_STORE_TOKEN`,
+        `the store at ${address} rejected this node's token: every node of a job must have the same MICS_STORE_TOKEN ` +
+          "(or the store there is another job's, still running on this port)",
       );
     }
     if (err instanceof MicsError && err.code === 'MICS_TIMEOUT') {
@@ -130,10 +132,17 @@ async function checkJob(store: AgentStore, o: StoreOptions): Promise<void> {
   }
 }
 
-/** Closes the client and, on node 0, the store itself. */
+/** How long node 0 waits for the store's connections to close: a lost node's never does. */
+const CLOSE_WAIT_MS = 1000;
+
+/**
+ * Closes the client and, on node 0, the store itself. The listener closes at once; connections
+ * get {@link CLOSE_WAIT_MS} to end (one to a partitioned node would hold the server's close for
+ * its whole grace period, while nothing is left to say to it).
+ */
 export async function closeStore(store: AgentStore): Promise<void> {
   store.root.close();
-  await store.server?.close();
+  if (store.server) await Promise.race([store.server.close(), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
 }
 
 /** Polling step of the rendezvous wait: how long one blocking wait lasts before checking for an abort. */
@@ -192,9 +201,10 @@ export async function readEnd(store: AgentStore, round: number): Promise<EndReco
 
 /**
  * Writes how attempt `round` ended and returns the record that won. The first record wins,
- * with one exception: a failure replaces a stored failure it outranks (a root cause replaces a
- * victim, an earlier cause a later one), so the earliest root failure of any node wins even
- * when another node's victim was published first. Compare-and-swap: concurrent writers agree.
+ * with one exception: a rank failure or a lost node replaces a stored one it outranks
+ * ({@link endOutranks}: a root cause or a lost node replaces a victim, an earlier cause a later
+ * one), so the earliest root failure of any node wins even when another node's victim was
+ * published first. Compare-and-swap: concurrent writers agree.
  */
 export async function publishEnd(store: AgentStore, round: number, end: EndRecord): Promise<EndRecord> {
   const key = `r${round}/end`;
@@ -204,7 +214,7 @@ export async function publishEnd(store: AgentStore, round: number, end: EndRecor
     const stored = await store.keys.compareSet(key, expected, mine);
     if (stored.equals(mine)) return end;
     const current = JSON.parse(stored.toString('utf8')) as EndRecord;
-    if (end.kind !== 'failure' || current.kind !== 'failure' || !outranks(end.worker, current.worker)) return current;
+    if (!endOutranks(end, current)) return current;
     expected = stored;
   }
 }
@@ -244,24 +254,41 @@ export async function reportSuccess(store: AgentStore, round: number, nnodes: nu
   if (n === nnodes) await publishEnd(store, round, { kind: 'success' });
 }
 
-/** How many agents announced themselves for attempt `round` (all of them once its rendezvous completed). */
-export async function joinedCount(store: AgentStore, round: number, nnodes: number): Promise<number> {
-  let n = 0;
-  for (let i = 0; i < nnodes; i++) if (await store.keys.check([`r${round}/node/${i}`])) n += 1;
-  return n;
+/** The agents that announced themselves for attempt `round` (all of them once its rendezvous completed). */
+export async function joinedNodes(store: AgentStore, round: number, nnodes: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < nnodes; i++) if (await store.keys.check([`r${round}/node/${i}`])) out.push(i);
+  return out;
 }
 
+/** Polling step of node 0 while it waits for the other agents to leave. */
+const LEAVE_POLL_MS = 50;
+
 /**
- * Marks this agent as done with the store. Node 0 then waits (up to `timeoutMs`) until
- * `expected` agents said so before the caller closes the store, so no agent loses the store
- * while it still reads the end of the job.
+ * Marks this agent as done with the store. Node 0 then waits (up to `timeoutMs`) until every
+ * node in `expected` left or is gone (`gone`: lost, so it will not come), before the caller
+ * closes the store, so no agent loses the store while it still reads the end of the job. Other
+ * nodes give up on the store after `timeoutMs` (it may be unreachable).
  */
-export async function leave(store: AgentStore, nodeRank: number, expected: number, timeoutMs: number): Promise<void> {
-  await store.keys.add('left', 1);
-  if (nodeRank !== 0) return;
+export async function leave(
+  store: AgentStore,
+  nodeRank: number,
+  expected: readonly number[],
+  timeoutMs: number,
+  gone: (nodeRank: number) => boolean = () => false,
+): Promise<void> {
+  const mark = store.keys.set(`left/${nodeRank}`, '1');
+  if (nodeRank !== 0) {
+    await Promise.race([mark, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    return;
+  }
+  await mark;
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await store.keys.add('left', 0)) >= expected) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  const waiting = new Set(expected.filter((k) => k !== 0));
+  while (waiting.size > 0 && Date.now() < deadline) {
+    for (const k of [...waiting]) {
+      if (gone(k) || (await store.keys.check([`left/${k}`]))) waiting.delete(k);
+    }
+    if (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, LEAVE_POLL_MS));
   }
 }

@@ -255,6 +255,11 @@ export class WorkerGroup {
     return live.size > 0 || this.slots.some((s) => s.child !== undefined && s.result.endedAt === undefined);
   }
 
+  /** Sends `signal` to every rank's process group that still has a live process (no escalation). */
+  signalAll(signal: NodeJS.Signals): void {
+    for (const g of liveGroups(this.pgids())) signalGroup(g, signal);
+  }
+
   /**
    * Last resort when the launcher itself is exiting (synchronous, for process 'exit'): SIGKILL
    * every group that may still have a process.

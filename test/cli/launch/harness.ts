@@ -60,11 +60,12 @@ export function runLaunch(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs
   return launch(args, env, timeoutMs).done;
 }
 
-/** The environment each rank reported ("[rank N] ENV {...}" lines), sorted by RANK. */
+/** The environment each rank reported ("[rank N] ENV {...}" lines, "[node K] [rank N] ..." from a hostfile start), sorted by RANK. */
 export function rankEnvs(stdout: string): Record<string, string | boolean | string[] | undefined>[] {
   const envs: Record<string, string | boolean | string[] | undefined>[] = [];
   for (const line of stdout.split('\n')) {
-    const m = /^\[rank (\d+)\] ENV (.*)$/.exec(line);
+    // A --hostfile start tags each line with the node it came from first.
+    const m = /^(?:\[node \d+\] )?\[rank (\d+)\] ENV (.*)$/.exec(line);
     if (!m) continue;
     const env = JSON.parse(m[2]) as Record<string, string | boolean | string[] | undefined>;
     expect(env.RANK).toBe(m[1]); // the prefix names the rank that printed

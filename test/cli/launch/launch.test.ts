@@ -393,6 +393,39 @@ describe('losing node 0', () => {
   });
 });
 
+describe('losing another node', () => {
+  it("when node 1's agent is killed -9, node 0 stops at once and names node 1 as lost (its store connection closed)", async () => {
+    const port = String(await freePort());
+    const token = randomBytes(32).toString('hex');
+    const dir = tempDir('lost1');
+    const common = ['--nnodes', '2', '--nproc-per-node', '1', '--master-port', port, '--run-id', 'lost1', ...FAST];
+    const env = { MICS_STORE_TOKEN: token, FIX_PID_DIR: dir, FIX_SLEEP_MS: '20000' };
+    const n0 = launch([...common, '--node-rank', '0', worker], env);
+    const n1 = launch([...common, '--node-rank', '1', worker], env);
+    try {
+      await until(() => fs.readdirSync(dir).filter((f) => f.endsWith('.json')).length === 2, 10000, 'both ranks to start');
+      n1.child.kill('SIGKILL');
+      const t0 = Date.now();
+      const r0 = await n0.done;
+      expect(Date.now() - t0).toBeLessThan(4000);
+      expect(r0.code).toBe(1);
+      expect(r0.stderr).toMatch(/mics-launch: node 0: node 1 \(.+\) lost: its launcher's connection to the store closed before it finished/);
+      expect(r0.stderr.split('Root Cause')[1]).toMatch(/node {6}: 1 lost: /);
+      const ranks = readPids(dir).map((p) => p.pid);
+      await until(() => survivors(ranks).length === 0, 5000, 'both ranks to be stopped');
+    } finally {
+      for (const p of readPids(dir)) {
+        try {
+          process.kill(-p.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await n1.done;
+    }
+  });
+});
+
 describe('the store', () => {
   it('answers the exported token, and a client with a wrong token can neither read nor write', async () => {
     const r = await runLaunch(['--standalone', '--nproc-per-node', '1', '--run-id', 'probe', ...FAST, path.join(fixtures, 'store-probe.js')]);

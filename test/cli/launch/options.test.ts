@@ -93,9 +93,30 @@ describe('parseLaunchArgs', () => {
     const r = parseLaunchArgs(['--help'], {}, (s) => (text += s));
     expect(r).toEqual({ kind: 'exit', code: 0 });
     for (const flag of ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port', '--standalone', '--max-restarts',
-      '--monitor-interval', '--log-dir', '--redirects', '--tee', '--dry-run', '--no-node', '--emulate-nodes', '--hostfile', '--include', '--exclude']) {
+      '--monitor-interval', '--log-dir', '--redirects', '--tee', '--dry-run', '--no-node', '--emulate-nodes', '--hostfile', '--include', '--exclude',
+      '--heartbeat-timeout', '--env-allow', '--env-deny', '--env-file', '--stdin-lifeline']) {
       expect(text).toContain(flag);
     }
+  });
+});
+
+describe('multi-node options', () => {
+  it('--heartbeat-timeout: 15 s by default, at least 0.5 s, also from MICS_HEARTBEAT_TIMEOUT', () => {
+    expect(parse(['t.js']).heartbeatTimeoutMs).toBe(15000);
+    expect(parse(['--heartbeat-timeout', '2.5', 't.js']).heartbeatTimeoutMs).toBe(2500);
+    expect(parse(['t.js'], { MICS_HEARTBEAT_TIMEOUT: '30' }).heartbeatTimeoutMs).toBe(30000);
+    expect(() => parse(['--heartbeat-timeout', '0.1', 't.js'])).toThrow("invalid --heartbeat-timeout '0.1': expected at least 0.5 seconds");
+    expect(() => parse(['--heartbeat-timeout', 'soon', 't.js'])).toThrow("invalid --heartbeat-timeout 'soon': expected a positive number of seconds");
+  });
+
+  it('--env-allow / --env-deny / --env-file belong to --hostfile starts; lists are checked', () => {
+    const c = parse(['--hostfile', 'h', '--env-allow', 'NCCL_*,FOO', '--env-deny', 'SECRET', '--env-file', 'job.env', 't.js']);
+    expect([c.envAllow, c.envDeny, c.envFile]).toEqual([['NCCL_*', 'FOO'], ['SECRET'], 'job.env']);
+    expect(parse(['--hostfile', 'h', 't.js'], { MICS_ENV_DENY: 'A,B*' }).envDeny).toEqual(['A', 'B*']);
+    expect(() => parse(['--env-deny', 'FOO', 't.js'])).toThrow(
+      '--env-allow, --env-deny and --env-file choose what a --hostfile start carries to the nodes; no --hostfile was given',
+    );
+    expect(() => parse(['--hostfile', 'h', '--env-allow', 'A B', 't.js'])).toThrow("invalid --env-allow 'A B': 'A B' is not a variable name");
   });
 });
 

@@ -133,6 +133,17 @@ describe('the end record in the store', () => {
     expect(await publishEnd(store, 1, failure(0, exited(2, 900)))).toEqual(interrupted);
   });
 
+  it('a lost node replaces victims (they lost its ranks), not a cause that failed before it was lost', async () => {
+    const victim = failure(0, exited(0, 1002, { failure: lost(3, 1001) }));
+    const lostNode: EndRecord = { kind: 'lost', nodeRank: 1, host: 'n1', message: 'no heartbeat', time: 1500 };
+    expect(await publishEnd(store, 3, victim)).toEqual(victim);
+    expect(await publishEnd(store, 3, lostNode)).toEqual(lostNode);
+    expect(await publishEnd(store, 3, victim)).toEqual(lostNode);
+    const earlierCause = failure(0, exited(2, 900));
+    expect(await publishEnd(store, 3, earlierCause)).toEqual(earlierCause);
+    expect(await publishEnd(store, 3, lostNode)).toEqual(earlierCause);
+  });
+
   it('settledEnd() waits for another node to replace a victim that lost one of its ranks, and not for a local one', async () => {
     const victim = failure(0, exited(0, 1002, { failure: lost(3, 1001) }));
     await publishEnd(store, 2, victim);
