@@ -71,9 +71,10 @@ class ShmGroup {
   // on every rank:
   bool AllRegistered() const;
   bool AnyRegistered() const;
-  // After BeginOp with AllRegistered(): maps the peers' inputs; rank r's input is
-  // then PeerSend(r) (ours for r = rank).
-  void ResolvePeerInputs(const void* send);
+  // After BeginOp with AllRegistered(): maps the peers' inputs (`bytes` each, the
+  // size the matching signatures imply); rank r's input is then PeerSend(r)
+  // (ours for r = rank).
+  void ResolvePeerInputs(const void* send, std::size_t bytes);
   const char* PeerSend(int r) const { return peerSend_[r]; }
   static bool DirectEnabled();  // MICS_SHM_DIRECT, default on
   uint64_t directOps() const { return directOps_.load(); }
@@ -112,6 +113,10 @@ class ShmGroup {
   std::vector<UniqueFd> pidfds_;
   std::vector<int> pids_;
   uint32_t phase_ = 0;
+  // Abort may run on the JS thread while the progress thread waits: the first
+  // caller claims abortClaimed_, writes the reason into our slot, and only then
+  // releases localAborted_, so a reader that sees the flag also sees the reason.
+  std::atomic<bool> abortClaimed_{false};
   std::atomic<bool> localAborted_{false};
   std::string currentOp_;
   PeerRegions peerRegions_;

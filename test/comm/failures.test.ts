@@ -182,7 +182,7 @@ describe('kill -9 of a peer in the middle of an op', () => {
 });
 
 describe('mismatched calls', () => {
-  // Each case runs on a fresh communicator; rank 1 deviates.
+  // Each case runs on a fresh communicator; one rank (1 unless said otherwise) deviates.
   const calls: Record<string, [RegExp, RegExp]> = {
     kind: [/allGather\(count=8, dtype=f32\)/, /allReduce\(count=8, dtype=f32, op=sum\)/],
     count: [/count=9/, /count=8/],
@@ -190,33 +190,61 @@ describe('mismatched calls', () => {
     redop: [/op=max/, /op=sum/],
     root: [/root=1/, /root=0/],
   };
+
+  /**
+   * The deviant is the rank whose call differs from the one most ranks made; every
+   * rank names it (error.peer and the message), the deviant included, on either transport.
+   */
+  function expectMismatchNamed(r: RankResult, name: string, deviant: number, n: number): void {
+    const [deviantCall, othersCall] = calls[name];
+    const c = r.json[name];
+    const where = `rank ${r.rank} case ${name}: ${JSON.stringify(c)}`;
+    expect([where, c.error?.code]).toEqual([where, 'MICS_MISMATCH']);
+    expect([where, deviantCall.test(c.error.message), othersCall.test(c.error.message)]).toEqual([where, true, true]);
+    expect([where, c.error.message.includes(`mismatch-${name}`)]).toEqual([where, true]);
+    expect([where, c.error.peer]).toEqual([where, deviant]);
+    const others = Array.from({ length: n }, (_, k) => k).filter((k) => k !== deviant);
+    expect([where, c.error.message]).toEqual([where, expect.stringContaining(`rank ${deviant} called `)]);
+    expect([where, c.error.message]).toEqual([where, expect.stringContaining(`ranks ${others.join(', ')} called `)]);
+    expect([where, c.ms]).toEqual([where, expect.any(Number)]);
+    expect(c.ms).toBeLessThan(10000); // not a timeout (60 s)
+    expect([where, c.later.code]).toEqual([where, 'MICS_ABORTED']);
+    expect(c.later.message).toMatch(/aborted/);
+  }
+
   it.each([
     ['one node (shm)', undefined],
     ['2 emulated nodes (tcp)', 2],
   ])(
-    'every rank gets MICS_MISMATCH naming both calls (op, count, dtype, reduction or root differ), and the communicator is aborted afterwards: %s',
+    'every rank gets MICS_MISMATCH naming both calls (op, count, dtype, reduction or root differ) and the deviating rank, and the communicator is aborted afterwards: %s',
     async (_label, nodes) => {
       const names = Object.keys(calls);
       const results = await runRanks({ n: 4, nodes, args: ['mismatch', JSON.stringify({ only: names })], timeoutMs: 60000 });
       for (const r of results) {
         if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
-        for (const name of names) {
-          const [deviant, others] = calls[name];
-          const c = r.json[name];
-          const where = `rank ${r.rank} case ${name}: ${JSON.stringify(c)}`;
-          expect([where, c.error?.code]).toEqual([where, 'MICS_MISMATCH']);
-          expect([where, deviant.test(c.error.message), others.test(c.error.message)]).toEqual([where, true, true]);
-          expect([where, c.error.message.includes(`mismatch-${name}`)]).toEqual([where, true]);
-          expect([where, c.ms]).toEqual([where, expect.any(Number)]);
-          expect(c.ms).toBeLessThan(10000); // not a timeout (60 s)
-          expect([where, c.later.code]).toEqual([where, 'MICS_ABORTED']);
-          expect(c.later.message).toMatch(/aborted/);
-        }
+        for (const name of names) expectMismatchNamed(r, name, 1, 4);
       }
       expectNothingLeft(results);
     },
     60000,
   );
+
+  // Over TCP a rank sees only its left neighbour's call: the verdict needs every
+  // rank's, so these put the deviant at either end of the ring and on its own node.
+  it.each([
+    ['one node (shm), rank 0 deviates', undefined, 0],
+    ['2 emulated nodes (tcp), rank 0 deviates', 2, 0],
+    ['2 emulated nodes (tcp), rank 3 deviates', 2, 3],
+    ['3 emulated nodes (tcp, nodes 0, 1, 1, 2), rank 3 deviates', [0, 1, 1, 2], 3],
+  ])('whichever rank deviates, every rank names that rank: %s', async (_label, nodes, deviant) => {
+    const names = ['count', 'kind'];
+    const results = await runRanks({ n: 4, nodes, args: ['mismatch', JSON.stringify({ only: names, deviant })], timeoutMs: 60000 });
+    for (const r of results) {
+      if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      for (const name of names) expectMismatchNamed(r, name, deviant, 4);
+    }
+    expectNothingLeft(results);
+  }, 60000);
 });
 
 describe('mismatched calls when the deviating rank arrives late', () => {
@@ -232,26 +260,33 @@ describe('mismatched calls when the deviating rank arrives late', () => {
       const where = `rank ${r.rank}: ${JSON.stringify(r.json.root)}`;
       expect([where, r.json.root.error?.code]).toEqual([where, 'MICS_MISMATCH']);
       expect([where, /root=1/.test(r.json.root.error.message) && /root=0/.test(r.json.root.error.message)]).toEqual([where, true]);
+      expect([where, r.json.root.error.peer]).toEqual([where, 1]);
     }
     expectNothingLeft(results);
   }, 60000);
 });
 
 describe('timeouts', () => {
+  // Over TCP only the silent rank's right neighbour sees that it never called; the
+  // others, stuck inside the op, learn it by asking around the ring. The silent rank
+  // sits at the end, in the middle, and at rank 0 of the ring.
   it.each([
-    ['3 ranks on one node (shm), per-op timeoutMs', 3, undefined, { perOp: 1500 }, 1500],
-    ['2 emulated nodes x 2 ranks (tcp), per-op timeoutMs', 4, 2, { perOp: 1500 }, 1500],
-    ['2 ranks on one node (shm), init({timeoutMs}) as the default', 2, undefined, { initTimeoutMs: 2000 }, 2000],
+    ['3 ranks on one node (shm), per-op timeoutMs', 3, undefined, 2, { perOp: 1500 }, 1500],
+    ['2 emulated nodes x 2 ranks (tcp), per-op timeoutMs', 4, 2, 3, { perOp: 1500 }, 1500],
+    ['2 emulated nodes x 2 ranks (tcp), rank 1 silent', 4, 2, 1, { perOp: 1500 }, 1500],
+    ['3 emulated nodes (tcp, nodes 0, 0, 1, 2), rank 0 silent', 4, [0, 0, 1, 2], 0, { perOp: 1500 }, 1500],
+    ['2 ranks on one node (shm), init({timeoutMs}) as the default', 2, undefined, 1, { initTimeoutMs: 2000 }, 2000],
   ])(
-    'when one rank never calls, the others reject with MICS_TIMEOUT after the timeout (not before, and not much later), and later use says aborted: %s',
-    async (_label, n, nodes, options, timeoutMs) => {
-      const silent = n - 1;
+    'when one rank never calls, the others reject with MICS_TIMEOUT naming that rank after the timeout (not before, and not much later), and later use says aborted: %s',
+    async (_label, n, nodes, silent, options, timeoutMs) => {
       const results = await runRanks({ n, nodes, args: ['timeout', JSON.stringify({ silent, ...options })], timeoutMs: 60000 });
       for (const r of results) {
         if (r.code !== 0 || !r.json || r.json.initError) throw new Error(describeRanks(results));
         if (r.rank === silent) continue;
         const where = `rank ${r.rank}: ${JSON.stringify(r.json)}`;
         expect([where, r.json.error?.code]).toEqual([where, 'MICS_TIMEOUT']);
+        expect([where, r.json.error.peer]).toEqual([where, silent]);
+        expect(r.json.error.message).toMatch(new RegExp(`waiting for rank ${silent}\\b`));
         expect(r.json.error.message).toMatch(/timed out/);
         expect(r.json.error.message).toContain("'timing-out'");
         expect(r.json.error.message).toContain('allReduce');
