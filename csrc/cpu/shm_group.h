@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +43,14 @@ struct alignas(64) ShmControlSlot {
   RegisteredView sendView;        // this op's input in registered memory (or invalid)
   uint64_t regionsFreed;          // HostRegions this process has freed so far
 };
+
+// The slot is a wire format between the processes of a job; the trust tests in
+// test/comm/failures.test.ts (worker.js, SLOT) forge fields at these offsets.
+static_assert(offsetof(ShmControlSlot, phase) == 0 && offsetof(ShmControlSlot, aborted) == 4 &&
+                  offsetof(ShmControlSlot, signature) == 16 && offsetof(ShmControlSlot, abortCode) == 48 &&
+                  offsetof(ShmControlSlot, abortCulprit) == 52 && offsetof(ShmControlSlot, abortReason) == 56 &&
+                  offsetof(ShmControlSlot, sendView) == 528 && offsetof(ShmControlSlot, regionsFreed) == 560,
+              "ShmControlSlot layout");
 
 class ShmGroup {
  public:

@@ -7,7 +7,8 @@
  * communicator says "aborted" on later use; nothing is left behind (processes,
  * /dev/shm segments), and stale segments of a killed process are removed by the next
  * start; a rank with the wrong store token fails init clearly while the store keeps
- * serving the job.
+ * serving the job; a peer that writes malformed data into shared memory or onto the
+ * ring (forged here by a real rank process) gets an error, not a read out of bounds.
  *
  * Timing is only used with wide margins: "within seconds" is checked as less than
  * 10 s against op timeouts of 60 s, so a pass never depends on the machine's speed.
@@ -338,6 +339,58 @@ describe('abort()', () => {
   it('over the TCP ring (2 emulated nodes x 2 ranks): peers waiting in an op reject with MICS_ABORTED within seconds', async () => {
     expectPeersToldWithinSeconds(await abortRun(2));
   }, 60000);
+});
+
+describe('a peer is trusted only as far as it must be (docs/security.md)', () => {
+  it('an allocHost region is mode 0600 and sealed: neither its owner nor a peer can shrink, grow or write it through the file, while the owner still writes it and peers still read it in place', async () => {
+    const results = await runRanks({ n: 2, args: ['sealed'], timeoutMs: 30000 });
+    for (const r of results) {
+      if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      const where = `rank ${r.rank}: ${JSON.stringify(r.json)}`;
+      expect([where, r.json.mode]).toEqual([where, 0o600]);
+      expect([where, r.json.attempts]).toEqual([where, { shrink: 'EPERM', grow: 'EPERM', write: 'EPERM', size: 4096 }]);
+      expect([where, r.json.gathered, r.json.directOps]).toEqual([where, [10, 11], 1]);
+    }
+    expectNothingLeft(results);
+  }, 60000);
+
+  it.each([
+    ['past the end of its region', 'past-end', /64 bytes at offset 60 of a region of 64 bytes/],
+    ['so large that offset + length wraps around', 'overflow', /64 bytes at offset 18446744073709551600 of a region of 64 bytes/],
+  ])(
+    'a peer that publishes a registered input %s is refused with MICS_INTERNAL naming it, instead of being read',
+    async (_label, offset, detail) => {
+      // Rank 1 forges its shared-memory control slot (through /proc/self/mem) to
+      // "arrive" at rank 0's allReduce with a matching signature and a bad view.
+      const results = await runRanks({ n: 2, args: ['rogueSlot', JSON.stringify({ forge: 'view', offset })], timeoutMs: 30000 });
+      for (const r of results) if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      const err = results[0].json.error as ErrorInfo;
+      expect(err).toEqual(
+        expect.objectContaining({ code: 'MICS_INTERNAL', rank: 0, peer: 1, op: expect.stringContaining('allReduce') }),
+      );
+      expect(err.message).toMatch(/^rank 1 \(pid \d+\) published a malformed registered buffer/);
+      expect(err.message).toMatch(detail);
+      expectNothingLeft(results);
+    },
+    60000,
+  );
+
+  it.each([
+    ['shared memory: a control slot marked aborted', 'rogueSlot', undefined, 'forged failure', 12345],
+    ['TCP: an ABORT frame', 'rogueFrame', 2, 'forged abort frame', -7],
+  ])(
+    '%s with an error code and a culprit rank that do not exist is reported as MICS_ABORTED by that peer, saying the code was invalid',
+    async (_label, scenario, nodes, text, code) => {
+      const results = await runRanks({ n: 2, nodes, args: [scenario, JSON.stringify({ forge: 'abortCode' })], timeoutMs: 30000 });
+      for (const r of results) if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      const err = results[0].json.error as ErrorInfo;
+      expect(err).toEqual(expect.objectContaining({ code: 'MICS_ABORTED', rank: 0, peer: 1 }));
+      expect(err.message).toContain(text);
+      expect(err.message).toContain(`rank 1 sent an invalid error code ${code}`);
+      expectNothingLeft(results);
+    },
+    60000,
+  );
 });
 
 describe('rendezvous store token, end to end', () => {
