@@ -88,16 +88,20 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
       continue;
     }
     peerSegments_[peer.rank] = ShmSegment::Open(peer.shm);
-    slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
-    staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
-    if (slots_[peer.rank]->stagingBytes != stagingBytes_ ||
-        peerSegments_[peer.rank].size() < kStagingOffset + 2 * stagingBytes_) {
+    // The size first: a slot is only read from a segment large enough to hold it.
+    const std::size_t segmentBytes = peerSegments_[peer.rank].size();
+    const uint64_t theirStaging =
+        segmentBytes >= kStagingOffset ? static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data())->stagingBytes : 0;
+    if (theirStaging != stagingBytes_ || segmentBytes < kStagingOffset + 2 * stagingBytes_) {
       throw Error(ErrorCode::kInvalidArgument,
-                  "rank " + std::to_string(peer.rank) + " uses " + std::to_string(slots_[peer.rank]->stagingBytes) +
-                      " staging bytes but rank " + std::to_string(rank_) + " uses " + std::to_string(stagingBytes_) +
+                  "rank " + std::to_string(peer.rank) + " uses " + std::to_string(theirStaging) +
+                      " staging bytes (a segment of " + std::to_string(segmentBytes) + " bytes) but rank " +
+                      std::to_string(rank_) + " uses " + std::to_string(stagingBytes_) +
                       ": set the same MICS_SHM_STAGING_BYTES on every rank",
                   rank_, name_, "connect", peer.rank);
     }
+    slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
+    staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
     pids_[peer.rank] = peer.pid;
     int fd = PidfdOpen(peer.pid);
     if (fd < 0 && errno == ESRCH) {

@@ -354,6 +354,21 @@ describe('a peer is trusted only as far as it must be (docs/security.md)', () =>
     expectNothingLeft(results);
   }, 60000);
 
+  it('a peer whose shared-memory segment has another size is refused at init, on both sides, naming MICS_SHM_STAGING_BYTES', async () => {
+    const results = await runRanks({
+      n: 2,
+      args: ['basic'],
+      rankEnv: (rank) => (rank === 1 ? { MICS_SHM_STAGING_BYTES: '8192' } : {}),
+      timeoutMs: 30000,
+    });
+    for (const r of results) {
+      const where = `rank ${r.rank}: ${JSON.stringify(r.json)}`;
+      expect([where, r.code, r.json?.initError?.code]).toEqual([where, 3, 'MICS_INVALID_ARGUMENT']);
+      expect(r.json.initError.message).toMatch(/rank \d uses \d+ staging bytes .* set the same MICS_SHM_STAGING_BYTES on every rank/);
+    }
+    expectNothingLeft(results);
+  }, 60000);
+
   it.each([
     ['past the end of its region', 'past-end', /64 bytes at offset 60 of a region of 64 bytes/],
     ['so large that offset + length wraps around', 'overflow', /64 bytes at offset 18446744073709551600 of a region of 64 bytes/],
