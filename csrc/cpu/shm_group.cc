@@ -240,7 +240,9 @@ void ShmGroup::ThrowPeerAborted(int peer) const {
   const int32_t rawCulprit = slot->abortCulprit;
   // Keep the original code and culprit so every rank reports the real cause.
   ErrorCode code = ErrorCode::kAborted;
-  if (!ErrorCodeFromWire(rawCode, &code)) reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
+  if (!ErrorCodeFromWire(rawCode, &code)) {
+    reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
+  }
   const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
   throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, currentOp_, culprit);
 }
