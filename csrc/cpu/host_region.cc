@@ -43,8 +43,14 @@ HostRegion::HostRegion(std::size_t bytes) : size_(bytes) {
   if (p == MAP_FAILED) {
     throw Error(ErrorCode::kSystem, SystemErrorText("mmap(memfd, " + std::to_string(bytes) + " bytes)", errno));
   }
+  // After our writable mapping exists (F_SEAL_FUTURE_WRITE forbids new ones).
+  try {
+    SealRegion(fd_.get());
+  } catch (const Error&) {
+    munmap(p, bytes);  // the destructor does not run for a constructor that throws
+    throw;
+  }
   data_ = static_cast<char*>(p);
-  SealRegion(fd_.get());
 }
 
 HostRegion::~HostRegion() {
