@@ -23,6 +23,7 @@
         "csrc/cpu/shm_group.cc",
         "csrc/cpu/shm_reduce.cc",
         "csrc/cpu/shm_segment.cc",
+        "csrc/cpu/signature_census.cc",
         "csrc/cpu/socket.cc",
         "csrc/cpu/tcp_ring.cc",
         "csrc/cuda/device_probe.cc",

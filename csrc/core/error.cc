@@ -18,6 +18,14 @@ const char* ErrorCodeName(ErrorCode code) {
   return "MICS_INTERNAL";
 }
 
+bool ErrorCodeFromWire(int32_t value, ErrorCode* code) {
+  if (value < static_cast<int32_t>(ErrorCode::kInvalidArgument) || value > static_cast<int32_t>(ErrorCode::kInternal)) {
+    return false;
+  }
+  *code = static_cast<ErrorCode>(value);
+  return true;
+}
+
 std::string SystemErrorText(const std::string& what, int err) {
   char buf[256];
   // GNU strerror_r returns the message pointer (which may not be buf).

@@ -3,6 +3,7 @@
 // user reading one line of a log on one rank knows what failed where.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -16,10 +17,13 @@ enum class ErrorCode {
   kAborted,          // the communicator was aborted (by us, a peer or the user)
   kSystem,           // an OS call failed (errno text included)
   kUnavailable,      // a backend or library is not present on this machine
-  kInternal,
+  kInternal,         // keep last: ErrorCodeFromWire accepts kInvalidArgument..kInternal
 };
 
 const char* ErrorCodeName(ErrorCode code);  // "MICS_TIMEOUT", ...
+// A code received from a peer (shared memory, an ABORT frame): true and *code set
+// when `value` is one of the codes above; false for anything else.
+bool ErrorCodeFromWire(int32_t value, ErrorCode* code);
 
 class Error : public std::runtime_error {
  public:

@@ -49,7 +49,7 @@ CpuCommunicator::CpuCommunicator(const CpuCommunicatorOptions& options) : option
 CpuCommunicator::~CpuCommunicator() { Shutdown(); }
 
 const char* CpuCommunicator::transport() const {
-  switch (transport_) {
+  switch (transport_.load()) {
     case Transport::kSelf: return "self";
     case Transport::kShm: return "shm";
     case Transport::kTcp: return "tcp";
@@ -58,7 +58,10 @@ const char* CpuCommunicator::transport() const {
   return "none";
 }
 
-uint64_t CpuCommunicator::directOps() const { return shm_ ? shm_->directOps() : 0; }
+uint64_t CpuCommunicator::directOps() const {
+  std::lock_guard<std::mutex> lock(transportMutex_);
+  return shm_ ? shm_->directOps() : 0;
+}
 
 void CpuCommunicator::Connect(const std::vector<std::string>& addresses, Deadline deadline) {
   if (static_cast<int>(addresses.size()) != options_.size) {
@@ -82,11 +85,21 @@ void CpuCommunicator::Connect(const std::vector<std::string>& addresses, Deadlin
     if (options_.size == 1) {
       transport_ = Transport::kSelf;
     } else if (oneNode) {
-      ring_.reset();
+      std::unique_ptr<TcpRing> unused;
+      {
+        std::lock_guard<std::mutex> lock(transportMutex_);
+        unused = std::move(ring_);
+      }
+      unused.reset();  // closes its listener outside the lock
       shm_->Connect(peers, deadline);
       transport_ = Transport::kShm;
     } else {
-      shm_.reset();
+      std::unique_ptr<ShmGroup> unused;
+      {
+        std::lock_guard<std::mutex> lock(transportMutex_);
+        unused = std::move(shm_);
+      }
+      unused.reset();
       ring_->Connect(peers, deadline);
       transport_ = Transport::kTcp;
     }
@@ -185,8 +198,10 @@ void CpuCommunicator::Abort(const std::string& reason) {
     if (failure_) return;
     failure_ = error;
   }
-  // Only thread-safe parts here: the progress thread may be inside an op. The
-  // TCP peers hear of it through PropagateAbort() on the progress thread.
+  // Only thread-safe parts here: the progress thread may be inside an op (or in
+  // Connect, dropping a transport: hence the lock). The TCP peers hear of it
+  // through PropagateAbort() on the progress thread.
+  std::lock_guard<std::mutex> lock(transportMutex_);
   if (shm_) shm_->Abort(error);
   if (ring_) ring_->RequestAbort(error);
 }
@@ -206,10 +221,15 @@ void CpuCommunicator::Shutdown() {
                          : Error(ErrorCode::kAborted,
                                  "rank " + std::to_string(options_.rank) + " destroyed communicator '" + options_.name + "'",
                                  options_.rank, options_.name, "destroy", options_.rank);
-  if (ring_) ring_->SendAbort(reason);
-  if (shm_) shm_->Abort(reason);
-  ring_.reset();
-  shm_.reset();
+  std::unique_ptr<ShmGroup> shm;
+  std::unique_ptr<TcpRing> ring;
+  {
+    std::lock_guard<std::mutex> lock(transportMutex_);
+    shm = std::move(shm_);
+    ring = std::move(ring_);
+  }
+  if (ring) ring->SendAbort(reason);
+  if (shm) shm->Abort(reason);
 }
 
 }  // namespace mics

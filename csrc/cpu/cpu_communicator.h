@@ -7,6 +7,7 @@
 // communicator that spans nodes is a TCP ring (ring_*.cc); one rank copies locally.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -59,7 +60,12 @@ class CpuCommunicator : public Communicator {
 
   CpuCommunicatorOptions options_;
   PeerAddress self_;
-  Transport transport_ = Transport::kNone;
+  // Read by JS-thread getters while Connect sets it on the progress thread.
+  std::atomic<Transport> transport_{Transport::kNone};
+  // Connect (progress thread) drops the transport it does not need while Abort and
+  // directOps (JS thread) may use them: the pointers change only under this lock.
+  // Neither side holds it while waiting: Abort only sets flags and wakes waiters.
+  mutable std::mutex transportMutex_;
   std::unique_ptr<ShmGroup> shm_;
   std::unique_ptr<TcpRing> ring_;
   uint64_t seq_ = 0;

@@ -3,7 +3,8 @@
 // peer's input in place instead of staging it (MPI_Alloc_mem and NCCL's
 // registered buffers play the same role). A peer maps a region through
 // /proc/<pid>/fd/<fd> (see PeerRegions): nothing has a name, so nothing can leak
-// when a process dies; the pages go when the last mapping does.
+// when a process dies; the pages go when the last mapping does. The memfd is
+// mode 0600 and sealed (see SealRegion): docs/security.md has the trust model.
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,11 @@
 #include "cpu/unique_fd.h"
 
 namespace mics {
+
+// Seals a region's memfd: its size can never change and, where the kernel has
+// F_SEAL_FUTURE_WRITE, no new writable mapping can be made. Peers refuse to map
+// a region without the size seals (PeerRegions).
+void SealRegion(int fd);
 
 class HostRegion {
  public:

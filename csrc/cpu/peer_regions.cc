@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "core/error.h"
 #include "cpu/unique_fd.h"
@@ -28,7 +29,18 @@ void PeerRegions::NoteFreed(int peer, int pid, uint64_t freed) {
   DropStale(pid);
 }
 
-const char* PeerRegions::Resolve(int peer, int pid, const RegisteredView& view) {
+const char* PeerRegions::Resolve(int peer, int pid, const RegisteredView& view, std::size_t bytes) {
+  const std::string who = "rank " + std::to_string(peer) + " (pid " + std::to_string(pid) + ")";
+  // Written by the peer into shared memory: a buggy or hostile peer must get an
+  // error here, not make us read outside what we map.
+  if (view.fd < 0 || view.regionBytes == 0 || view.regionBytes > static_cast<uint64_t>(PTRDIFF_MAX) ||
+      view.offset > view.regionBytes || bytes > view.regionBytes - view.offset) {
+    throw Error(ErrorCode::kInternal,
+                who + " published a malformed registered buffer: " + std::to_string(bytes) + " bytes at offset " +
+                    std::to_string(view.offset) + " of a region of " + std::to_string(view.regionBytes) +
+                    " bytes (fd " + std::to_string(view.fd) + "); the op needs the whole input inside the region",
+                -1, "", "", peer);
+  }
   for (Mapping& m : mappings_) {
     if (m.pid == pid && m.inode == view.inode && m.bytes >= view.regionBytes) {
       m.lastOp = op_;
@@ -36,7 +48,6 @@ const char* PeerRegions::Resolve(int peer, int pid, const RegisteredView& view) 
     }
   }
   const std::string path = FdPath(pid, view.fd);
-  const std::string who = "rank " + std::to_string(peer) + " (pid " + std::to_string(pid) + ")";
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     throw Error(ErrorCode::kSystem,
@@ -51,6 +62,15 @@ const char* PeerRegions::Resolve(int peer, int pid, const RegisteredView& view) 
     throw Error(ErrorCode::kSystem,
                 "cannot map the registered buffer of " + who + ": " + path + " is not the region it published (inode " +
                     std::to_string(view.inode) + ", " + std::to_string(view.regionBytes) + " bytes)",
+                -1, "", "", peer);
+  }
+  // Only a region whose size is sealed is safe to read: an unsealed file could be
+  // truncated by its owner while we read it, and the read would fault (SIGBUS).
+  const int seals = fcntl(fd.get(), F_GET_SEALS);
+  if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+    throw Error(ErrorCode::kInternal,
+                "refusing to map the registered buffer of " + who + ": " + path +
+                    " is not a sealed allocHost region (its size could change while this rank reads it)",
                 -1, "", "", peer);
   }
   void* p = mmap(nullptr, view.regionBytes, PROT_READ, MAP_SHARED, fd.get(), 0);

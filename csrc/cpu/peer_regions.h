@@ -29,9 +29,13 @@ class PeerRegions {
   // Rank `peer` (process `pid`) has freed `freed` regions so far: when that
   // changed, drop our mappings of the ones that are gone.
   void NoteFreed(int peer, int pid, uint64_t freed);
-  // The first byte of `view` in rank `peer`'s (process `pid`) memory, mapped here.
-  // Throws kSystem naming the peer and the path when the region cannot be mapped.
-  const char* Resolve(int peer, int pid, const RegisteredView& view);
+  // The first byte of `view` in rank `peer`'s (process `pid`) memory, mapped here;
+  // the op reads `bytes` from there. The view comes from the peer's shared slot
+  // and is checked before use: [offset, offset + bytes) must lie inside the
+  // region, and the region must be the peer's sealed memfd of that size (so it
+  // cannot shrink under us). Throws kSystem naming the peer and the path when the
+  // region cannot be mapped, kInternal when the view is malformed.
+  const char* Resolve(int peer, int pid, const RegisteredView& view, std::size_t bytes);
   std::size_t mappedCount() const { return mappings_.size(); }
 
  private:

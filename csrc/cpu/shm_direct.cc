@@ -18,7 +18,7 @@ bool BeginStagedOrDirect(ShmGroup& group, const Collective& c, const Signature& 
   if (!registered) stageFirstRound();
   group.BeginOp(sig, deadline, send);
   if (group.AllRegistered()) {
-    group.ResolvePeerInputs(c.send);
+    group.ResolvePeerInputs(c.send, sendBytes);
     return true;
   }
   if (group.AnyRegistered()) {

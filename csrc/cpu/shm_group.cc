@@ -13,6 +13,7 @@
 #include <new>
 
 #include "core/error.h"
+#include "cpu/signature_census.h"
 
 namespace mics {
 
@@ -68,7 +69,7 @@ ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingByte
 
 ShmGroup::~ShmGroup() {
   // Wake anyone still waiting on us (they will see the flag, or our pid exit).
-  if (mine_ && !localAborted_.load()) {
+  if (mine_ && !abortClaimed_.load()) {
     Abort(Error(ErrorCode::kAborted, "rank " + std::to_string(rank_) + " destroyed its communicator", rank_, name_));
   }
 }
@@ -87,16 +88,20 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
       continue;
     }
     peerSegments_[peer.rank] = ShmSegment::Open(peer.shm);
-    slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
-    staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
-    if (slots_[peer.rank]->stagingBytes != stagingBytes_ ||
-        peerSegments_[peer.rank].size() < kStagingOffset + 2 * stagingBytes_) {
+    // The size first: a slot is only read from a segment large enough to hold it.
+    const std::size_t segmentBytes = peerSegments_[peer.rank].size();
+    const uint64_t theirStaging =
+        segmentBytes >= kStagingOffset ? static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data())->stagingBytes : 0;
+    if (theirStaging != stagingBytes_ || segmentBytes < kStagingOffset + 2 * stagingBytes_) {
       throw Error(ErrorCode::kInvalidArgument,
-                  "rank " + std::to_string(peer.rank) + " uses " + std::to_string(slots_[peer.rank]->stagingBytes) +
-                      " staging bytes but rank " + std::to_string(rank_) + " uses " + std::to_string(stagingBytes_) +
+                  "rank " + std::to_string(peer.rank) + " uses " + std::to_string(theirStaging) +
+                      " staging bytes (a segment of " + std::to_string(segmentBytes) + " bytes) but rank " +
+                      std::to_string(rank_) + " uses " + std::to_string(stagingBytes_) +
                       ": set the same MICS_SHM_STAGING_BYTES on every rank",
                   rank_, name_, "connect", peer.rank);
     }
+    slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
+    staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
     pids_[peer.rank] = peer.pid;
     int fd = PidfdOpen(peer.pid);
     if (fd < 0 && errno == ESRCH) {
@@ -138,7 +143,7 @@ bool ShmGroup::AnyRegistered() const {
   return false;
 }
 
-void ShmGroup::ResolvePeerInputs(const void* send) {
+void ShmGroup::ResolvePeerInputs(const void* send, std::size_t bytes) {
   peerSend_.assign(size_, nullptr);
   peerRegions_.NextOp();
   for (int r = 0; r < size_; ++r) {
@@ -148,7 +153,9 @@ void ShmGroup::ResolvePeerInputs(const void* send) {
     }
     try {
       peerRegions_.NoteFreed(r, pids_[r], slots_[r]->regionsFreed);
-      peerSend_[r] = peerRegions_.Resolve(r, pids_[r], slots_[r]->sendView);
+      // One copy out of shared memory: the peer may rewrite its slot at any time.
+      const RegisteredView view = slots_[r]->sendView;
+      peerSend_[r] = peerRegions_.Resolve(r, pids_[r], view, bytes);
     } catch (const Error& e) {
       throw Error(e.code(), e.what(), rank_, name_, currentOp_, r);
     }
@@ -224,29 +231,36 @@ bool ShmGroup::PeerExited(int peer) const {
 }
 
 void ShmGroup::ThrowPeerAborted(int peer) const {
-  std::string reason(slots_[peer]->abortReason, strnlen(slots_[peer]->abortReason, sizeof(slots_[peer]->abortReason)));
-  // Keep the original code and culprit so every rank reports the real cause.
+  // The peer's slot is its to write: copy each field once and trust none of them.
   const ShmControlSlot* slot = slots_[peer];
-  throw Error(static_cast<ErrorCode>(slot->abortCode), reason + " (reported by rank " + std::to_string(peer) + ")",
-              rank_, name_, currentOp_, slot->abortCulprit);
+  char text[sizeof(slot->abortReason)];
+  std::memcpy(text, slot->abortReason, sizeof(text));
+  std::string reason(text, strnlen(text, sizeof(text)));
+  const int32_t rawCode = slot->abortCode;
+  const int32_t rawCulprit = slot->abortCulprit;
+  // Keep the original code and culprit so every rank reports the real cause.
+  ErrorCode code = ErrorCode::kAborted;
+  if (!ErrorCodeFromWire(rawCode, &code)) {
+    reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
+  }
+  const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
+  throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, currentOp_, culprit);
 }
 
 void ShmGroup::CheckSignatures(const Signature& mine) const {
-  for (int peer = 0; peer < size_; ++peer) {
-    if (peer == rank_) continue;
-    const Signature theirs = slots_[peer]->signature;
-    if (theirs != mine) {
-      throw Error(ErrorCode::kMismatch,
-                  "mismatched collectives in group '" + name_ + "': rank " + std::to_string(rank_) +
-                      " called " + mine.Describe() + " but rank " + std::to_string(peer) + " called " +
-                      theirs.Describe(),
-                  rank_, name_, mine.Describe(), peer);
-    }
+  SignatureCensus census(size_);
+  bool same = true;
+  for (int r = 0; r < size_; ++r) {
+    census.Set(r, r == rank_ ? mine : Signature(slots_[r]->signature));
+    same = same && census.Get(r) == mine;
   }
+  if (same) return;
+  // Every rank sees every posted call, so all name the same deviant.
+  throw Error(ErrorCode::kMismatch, census.Describe(name_), rank_, name_, mine.Describe(), census.Deviant());
 }
 
 void ShmGroup::Abort(const Error& failure) {
-  if (localAborted_.exchange(true)) return;
+  if (abortClaimed_.exchange(true)) return;
   const std::string reason = failure.what();
   mine_->abortCode = static_cast<int32_t>(failure.code());
   mine_->abortCulprit = failure.peer() >= 0 ? failure.peer() : failure.rank();
@@ -254,12 +268,14 @@ void ShmGroup::Abort(const Error& failure) {
   std::memcpy(mine_->abortReason, reason.data(), n);
   mine_->abortReason[n] = '\0';
   mine_->aborted.store(1, std::memory_order_release);
+  localAborted_.store(true, std::memory_order_release);
   // Waiters on our phase wake up and find the flag (the phase itself must not move:
   // a moved phase would read as "arrived").
   FutexWake(&mine_->phase);
 }
 
 std::string ShmGroup::abortReason() const {
+  // Only after localAborted_ read true (acquire): the reason was written before it.
   return std::string(mine_->abortReason, strnlen(mine_->abortReason, sizeof(mine_->abortReason)));
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +43,14 @@ struct alignas(64) ShmControlSlot {
   RegisteredView sendView;        // this op's input in registered memory (or invalid)
   uint64_t regionsFreed;          // HostRegions this process has freed so far
 };
+
+// The slot is a wire format between the processes of a job; the trust tests in
+// test/comm/failures.test.ts (worker.js, SLOT) forge fields at these offsets.
+static_assert(offsetof(ShmControlSlot, phase) == 0 && offsetof(ShmControlSlot, aborted) == 4 &&
+                  offsetof(ShmControlSlot, signature) == 16 && offsetof(ShmControlSlot, abortCode) == 48 &&
+                  offsetof(ShmControlSlot, abortCulprit) == 52 && offsetof(ShmControlSlot, abortReason) == 56 &&
+                  offsetof(ShmControlSlot, sendView) == 528 && offsetof(ShmControlSlot, regionsFreed) == 560,
+              "ShmControlSlot layout");
 
 class ShmGroup {
  public:
@@ -71,9 +80,10 @@ class ShmGroup {
   // on every rank:
   bool AllRegistered() const;
   bool AnyRegistered() const;
-  // After BeginOp with AllRegistered(): maps the peers' inputs; rank r's input is
-  // then PeerSend(r) (ours for r = rank).
-  void ResolvePeerInputs(const void* send);
+  // After BeginOp with AllRegistered(): maps the peers' inputs (`bytes` each, the
+  // size the matching signatures imply); rank r's input is then PeerSend(r)
+  // (ours for r = rank).
+  void ResolvePeerInputs(const void* send, std::size_t bytes);
   const char* PeerSend(int r) const { return peerSend_[r]; }
   static bool DirectEnabled();  // MICS_SHM_DIRECT, default on
   uint64_t directOps() const { return directOps_.load(); }
@@ -112,6 +122,10 @@ class ShmGroup {
   std::vector<UniqueFd> pidfds_;
   std::vector<int> pids_;
   uint32_t phase_ = 0;
+  // Abort may run on the JS thread while the progress thread waits: the first
+  // caller claims abortClaimed_, writes the reason into our slot, and only then
+  // releases localAborted_, so a reader that sees the flag also sees the reason.
+  std::atomic<bool> abortClaimed_{false};
   std::atomic<bool> localAborted_{false};
   std::string currentOp_;
   PeerRegions peerRegions_;

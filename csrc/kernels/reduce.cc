@@ -58,12 +58,41 @@ inline T Mul(T a, T b) {
   }
 }
 
+// Floating-point max/min as IEEE 754-2019 maximum/minimum (and torch, and JS
+// Math.max): a NaN anywhere gives NaN, and -0 < +0. Both make the result
+// independent of the order in which ranks are combined, which differs between
+// the shared-memory (rank order) and ring (ring order) algorithms. Written
+// branch-free so the loops still vectorise: equal values differ only as +-0,
+// where AND of the bits picks +0 for max and OR picks -0 for min.
+template <typename T>
+inline T FloatBits(T a, T b, bool isMax) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  U x, y;
+  std::memcpy(&x, &a, sizeof(T));
+  std::memcpy(&y, &b, sizeof(T));
+  U r = isMax ? (x & y) : (x | y);
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
+}
+
+template <bool IsMax, typename T>
+inline T MaxMin(T acc, T v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    T r = IsMax ? (v > acc ? v : acc) : (v < acc ? v : acc);  // a NaN acc stays
+    r = v == acc ? FloatBits(acc, v, IsMax) : r;
+    return v != v ? v : r;  // a NaN v wins
+  } else {
+    return IsMax ? (v > acc ? v : acc) : (v < acc ? v : acc);
+  }
+}
+
 template <ReduceOp Op, typename T>
 inline T Combine(T acc, T v) {
   if constexpr (Op == ReduceOp::kSum || Op == ReduceOp::kAvg) return Add(acc, v);
   else if constexpr (Op == ReduceOp::kProd) return Mul(acc, v);
-  else if constexpr (Op == ReduceOp::kMax) return v > acc ? v : acc;
-  else return v < acc ? v : acc;
+  else if constexpr (Op == ReduceOp::kMax) return MaxMin<true>(acc, v);
+  else return MaxMin<false>(acc, v);
 }
 
 template <DType D, ReduceOp Op>

@@ -7,6 +7,13 @@
  * like nccl-tests -c; a case also fails if it wrote outside its output (guards) or
  * changed its input out of place.
  *
+ * Float inputs include special values, in columns built so that the exact result does
+ * not depend on the order ranks are combined in (the ring's order is not the rank
+ * order): NaN (a reduction's NaN must be a NaN; max/min propagate it), +-Inf, -0,
+ * subnormals, values with every mantissa bit in use (max/min, copies, and sums where
+ * one rank contributes and the others add zeros), and sums that overflow the f32
+ * accumulator (or f64) to Inf. reference.js describes the columns.
+ *
  * Boundaries: 1 element; counts not divisible by the rank count (7, 32769, 100003);
  * one element over the shared-memory reduction pass of 8192 elements (32769 on 4 ranks
  * gives slices of 8192 and 8193); reductions and broadcasts over several rounds of the
@@ -250,11 +257,69 @@ describe('the reference itself', () => {
     expect(ref.reduceValues('f64', 'avg', [1, 0, 0])).toBe(1 / 3);
   });
 
+  it('propagates NaN through max and min, orders -0 below +0, and lets Inf and NaN through sums and products', () => {
+    const f32 = (bits: number): number => new Float32Array(new Uint32Array([bits]).buffer)[0];
+    expect(ref.reduceValues('f32', 'max', [NaN, 1])).toBeNaN();
+    expect(ref.reduceValues('f32', 'max', [1, NaN, 2])).toBeNaN();
+    expect(ref.reduceValues('f64', 'min', [-Infinity, NaN])).toBeNaN();
+    expect(Object.is(ref.reduceValues('f32', 'max', [-0, 0]), 0)).toBe(true);
+    expect(Object.is(ref.reduceValues('f32', 'max', [0, -0]), 0)).toBe(true);
+    expect(Object.is(ref.reduceValues('f64', 'min', [0, -0]), -0)).toBe(true);
+    const f16 = ref.reduceValues('f16', 'max', [1, NaN]);
+    expect([(f16 & 0x7c00) === 0x7c00, (f16 & 0x3ff) !== 0]).toEqual([true, true]); // an f16 NaN
+    expect(ref.reduceValues('bf16', 'min', [-0, 0])).toBe(0x8000);
+    expect(ref.reduceValues('f32', 'sum', [Infinity, -Infinity])).toBeNaN();
+    expect(ref.reduceValues('f32', 'sum', [Infinity, 1, 2])).toBe(Infinity);
+    expect(ref.reduceValues('f32', 'prod', [Infinity, 0])).toBeNaN();
+    expect(Object.is(ref.reduceValues('f64', 'sum', [-0, -0]), -0)).toBe(true);
+    expect(Object.is(ref.reduceValues('f64', 'sum', [-0, 0]), 0)).toBe(true);
+    expect(Object.is(ref.reduceValues('f32', 'prod', [-0, 2, -1]), 0)).toBe(true);
+    // subnormal sums are exact
+    expect(ref.reduceValues('f32', 'sum', [f32(1), f32(2), f32(1)])).toBe(f32(4));
+    expect(ref.reduceValues('f16', 'sum', [0x1 * 2 ** -24, 3 * 2 ** -24])).toBe(0x0004);
+  });
+
+  it('overflows where the accumulator does: f32 for f32, f16 and bf16, f64 for f64', () => {
+    // f16 sums accumulate in f32 (no overflow there) and round to Inf at the end ...
+    expect(ref.reduceValues('f16', 'sum', [49120, 49120])).toBe(0x7c00);
+    // ... while their average fits again.
+    expect(ref.reduceValues('f16', 'avg', [49120, 49120])).toBe(0x79ff);
+    // bf16 has f32's range: the f32 accumulator itself overflows, so the average is Inf too.
+    expect(ref.reduceValues('bf16', 'sum', [2.5e38, 2.5e38])).toBe(0x7f80);
+    expect(ref.reduceValues('bf16', 'avg', [2.5e38, 2.5e38])).toBe(0x7f80);
+    expect(ref.reduceValues('f32', 'avg', [3e38, 3e38])).toBe(Infinity);
+    expect(ref.reduceValues('f64', 'avg', [3e38, 3e38])).toBe(3e38);
+  });
+
+  it('puts every kind of special column into the inputs, as values exact in their dtype', () => {
+    const kinds = new Set<string>();
+    for (let i = 0; i < 400; i++) kinds.add(ref.columnKind('sum', i, 99));
+    expect([...kinds].sort()).toEqual(['inf', 'nan', 'normal', 'overflow', 'sparse', 'subnormal', 'zeros']);
+    const seen = { nan: 0, inf: 0, negZero: 0, subnormal: 0 };
+    for (const dtype of ['f32', 'f64', 'f16', 'bf16']) {
+      for (let i = 0; i < 400; i++) {
+        for (let r = 0; r < 4; r++) {
+          const v = ref.valueOf(dtype, 'max', r, i, 99);
+          if (Number.isNaN(v)) seen.nan++;
+          else if (!Number.isFinite(v)) seen.inf++;
+          else if (Object.is(v, -0)) seen.negZero++;
+          else if (v !== 0 && Math.abs(v) < ref.MIN_SUBNORMAL[dtype] * 8) seen.subnormal++;
+          // exact in the dtype: storing it and reading it back gives it again
+          const one = new ref.ARRAY[dtype](1);
+          one[0] = ref.stored(dtype, v);
+          const back = dtype === 'f16' || dtype === 'bf16' ? one[0] === ref.stored(dtype, v) : Object.is(one[0], v);
+          if (!back) throw new Error(`${dtype} value ${v} is not exact in its dtype`);
+        }
+      }
+    }
+    expect(Object.values(seen).every((count) => count > 0)).toBe(true);
+  });
+
   it('computes column-wise expectations equal to the element-wise definition', () => {
     for (const dtype of ALL_DTYPES) {
       for (const op of ALL_REDOPS) {
-        const got = ref.expectedReduction(dtype, op, 5, 11, 64, 1234);
-        for (let i = 0; i < 64; i++) {
+        const got = ref.expectedReduction(dtype, op, 5, 11, 128, 1234);
+        for (let i = 0; i < 128; i++) {
           const values = [0, 1, 2, 3, 4].map((r) => ref.valueOf(dtype, op, r, 11 + i, 1234));
           const one = new ref.ARRAY[dtype](1);
           one[0] = ref.reduceValues(dtype, op, values);

@@ -7,7 +7,8 @@
  * communicator says "aborted" on later use; nothing is left behind (processes,
  * /dev/shm segments), and stale segments of a killed process are removed by the next
  * start; a rank with the wrong store token fails init clearly while the store keeps
- * serving the job.
+ * serving the job; a peer that writes malformed data into shared memory or onto the
+ * ring (forged here by a real rank process) gets an error, not a read out of bounds.
  *
  * Timing is only used with wide margins: "within seconds" is checked as less than
  * 10 s against op timeouts of 60 s, so a pass never depends on the machine's speed.
@@ -182,7 +183,7 @@ describe('kill -9 of a peer in the middle of an op', () => {
 });
 
 describe('mismatched calls', () => {
-  // Each case runs on a fresh communicator; rank 1 deviates.
+  // Each case runs on a fresh communicator; one rank (1 unless said otherwise) deviates.
   const calls: Record<string, [RegExp, RegExp]> = {
     kind: [/allGather\(count=8, dtype=f32\)/, /allReduce\(count=8, dtype=f32, op=sum\)/],
     count: [/count=9/, /count=8/],
@@ -190,33 +191,61 @@ describe('mismatched calls', () => {
     redop: [/op=max/, /op=sum/],
     root: [/root=1/, /root=0/],
   };
+
+  /**
+   * The deviant is the rank whose call differs from the one most ranks made; every
+   * rank names it (error.peer and the message), the deviant included, on either transport.
+   */
+  function expectMismatchNamed(r: RankResult, name: string, deviant: number, n: number): void {
+    const [deviantCall, othersCall] = calls[name];
+    const c = r.json[name];
+    const where = `rank ${r.rank} case ${name}: ${JSON.stringify(c)}`;
+    expect([where, c.error?.code]).toEqual([where, 'MICS_MISMATCH']);
+    expect([where, deviantCall.test(c.error.message), othersCall.test(c.error.message)]).toEqual([where, true, true]);
+    expect([where, c.error.message.includes(`mismatch-${name}`)]).toEqual([where, true]);
+    expect([where, c.error.peer]).toEqual([where, deviant]);
+    const others = Array.from({ length: n }, (_, k) => k).filter((k) => k !== deviant);
+    expect([where, c.error.message]).toEqual([where, expect.stringContaining(`rank ${deviant} called `)]);
+    expect([where, c.error.message]).toEqual([where, expect.stringContaining(`ranks ${others.join(', ')} called `)]);
+    expect([where, c.ms]).toEqual([where, expect.any(Number)]);
+    expect(c.ms).toBeLessThan(10000); // not a timeout (60 s)
+    expect([where, c.later.code]).toEqual([where, 'MICS_ABORTED']);
+    expect(c.later.message).toMatch(/aborted/);
+  }
+
   it.each([
     ['one node (shm)', undefined],
     ['2 emulated nodes (tcp)', 2],
   ])(
-    'every rank gets MICS_MISMATCH naming both calls (op, count, dtype, reduction or root differ), and the communicator is aborted afterwards: %s',
+    'every rank gets MICS_MISMATCH naming both calls (op, count, dtype, reduction or root differ) and the deviating rank, and the communicator is aborted afterwards: %s',
     async (_label, nodes) => {
       const names = Object.keys(calls);
       const results = await runRanks({ n: 4, nodes, args: ['mismatch', JSON.stringify({ only: names })], timeoutMs: 60000 });
       for (const r of results) {
         if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
-        for (const name of names) {
-          const [deviant, others] = calls[name];
-          const c = r.json[name];
-          const where = `rank ${r.rank} case ${name}: ${JSON.stringify(c)}`;
-          expect([where, c.error?.code]).toEqual([where, 'MICS_MISMATCH']);
-          expect([where, deviant.test(c.error.message), others.test(c.error.message)]).toEqual([where, true, true]);
-          expect([where, c.error.message.includes(`mismatch-${name}`)]).toEqual([where, true]);
-          expect([where, c.ms]).toEqual([where, expect.any(Number)]);
-          expect(c.ms).toBeLessThan(10000); // not a timeout (60 s)
-          expect([where, c.later.code]).toEqual([where, 'MICS_ABORTED']);
-          expect(c.later.message).toMatch(/aborted/);
-        }
+        for (const name of names) expectMismatchNamed(r, name, 1, 4);
       }
       expectNothingLeft(results);
     },
     60000,
   );
+
+  // Over TCP a rank sees only its left neighbour's call: the verdict needs every
+  // rank's, so these put the deviant at either end of the ring and on its own node.
+  it.each([
+    ['one node (shm), rank 0 deviates', undefined, 0],
+    ['2 emulated nodes (tcp), rank 0 deviates', 2, 0],
+    ['2 emulated nodes (tcp), rank 3 deviates', 2, 3],
+    ['3 emulated nodes (tcp, nodes 0, 1, 1, 2), rank 3 deviates', [0, 1, 1, 2], 3],
+  ])('whichever rank deviates, every rank names that rank: %s', async (_label, nodes, deviant) => {
+    const names = ['count', 'kind'];
+    const results = await runRanks({ n: 4, nodes, args: ['mismatch', JSON.stringify({ only: names, deviant })], timeoutMs: 60000 });
+    for (const r of results) {
+      if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      for (const name of names) expectMismatchNamed(r, name, deviant, 4);
+    }
+    expectNothingLeft(results);
+  }, 60000);
 });
 
 describe('mismatched calls when the deviating rank arrives late', () => {
@@ -232,30 +261,42 @@ describe('mismatched calls when the deviating rank arrives late', () => {
       const where = `rank ${r.rank}: ${JSON.stringify(r.json.root)}`;
       expect([where, r.json.root.error?.code]).toEqual([where, 'MICS_MISMATCH']);
       expect([where, /root=1/.test(r.json.root.error.message) && /root=0/.test(r.json.root.error.message)]).toEqual([where, true]);
+      expect([where, r.json.root.error.peer]).toEqual([where, 1]);
     }
     expectNothingLeft(results);
   }, 60000);
 });
 
 describe('timeouts', () => {
+  // Over TCP only the silent rank's right neighbour sees that it never called; the
+  // others, stuck inside the op, learn it by asking around the ring. The silent rank
+  // sits at the end, in the middle, and at rank 0 of the ring.
   it.each([
-    ['3 ranks on one node (shm), per-op timeoutMs', 3, undefined, { perOp: 1500 }, 1500],
-    ['2 emulated nodes x 2 ranks (tcp), per-op timeoutMs', 4, 2, { perOp: 1500 }, 1500],
-    ['2 ranks on one node (shm), init({timeoutMs}) as the default', 2, undefined, { initTimeoutMs: 2000 }, 2000],
+    ['3 ranks on one node (shm), per-op timeoutMs', 3, undefined, 2, { perOp: 1500 }, 1500],
+    ['2 emulated nodes x 2 ranks (tcp), per-op timeoutMs', 4, 2, 3, { perOp: 1500 }, 1500],
+    ['2 emulated nodes x 2 ranks (tcp), rank 1 silent', 4, 2, 1, { perOp: 1500 }, 1500],
+    ['3 emulated nodes (tcp, nodes 0, 0, 1, 2), rank 0 silent', 4, [0, 0, 1, 2], 0, { perOp: 1500 }, 1500],
+    ['2 ranks on one node (shm), init({timeoutMs}) as the default', 2, undefined, 1, { initTimeoutMs: 2000 }, 2000],
   ])(
-    'when one rank never calls, the others reject with MICS_TIMEOUT after the timeout (not before, and not much later), and later use says aborted: %s',
-    async (_label, n, nodes, options, timeoutMs) => {
-      const silent = n - 1;
+    'when one rank never calls, the others reject with MICS_TIMEOUT naming that rank after the timeout (not before it passed since the first call, and not much later), and later use says aborted: %s',
+    async (_label, n, nodes, silent, options, timeoutMs) => {
       const results = await runRanks({ n, nodes, args: ['timeout', JSON.stringify({ silent, ...options })], timeoutMs: 60000 });
+      for (const r of results) if (r.code !== 0 || !r.json || r.json.initError) throw new Error(describeRanks(results));
+      // The first rank to call times out first, and every rank fails with it: a rank
+      // that called later fails before its own timeout, but nobody before the first one's.
+      const callers = results.filter((r) => r.rank !== silent);
+      const firstCall = Math.min(...callers.map((r) => r.json.startedAt as number));
+      const firstFailure = Math.min(...callers.map((r) => r.json.failedAt as number));
+      expect(firstFailure - firstCall).toBeGreaterThanOrEqual(timeoutMs - 50);
       for (const r of results) {
-        if (r.code !== 0 || !r.json || r.json.initError) throw new Error(describeRanks(results));
         if (r.rank === silent) continue;
         const where = `rank ${r.rank}: ${JSON.stringify(r.json)}`;
         expect([where, r.json.error?.code]).toEqual([where, 'MICS_TIMEOUT']);
+        expect([where, r.json.error.peer]).toEqual([where, silent]);
+        expect(r.json.error.message).toMatch(new RegExp(`waiting for rank ${silent}\\b`));
         expect(r.json.error.message).toMatch(/timed out/);
         expect(r.json.error.message).toContain("'timing-out'");
         expect(r.json.error.message).toContain('allReduce');
-        expect(r.json.ms).toBeGreaterThanOrEqual(timeoutMs - 50);
         expect(r.json.ms).toBeLessThan(timeoutMs + 8000);
         expect(r.json.later.code).toBe('MICS_ABORTED');
         expect(r.json.later.message).toMatch(/aborted/);
@@ -303,6 +344,77 @@ describe('abort()', () => {
   it('over the TCP ring (2 emulated nodes x 2 ranks): peers waiting in an op reject with MICS_ABORTED within seconds', async () => {
     expectPeersToldWithinSeconds(await abortRun(2));
   }, 60000);
+});
+
+describe('a peer is trusted only as far as it must be (docs/security.md)', () => {
+  it('an allocHost region is mode 0600 and sealed: neither its owner nor a peer can shrink, grow or write it through the file, while the owner still writes it and peers still read it in place', async () => {
+    const results = await runRanks({ n: 2, args: ['sealed'], timeoutMs: 30000 });
+    for (const r of results) {
+      if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      const where = `rank ${r.rank}: ${JSON.stringify(r.json)}`;
+      expect([where, r.json.mode]).toEqual([where, 0o600]);
+      expect([where, r.json.attempts]).toEqual([where, { shrink: 'EPERM', grow: 'EPERM', write: 'EPERM', size: 4096 }]);
+      expect([where, r.json.gathered, r.json.directOps]).toEqual([where, [10, 11], 1]);
+    }
+    expectNothingLeft(results);
+  }, 60000);
+
+  it('a peer whose shared-memory segment has another size is refused at init, naming MICS_SHM_STAGING_BYTES', async () => {
+    const results = await runRanks({
+      n: 2,
+      args: ['basic'],
+      rankEnv: (rank) => (rank === 1 ? { MICS_SHM_STAGING_BYTES: '8192' } : {}),
+      timeoutMs: 30000,
+    });
+    const where = describeRanks(results);
+    // Rank 0 always maps rank 1's segment and refuses it.
+    expect([where, results[0].code, results[0].json?.initError?.code]).toEqual([where, 3, 'MICS_INVALID_ARGUMENT']);
+    expect(results[0].json.initError.message).toMatch(
+      /rank 1 uses 8192 staging bytes \(a segment of 20480 bytes\) but rank 0 uses 1048576: set the same MICS_SHM_STAGING_BYTES on every rank/,
+    );
+    // Rank 1 fails init too: it refuses rank 0's segment, or finds it (or the store
+    // rank 0 hosts) already gone, depending on how far rank 0 got first.
+    expect([where, results[1].code, results[1].json?.initError?.code]).toEqual([where, 3, expect.stringMatching(/^MICS_/)]);
+    expectNothingLeft(results);
+  }, 60000);
+
+  it.each([
+    ['past the end of its region', 'past-end', /64 bytes at offset 60 of a region of 64 bytes/],
+    ['so large that offset + length wraps around', 'overflow', /64 bytes at offset 18446744073709551600 of a region of 64 bytes/],
+  ])(
+    'a peer that publishes a registered input %s is refused with MICS_INTERNAL naming it, instead of being read',
+    async (_label, offset, detail) => {
+      // Rank 1 forges its shared-memory control slot (through /proc/self/mem) to
+      // "arrive" at rank 0's allReduce with a matching signature and a bad view.
+      const results = await runRanks({ n: 2, args: ['rogueSlot', JSON.stringify({ forge: 'view', offset })], timeoutMs: 30000 });
+      for (const r of results) if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      const err = results[0].json.error as ErrorInfo;
+      expect(err).toEqual(
+        expect.objectContaining({ code: 'MICS_INTERNAL', rank: 0, peer: 1, op: expect.stringContaining('allReduce') }),
+      );
+      expect(err.message).toMatch(/^rank 1 \(pid \d+\) published a malformed registered buffer/);
+      expect(err.message).toMatch(detail);
+      expectNothingLeft(results);
+    },
+    60000,
+  );
+
+  it.each([
+    ['shared memory: a control slot marked aborted', 'rogueSlot', undefined, 'forged failure', 12345],
+    ['TCP: an ABORT frame', 'rogueFrame', 2, 'forged abort frame', -7],
+  ])(
+    '%s with an error code and a culprit rank that do not exist is reported as MICS_ABORTED by that peer, saying the code was invalid',
+    async (_label, scenario, nodes, text, code) => {
+      const results = await runRanks({ n: 2, nodes, args: [scenario, JSON.stringify({ forge: 'abortCode' })], timeoutMs: 30000 });
+      for (const r of results) if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
+      const err = results[0].json.error as ErrorInfo;
+      expect(err).toEqual(expect.objectContaining({ code: 'MICS_ABORTED', rank: 0, peer: 1 }));
+      expect(err.message).toContain(text);
+      expect(err.message).toContain(`rank 1 sent an invalid error code ${code}`);
+      expectNothingLeft(results);
+    },
+    60000,
+  );
 });
 
 describe('rendezvous store token, end to end', () => {
