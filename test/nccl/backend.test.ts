@@ -4,6 +4,7 @@
  * are exercised by scripts/gpu-check.sh instead.)
  */
 import * as fs from 'node:fs';
+import { gpuTest } from '../helpers/require-gpu';
 import { repoRoot, runNode } from '../helpers/run-node';
 
 const cudaBuild = `${repoRoot}/build-cmake/Release/mics.node`;
@@ -33,8 +34,7 @@ describe("backend 'nccl' without a usable GPU", () => {
     expect(out.native).toMatchObject({ code: 'MICS_UNAVAILABLE', message: expect.stringMatching(/needs the CUDA build/) });
   });
 
-  const cudaIt = fs.existsSync(cudaBuild) ? it : it.skip;
-  if (!fs.existsSync(cudaBuild)) console.log(`skipped CUDA-build checks: ${cudaBuild} not built (npm run build:cmake)`);
+  const cudaIt = gpuTest(fs.existsSync(cudaBuild), `${cudaBuild} not built (npm run build:cmake)`, 'the CUDA-build checks');
 
   cudaIt('the CUDA build names the missing library or device', () => {
     const out = run('cuda', { MICS_NCCL_LIBRARY: '/nonexistent/libnccl.so.2' });
