@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // What scripts/gpu-check.sh carries to a GPU machine without Node.js (the lent device
 // machine): the builds (dist/, build-cmake/Release/mics.node, build/Release/mics.node) and node_modules limited
-// to the production dependencies plus jest, ts-jest and typescript (the GPU tests are
+// to the production dependencies plus jest, ts-jest, typescript and the type packages (the GPU tests are
 // .ts files) with everything they depend on. Prints one path per line, relative to the
 // package root, directories first-level only (tar recurses); nested node_modules of a
 // listed package are inside it. `--sizes` prints "bytes<TAB>path" instead.
@@ -10,7 +10,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const TEST_TOOLS = ['jest', 'ts-jest', 'typescript'];
+// ts-jest type-checks the tests: it needs the type packages too.
+const TEST_TOOLS = ['jest', 'ts-jest', 'typescript', '@types/jest', '@types/node'];
 
 // Node's resolution of a package directory from `fromDir` (hoisted or nested).
 function resolvePackage(name, fromDir) {

@@ -74,10 +74,11 @@ pack() {
   names=$(unxz_to_stdout "$dir/payload.tar.xz" | tar -tf -)
   for need in dist/index.js dist/cli/mics.js dist/cli/mics-launch.js dist/cuda/preflight.js build-cmake/Release/mics.node \
       build/Release/mics.node node_modules/jest/bin/jest.js node_modules/ts-jest/package.json \
-      node_modules/typescript/lib/typescript.js node_modules/commander/package.json node_modules/node-gyp-build/package.json; do
+      node_modules/typescript/lib/typescript.js node_modules/@types/jest/index.d.ts node_modules/commander/package.json \
+      node_modules/node-gyp-build/package.json; do
     grep -qx "$need" <<< "$names" || { echo "  MISSING from the payload: $need"; status=1; }
   done
-  for unwanted in node_modules/cmake-js/ node_modules/prebuildify/ node_modules/@types/jest/; do
+  for unwanted in node_modules/cmake-js/ node_modules/prebuildify/ node_modules/eslint/; do
     grep -q "^$unwanted" <<< "$names" && { echo "  NOT NEEDED but packed: $unwanted"; status=1; }
   done
   if [ "$total" -gt "$CARRY_LIMIT" ]; then

@@ -188,7 +188,10 @@ export function preflightVerdict(f: PreflightFacts): PreflightVerdict {
       else if (caps.cuda.deviceCount === 0) blockers.push(`CUDA sees no device: ${caps.cuda.reason ?? 'none'}`);
       else notes.push(driver.message);
     }
-    if (!caps.nccl.found) blockers.push(`NCCL not found: ${caps.nccl.error ?? 'libnccl.so.2 not found'} (set MICS_NCCL_LIBRARY)`);
+    if (!caps.nccl.found) {
+      const searched = caps.nccl.searched.length > 0 ? `searched: ${caps.nccl.searched.slice(0, 3).join(', ')}${caps.nccl.searched.length > 3 ? ', ...' : ''}; ` : '';
+      blockers.push(`NCCL not found: ${caps.nccl.error ?? 'libnccl.so.2 not found'} (${searched}set MICS_NCCL_LIBRARY)`);
+    }
     else if ((caps.nccl.versionCode ?? 0) < 21000) blockers.push(`NCCL ${caps.nccl.version} at ${caps.nccl.path} is older than 2.10, the oldest mics runs on`);
     else if (caps.nccl.split === false) notes.push(`NCCL ${caps.nccl.version} has no ncclCommSplit: split() makes groups with fresh unique ids`);
   }
