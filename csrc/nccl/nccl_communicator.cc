@@ -424,16 +424,23 @@ class NcclCommunicator : public Communicator {
   void CheckSignatures(const nccl::CallSignature& mine, const std::string& what, Deadline deadline) {
     const std::size_t bytes = sizeof(nccl::CallSignature);
     char* base = static_cast<char*>(scratch_.data());
-    // Synchronous tiny copies: the scratch is idle (the previous check waited).
-    CheckCuda(cudaMemcpy(base + bytes * static_cast<std::size_t>(rank_), &mine, bytes, cudaMemcpyHostToDevice),
-              "cudaMemcpy (signature)");
-    auto stream = reinterpret_cast<nccl::CudaStream>(stream_->native());
-    Enqueue(lib_.symbols().allGather(base + bytes * static_cast<std::size_t>(rank_), base, bytes, nccl::kUint8, comm_,
-                                     stream),
-            "ncclAllGather(signature)");
+    cudaStream_t cuda = stream_->native();
+    // On our stream, before the all-gather. From pageable memory the call returns once
+    // `mine` has been staged, so the stack variable may go.
+    CheckCuda(cudaMemcpyAsync(base + bytes * static_cast<std::size_t>(rank_), &mine, bytes, cudaMemcpyHostToDevice, cuda),
+              "cudaMemcpyAsync (signature)");
+    auto stream = reinterpret_cast<nccl::CudaStream>(cuda);
+    nccl::Result r = lib_.symbols().allGather(base + bytes * static_cast<std::size_t>(rank_), base, bytes,
+                                              nccl::kUint8, comm_, stream);
+    Enqueue(r, "ncclAllGather(signature)");
+    // Non-blocking: the op is on the stream only once the communicator says Success.
+    if (r == nccl::kInProgress) WaitReady(comm_, "ncclAllGather(signature)", deadline);
     WaitStream(what + " (signature check)", deadline);
+    // Into pageable memory: returns once copied (the all-gather is done: waited above).
     std::vector<nccl::CallSignature> all(static_cast<std::size_t>(size_));
-    CheckCuda(cudaMemcpy(all.data(), base, bytes * all.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (signatures)");
+    CheckCuda(cudaMemcpyAsync(all.data(), base, bytes * all.size(), cudaMemcpyDeviceToHost, cuda),
+              "cudaMemcpyAsync (signatures)");
+    CheckCuda(cudaStreamSynchronize(cuda), "cudaStreamSynchronize (signatures)");
     if (auto mismatch = nccl::FindMismatch(all, rank_, name_)) {
       AbortComm(mismatch->what());
       throw *mismatch;
