@@ -19,7 +19,7 @@
 # overall deadline; a phase gets what is left when that is less):
 #   a) preflight (30): nvidia-smi -q, driver and runtime versions, glibc, ldd of the addon,
 #      NCCL path and version, mics info; stops here (exit 3) when the build cannot run
-#   b) GPU tests (110): jest with MICS_REQUIRE_GPU=1, JSON results, NCCL_DEBUG=INFO to files
+#   b) GPU tests (100): jest with MICS_REQUIRE_GPU=1, JSON results, NCCL_DEBUG=INFO to files
 #   c) multi-rank NCCL on one GPU (90): 2 and 4 ranks, hierarchical all-gather, a kill;
 #      only in compute mode Default (else recorded as skipped)
 #   d) no devices (30): CUDA_VISIBLE_DEVICES= : every message names why
@@ -193,7 +193,7 @@ run() {
   # b) GPU tests
   say ""
   say "## GPU tests (MICS_REQUIRE_GPU=1)"
-  jest_phase gpu-tests 110 test/cuda/device-tensor.test.ts test/cuda/kernels.test.ts test/nccl/collectives.test.ts \
+  jest_phase gpu-tests 100 test/cuda/device-tensor.test.ts test/cuda/kernels.test.ts test/nccl/collectives.test.ts \
     test/nccl/config.test.ts test/engine/cuda.test.ts test/engine/checkpoint-cuda.test.ts test/native.test.ts
 
   # c) several NCCL ranks on one GPU

@@ -3,8 +3,9 @@
  * sockets over loopback): the real unique-id exchange, non-blocking init with real
  * peers, every collective, a grouped call, ncclCommSplit, the MiCS groups and the
  * hierarchical all-gather (4 ranks on 2 emulated nodes), a tensor released during its
- * op, a signature mismatch, an enqueue failure inside an open group, destroy; then a
- * rank killed mid-run (the survivors fail, then find the world aborted).
+ * op, a signature mismatch, an enqueue failure inside an open group, destroy; the
+ * engine's training steps on 4 ranks (hierarchical gathers) against the single-process
+ * reference; then a rank killed mid-run (the survivors fail, then find the world aborted).
  *
  * Needs the CUDA build, NCCL and a GPU in compute mode Default; elsewhere skipped with
  * the reason printed (fails with MICS_REQUIRE_GPU=1). scripts/gpu-check.sh runs it.
@@ -18,6 +19,11 @@ import { gpuTest, ncclStatus } from '../helpers/require-gpu';
 import { repoRoot } from '../helpers/run-node';
 
 const script = path.join(repoRoot, 'test', 'fixtures', 'nccl', 'one-gpu.js');
+const trainScript = path.join(repoRoot, 'test', 'fixtures', 'engine', 'train.js');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { train } = require('../fixtures/engine/reference') as {
+  train(config: object): { params: Record<string, Float32Array> };
+};
 const launcher = path.join(repoRoot, 'dist', 'cli', 'mics-launch.js');
 
 function sharedGpuStatus(): { usable: boolean; detail: string } {
@@ -93,6 +99,33 @@ describe('NCCL ranks sharing one GPU', () => {
 
   gpuIt('4 ranks on 2 emulated nodes: the same, with the hierarchical all-gather', () => {
     expectSmoke(4, 2);
+  }, 90000);
+
+  gpuIt("the engine's steps on 4 ranks (S = 4 over 2 nodes) train like the single-process reference (1e-6)", async () => {
+    const config = {
+      backend: 'nccl', S: 4, A: 2, B: 4, steps: 8, seed: 11, clip: 0.05, noDecay: ['fc2.bias'],
+      optimizer: { type: 'adamw', lr: 0.02, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.05 },
+    };
+    const results = await runRanks({
+      n: 4,
+      nodes: 2,
+      script: trainScript,
+      args: [JSON.stringify(config)],
+      timeoutMs: 80000,
+      rankEnv: (rank) => oneGpuEnvironment(rank, 0, `engine${process.pid}`),
+    });
+    for (const r of results) expect([r.rank, r.code, r.json?.error, r.json?.fatal]).toEqual([r.rank, 0, undefined, undefined]);
+    const reference = train({ W: 4, ...config });
+    for (const [name, ref] of Object.entries(reference.params)) {
+      const got = results[0].json.params[name] as number[];
+      let delta = 0;
+      let scale = 0;
+      ref.forEach((v, i) => {
+        delta = Math.max(delta, Math.abs(got[i] - v));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      expect([name, delta / scale <= 1e-6, delta / scale]).toEqual([name, true, delta / scale]);
+    }
   }, 90000);
 
   gpuIt('a rank killed mid-run: every survivor fails (peer lost, aborted or timeout) and finds the world aborted', async () => {
