@@ -130,6 +130,11 @@ mics::Collective Describe(CollectiveType type, const HostView& send, const HostV
   return c;
 }
 
+// Marks the JS objects of this class, so that splitInto() can tell a real
+// Communicator from an object that only has its prototype (napi_unwrap would hand
+// back another class's pointer for a wrapped object of another class).
+constexpr napi_type_tag kCommunicatorTag = {0x6d6963735f636f6dULL, 0x6d756e696361746fULL};
+
 // Communicators whose Shutdown() has not finished: process.exit() runs no env
 // cleanup hooks, so an atexit handler waits for them (bounded). Never destroyed:
 // the handler runs during exit, after static destructors may have started.
@@ -253,6 +258,7 @@ CommunicatorWrap::CommunicatorWrap(const Napi::CallbackInfo& info) : Napi::Objec
     // From here the function's finalizer owns the Core, and nothing below throws (a
     // throwing constructor would leave the finalizer a dangling `wrap`). An idle
     // communicator must not keep the process alive.
+    napi_type_tag_object(env, info.This(), &kCommunicatorTag);
     Core* owned = core.release();
     napi_unref_threadsafe_function(env, owned->completion);
     core_ = owned;
@@ -539,10 +545,11 @@ Napi::Value CommunicatorWrap::SplitInto(const Napi::CallbackInfo& info) {
     const double timeoutMs = ParseTimeout(info[3], "split");
     std::shared_ptr<Communicator> child;
     if (!info[0].IsNull() && !info[0].IsUndefined()) {
-      if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(Value().Get("constructor").As<Napi::Function>())) {
-        throw InvalidArgument("splitInto: child must be a Communicator or null");
-      }
-      child = Unwrap(info[0].As<Napi::Object>())->comm_;
+      bool tagged = false;
+      if (info[0].IsObject()) napi_check_object_type_tag(env, info[0], &kCommunicatorTag, &tagged);
+      CommunicatorWrap* wrap = tagged ? Unwrap(info[0].As<Napi::Object>()) : nullptr;
+      if (wrap == nullptr) throw InvalidArgument("splitInto: child must be a Communicator or null");
+      child = wrap->comm_;
     }
     if ((color >= 0) != (child != nullptr)) {
       throw InvalidArgument("splitInto: color " + std::to_string(color) +
@@ -562,7 +569,7 @@ Napi::Value CommunicatorWrap::SplitInto(const Napi::CallbackInfo& info) {
 #else
     (void)key;
     (void)timeoutMs;
-    throw Error(ErrorCode::kUnavailable, "split through ncclCommSplit needs the CUDA build", comm_->rank(),
+    throw Error(ErrorCode::kUnavailable, "split: ncclCommSplit needs the CUDA build", comm_->rank(),
                 comm_->name(), "split");
 #endif
   });
