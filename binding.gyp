@@ -8,6 +8,7 @@
         "csrc/core/build_info.cc",
         "csrc/core/dtype.cc",
         "csrc/core/error.cc",
+        "csrc/core/libc_compat.cc",
         "csrc/cpu/cpu_communicator.cc",
         "csrc/cpu/host_region.cc",
         "csrc/cpu/host_region_registry.cc",
@@ -41,6 +42,7 @@
         "csrc/napi/host_kernels.cc",
         "csrc/napi/host_memory.cc",
         "csrc/napi/large_array_buffer.cc",
+        "csrc/nccl/nccl_config.cc",
         "csrc/nccl/nccl_library.cc"
       ],
       "include_dirs": [
@@ -73,7 +75,9 @@
         "-Wno-unused-parameter"
       ],
       "ldflags": [
-        "-Wl,-z,nodelete"
+        "-Wl,-z,nodelete",
+        "-static-libstdc++",
+        "-Wl,--exclude-libs,ALL"
       ],
       "libraries": [
         "-ldl",

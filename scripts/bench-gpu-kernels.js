@@ -13,12 +13,13 @@ if (!avail.ok) {
   process.exit(0);
 }
 
-async function median(fn, iters) {
+// Median over `iters` runs of fn's wall time in seconds (or of what fn returns, with `returns`).
+async function median(fn, iters, returns = false) {
   const times = [];
   for (let i = 0; i < iters; i++) {
     const t0 = process.hrtime.bigint();
-    await fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    const value = await fn();
+    times.push(returns ? value : Number(process.hrtime.bigint() - t0) / 1e9);
   }
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
@@ -49,11 +50,23 @@ async function main() {
   const tinyA = DeviceTensor.alloc('f32', 1).fill(1);
   const tinyB = DeviceTensor.alloc('f32', 1).fill(1);
   const callUs = (await median(() => cudaKernels.accumulate(tinyA, tinyB, 1), 2000)) * 1e6;
+  // The bare enqueue: calls issued back to back, only the last awaited (the launch and
+  // the N-API call, without a Promise settled per call through the stream callback).
+  const issueUs = await median(async () => {
+    const calls = 1000;
+    const t0 = process.hrtime.bigint();
+    let last;
+    for (let i = 0; i < calls; i++) last = cudaKernels.accumulate(tinyA, tinyB, 1);
+    const issued = Number(process.hrtime.bigint() - t0) / 1e3 / calls;
+    await last;
+    return issued;
+  }, 5, true);
 
   console.log(`# gpu kernels: ${n} elements`);
   console.log(`device copy         : ${copyGBs.toFixed(1)} GB/s (read+write, median of 20)`);
   console.log(`adamw (bf16 grads)  : ${adamGBs.toFixed(1)} GB/s = ${((100 * adamGBs) / copyGBs).toFixed(1)}% of copy bandwidth`);
   console.log(`napi kernel call    : ${callUs.toFixed(2)} us per 1-element call until its Promise settles (median of 2000)`);
+  console.log(`bare enqueue        : ${issueUs.toFixed(2)} us per call issued back to back (median of 5 x 1000); settling costs ${(callUs - issueUs).toFixed(2)} us more`);
 }
 
 main().catch((err) => {

@@ -2,6 +2,7 @@
 
 #include "core/build_info.h"
 #include "cuda/device_probe.h"
+#include "nccl/nccl_config.h"
 #include "nccl/nccl_library.h"
 
 namespace mics::napi {
@@ -48,6 +49,11 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
     ncclInfo.Set("version", std::to_string(v.major) + "." + std::to_string(v.minor) + "." +
                                 std::to_string(v.patch));
     ncclInfo.Set("versionCode", library.versionCode());
+    const nccl::Symbols& symbols = library.symbols();
+    ncclInfo.Set("nonBlocking", symbols.commInitRankConfig != nullptr);  // 2.14+
+    ncclInfo.Set("split", symbols.commSplit != nullptr);                 // 2.18+
+    ncclInfo.Set("finalize", symbols.commFinalize != nullptr);           // 2.14+
+    ncclInfo.Set("lastError", symbols.getLastError != nullptr);          // 2.13+
   } else {
     ncclInfo.Set("error", library.error());
   }
@@ -60,7 +66,20 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   if (!probe.reason.empty()) cudaInfo.Set("reason", probe.reason);
   cudaInfo.Set("driverVersion", probe.driverVersion);
   cudaInfo.Set("runtimeVersion", probe.runtimeVersion);
+  cudaInfo.Set("driverRelease", probe.driverRelease);
+  cudaInfo.Set("driverTooOld", probe.driverTooOld);
   out.Set("cuda", cudaInfo);
+  return out;
+}
+
+// The exact bytes of the ncclConfig_t passed to NCCL (ncclCommInitRankConfig,
+// ncclCommSplit), and the layout version they carry: for `mics info --json` and tests.
+Napi::Value NcclConfigBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const nccl::Config config = nccl::MakeConfig(false);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("layoutVersion", static_cast<double>(nccl::kConfigLayoutVersion));
+  out.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&config), sizeof(config)));
   return out;
 }
 
@@ -70,6 +89,7 @@ void InitCapabilities(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfoObject, "buildInfo"));
   exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
+  exports.Set("ncclConfig", Napi::Function::New(env, NcclConfigBytes, "ncclConfig"));
 }
 
 }  // namespace mics::napi

@@ -25,8 +25,9 @@ struct HostView {  // host or device memory: only the address range matters here
   std::size_t bytes = 0;
 };
 
-// A buffer argument: a TypedArray for host backends, a DeviceTensor for NCCL.
-HostView ViewOf(Napi::Env env, const Napi::Value& value, const char* role, bool device, DType dtype) {
+// A buffer argument: a TypedArray for host backends, a DeviceTensor for NCCL (whose
+// allocation is added to `hold`: the op keeps the device memory itself until done).
+HostView ViewOf(Napi::Env env, const Napi::Value& value, const char* role, bool device, DType dtype, OpBuffers* hold) {
   if (value.IsNull() || value.IsUndefined()) return {};
   if (device) {
 #ifdef MICS_WITH_CUDA
@@ -35,6 +36,7 @@ HostView ViewOf(Napi::Env env, const Napi::Value& value, const char* role, bool 
       throw Error(ErrorCode::kInvalidArgument, std::string(role) + " is a " + DTypeName(tensor.dtype()) +
                                                    " DeviceTensor but the op's dtype is " + DTypeName(dtype));
     }
+    hold->device.push_back(tensor);
     return HostView{static_cast<char*>(tensor.data()), tensor.byteLength()};
 #else
     throw Error(ErrorCode::kUnavailable, "device buffers need the CUDA build");
@@ -128,6 +130,11 @@ mics::Collective Describe(CollectiveType type, const HostView& send, const HostV
   return c;
 }
 
+// Marks the JS objects of this class, so that splitInto() can tell a real
+// Communicator from an object that only has its prototype (napi_unwrap would hand
+// back another class's pointer for a wrapped object of another class).
+constexpr napi_type_tag kCommunicatorTag = {0x6d6963735f636f6dULL, 0x6d756e696361746fULL};
+
 // Communicators whose Shutdown() has not finished: process.exit() runs no env
 // cleanup hooks, so an atexit handler waits for them (bounded). Never destroyed:
 // the handler runs during exit, after static destructors may have started.
@@ -192,9 +199,11 @@ void CommunicatorWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceAccessor<&CommunicatorWrap::DirectOps>("directOps"),
           InstanceAccessor<&CommunicatorWrap::Pending>("pending"),
           InstanceAccessor<&CommunicatorWrap::Backend>("backend"),
+          InstanceAccessor<&CommunicatorWrap::CanSplit>("canSplit"),
           InstanceMethod<&CommunicatorWrap::Connect>("connect"),
           InstanceMethod<&CommunicatorWrap::Collective>("collective"),
           InstanceMethod<&CommunicatorWrap::Group>("group"),
+          InstanceMethod<&CommunicatorWrap::SplitInto>("splitInto"),
           InstanceMethod<&CommunicatorWrap::Abort>("abort"),
           InstanceMethod<&CommunicatorWrap::Destroy>("destroy"),
       });
@@ -249,6 +258,7 @@ CommunicatorWrap::CommunicatorWrap(const Napi::CallbackInfo& info) : Napi::Objec
     // From here the function's finalizer owns the Core, and nothing below throws (a
     // throwing constructor would leave the finalizer a dangling `wrap`). An idle
     // communicator must not keep the process alive.
+    napi_type_tag_object(env, info.This(), &kCommunicatorTag);
     Core* owned = core.release();
     napi_unref_threadsafe_function(env, owned->completion);
     core_ = owned;
@@ -437,15 +447,16 @@ Napi::Value CommunicatorWrap::Connect(const Napi::CallbackInfo& info) {
   });
 }
 
-mics::Collective CommunicatorWrap::ParseOp(Napi::Env env, const OpArguments& a, PendingOp* op) const {
+mics::Collective CommunicatorWrap::ParseOp(Napi::Env env, const OpArguments& a, PendingOp* op,
+                                           OpBuffers* buffers) const {
   if (!a[0].IsString() || !a[3].IsString() || !a[4].IsString() || !a[5].IsNumber()) {
     throw InvalidArgument("an op is (kind: string, send, recv, dtype: string, op: string, root: number)");
   }
   CollectiveType type = ParseCollective(a[0].As<Napi::String>().Utf8Value());
   DType dtype = ParseDType(a[3].As<Napi::String>().Utf8Value());
   const bool device = comm_->usesDeviceMemory();
-  HostView send = ViewOf(env, a[1], "input", device, dtype);
-  HostView recv = ViewOf(env, a[2], "output", device, dtype);
+  HostView send = ViewOf(env, a[1], "input", device, dtype, buffers);
+  HostView recv = ViewOf(env, a[2], "output", device, dtype, buffers);
   mics::Collective c = Describe(type, send, recv, dtype, ParseReduceOp(a[4].As<Napi::String>().Utf8Value()),
                                 a[5].As<Napi::Number>().Int32Value(), comm_->rank(), comm_->size());
   for (int i = 1; i <= 2; ++i) {
@@ -462,9 +473,12 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
     if (info.Length() < 7) throw InvalidArgument("collective(kind, send, recv, dtype, op, root, timeoutMs): 7 arguments");
     const double timeoutMs = ParseTimeout(info[6], "collective");
     auto op = std::make_unique<PendingOp>();
-    mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get());
+    auto buffers = std::make_shared<OpBuffers>();
+    mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get(), buffers.get());
     auto comm = comm_;
-    return Enqueue(env, std::move(op), [comm, c, timeoutMs] { comm->Run(c, DeadlineAfter(timeoutMs)); });
+    return Enqueue(env, std::move(op), [comm, c, timeoutMs, buffers] {
+      RunOps(*comm, {c}, *buffers, DeadlineAfter(timeoutMs));
+    });
   });
 }
 
@@ -477,17 +491,87 @@ Napi::Value CommunicatorWrap::Group(const Napi::CallbackInfo& info) {
     const double timeoutMs = ParseTimeout(info[1], "group");
     auto op = std::make_unique<PendingOp>();
     Napi::Array list = info[0].As<Napi::Array>();
+    auto buffers = std::make_shared<OpBuffers>();
     std::vector<mics::Collective> collectives;
     for (uint32_t i = 0; i < list.Length(); ++i) {
       Napi::Value entry = list.Get(i);
       if (!entry.IsArray()) throw InvalidArgument("group: ops[" + std::to_string(i) + "] is not [kind, send, recv, dtype, op, root]");
       Napi::Array a = entry.As<Napi::Array>();
-      collectives.push_back(ParseOp(env, {a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), a.Get(5u)}, op.get()));
+      collectives.push_back(ParseOp(env, {a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), a.Get(5u)}, op.get(), buffers.get()));
     }
     auto comm = comm_;
-    return Enqueue(env, std::move(op), [comm, collectives, timeoutMs] {
-      comm->RunGroup(collectives, DeadlineAfter(timeoutMs));
+    return Enqueue(env, std::move(op), [comm, collectives, timeoutMs, buffers] {
+      RunOps(*comm, collectives, *buffers, DeadlineAfter(timeoutMs));
     });
+  });
+}
+
+void CommunicatorWrap::RunOps(Communicator& comm, const std::vector<mics::Collective>& ops, OpBuffers& buffers,
+                              Deadline deadline) {
+#ifdef MICS_WITH_CUDA
+  if (!buffers.device.empty()) {
+    // Moved out: the allocations are let go here, on the progress thread, or kept by
+    // the communicator while a failed op may still be on the device.
+    RunNcclHolding(comm, ops, std::move(buffers.device), deadline);
+    return;
+  }
+#endif
+  if (ops.size() == 1) comm.Run(ops[0], deadline);
+  else comm.RunGroup(ops, deadline);
+}
+
+Napi::Value CommunicatorWrap::CanSplit(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+#ifdef MICS_WITH_CUDA
+    return Napi::Boolean::New(info.Env(), NcclCanSplit(*comm_));
+#else
+    return Napi::Boolean::New(info.Env(), false);
+#endif
+  });
+}
+
+// splitInto(child: Communicator | null, color, key, timeoutMs): ncclCommSplit of this
+// communicator, queued after its ops; `child` (unconnected, same backend) receives the
+// new communicator. Every rank of this group calls it; color -1 passes null.
+Napi::Value CommunicatorWrap::SplitInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    EnsureUsable("split");
+    if (info.Length() < 4 || !info[1].IsNumber() || !info[2].IsNumber()) {
+      throw InvalidArgument("splitInto(child, color, key, timeoutMs): color and key must be numbers");
+    }
+    const int color = info[1].As<Napi::Number>().Int32Value();
+    const int key = info[2].As<Napi::Number>().Int32Value();
+    const double timeoutMs = ParseTimeout(info[3], "split");
+    std::shared_ptr<Communicator> child;
+    if (!info[0].IsNull() && !info[0].IsUndefined()) {
+      bool tagged = false;
+      if (info[0].IsObject()) napi_check_object_type_tag(env, info[0], &kCommunicatorTag, &tagged);
+      CommunicatorWrap* wrap = tagged ? Unwrap(info[0].As<Napi::Object>()) : nullptr;
+      if (wrap == nullptr) throw InvalidArgument("splitInto: child must be a Communicator or null");
+      child = wrap->comm_;
+    }
+    if ((color >= 0) != (child != nullptr)) {
+      throw InvalidArgument("splitInto: color " + std::to_string(color) +
+                            (color >= 0 ? " needs a child communicator" : " (no part) takes no child"));
+    }
+#ifdef MICS_WITH_CUDA
+    if (!NcclCanSplit(*comm_)) {
+      throw Error(ErrorCode::kUnavailable, "split: this communicator cannot use ncclCommSplit (NCCL 2.18+ needed)",
+                  comm_->rank(), comm_->name(), "split");
+    }
+    auto op = std::make_unique<PendingOp>();
+    if (info[0].IsObject()) op->buffers.push_back(Napi::Persistent(info[0]));
+    auto comm = comm_;
+    return Enqueue(env, std::move(op), [comm, child, color, key, timeoutMs] {
+      NcclSplit(*comm, child.get(), color, key, DeadlineAfter(timeoutMs));
+    });
+#else
+    (void)key;
+    (void)timeoutMs;
+    throw Error(ErrorCode::kUnavailable, "split: ncclCommSplit needs the CUDA build", comm_->rank(),
+                comm_->name(), "split");
+#endif
   });
 }
 

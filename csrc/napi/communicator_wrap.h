@@ -31,10 +31,22 @@
 #include "comm/communicator.h"
 #include "comm/progress_thread.h"
 #include "core/error.h"
+#ifdef MICS_WITH_CUDA
+#include "cuda/device_tensor.h"
+#endif
 
 namespace mics::napi {
 
 class CommunicatorWrap;
+
+// The device allocations of an op's buffers (NCCL): the op's work holds them until
+// the device is done with them, so release() or GC cannot free memory in use, and
+// the last reference drops on the progress thread, never the JS thread.
+struct OpBuffers {
+#ifdef MICS_WITH_CUDA
+  std::vector<cuda::DeviceTensor> device;
+#endif
+};
 
 // One op in flight: created and freed on the JS thread; the progress thread only
 // fills in `error`.
@@ -80,6 +92,8 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
+  Napi::Value CanSplit(const Napi::CallbackInfo& info);
+  Napi::Value SplitInto(const Napi::CallbackInfo& info);
 
   // Queues work on the progress thread; returns the op's Promise.
   Napi::Value Enqueue(Napi::Env env, std::unique_ptr<PendingOp> op, std::function<void()> work);
@@ -89,7 +103,10 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
 
   // One op's arguments: kind, send, recv, dtype, op, root. Buffers are kept in `op`.
   using OpArguments = std::array<Napi::Value, 6>;
-  mics::Collective ParseOp(Napi::Env env, const OpArguments& args, PendingOp* op) const;
+  mics::Collective ParseOp(Napi::Env env, const OpArguments& args, PendingOp* op, OpBuffers* buffers) const;
+  // Runs on the progress thread: the op(s), holding the buffers' device memory (NCCL).
+  static void RunOps(Communicator& comm, const std::vector<mics::Collective>& ops, OpBuffers& buffers,
+                     Deadline deadline);
 
   std::shared_ptr<Communicator> comm_;  // shared with the Core; accessors work after destroy()
   std::string backend_;

@@ -45,23 +45,40 @@ constexpr int kSplitNoColor = -1;  // NCCL_SPLIT_NOCOLOR, 2.18+
 constexpr int kConfigUndefInt = INT_MIN;
 constexpr unsigned kConfigMagic = 0xcafebeef;
 
-// The leading fields of ncclConfig_t that every NCCL >= 2.14 reads; NCCL uses
-// `size` and `version` to default any field newer than what we pass.
+// ncclConfig_t as NCCL 2.18 declares it (ncclConfig_v21700 plus splitShare). NCCL
+// copies min(size, its own sizeof) bytes of what we pass and then, for every field
+// newer than `version`, puts its default back. So `version` must name THIS layout,
+// never the loaded library's version: with a 2.26+ library and version = 2.26, NCCL
+// would keep `trafficClass` (offset 44, added in 2.26) read from our padding.
 struct Config {
-  std::size_t size;
-  unsigned magic;
-  unsigned version;
-  int blocking;
-  int cgaClusterSize;
-  int minCTAs;
-  int maxCTAs;
-  const char* netName;
-  int splitShare;
+  std::size_t size;        // sizeof(Config)
+  unsigned magic;          // kConfigMagic
+  unsigned version;        // kConfigLayoutVersion
+  int blocking;            // 2.14
+  int cgaClusterSize;      // 2.17
+  int minCTAs;             // 2.17
+  int maxCTAs;             // 2.17
+  const char* netName;     // 2.17
+  int splitShare;          // 2.18
 };
-static_assert(offsetof(Config, size) == 0, "ncclConfig_t starts with size_t size");
-static_assert(offsetof(Config, magic) == sizeof(std::size_t), "then unsigned magic");
-static_assert(offsetof(Config, blocking) == sizeof(std::size_t) + 2 * sizeof(unsigned),
-              "then int blocking after version");
+// NCCL_VERSION(2, 18, 0): the release whose layout Config declares.
+constexpr unsigned kConfigLayoutVersion = 21800;
+
+// The offsets of NCCL's own declaration (LP64), field by field: a change here would
+// make NCCL read one field as another.
+static_assert(sizeof(void*) == 8 && sizeof(std::size_t) == 8, "ncclConfig_t offsets below assume LP64");
+static_assert(offsetof(Config, size) == 0, "ncclConfig_t.size");
+static_assert(offsetof(Config, magic) == 8, "ncclConfig_t.magic");
+static_assert(offsetof(Config, version) == 12, "ncclConfig_t.version");
+static_assert(offsetof(Config, blocking) == 16, "ncclConfig_t.blocking");
+static_assert(offsetof(Config, cgaClusterSize) == 20, "ncclConfig_t.cgaClusterSize");
+static_assert(offsetof(Config, minCTAs) == 24, "ncclConfig_t.minCTAs");
+static_assert(offsetof(Config, maxCTAs) == 28, "ncclConfig_t.maxCTAs");
+static_assert(offsetof(Config, netName) == 32, "ncclConfig_t.netName");
+static_assert(offsetof(Config, splitShare) == 40, "ncclConfig_t.splitShare");
+// 44..47 is padding here; NCCL >= 2.26 has trafficClass there, which the version
+// above makes it ignore (and MakeConfig zeroes).
+static_assert(sizeof(Config) == 48, "ncclConfig_t (2.18 layout) is 48 bytes");
 
 // Function pointer types, one per symbol we resolve.
 using GetVersionFn = Result (*)(int* version);
@@ -79,9 +96,10 @@ using AllReduceFn = Result (*)(const void* send, void* recv, std::size_t count, 
 using BroadcastFn = Result (*)(const void* send, void* recv, std::size_t count, DataType,
                                int root, Comm, CudaStream);
 using GroupFn = Result (*)();
-using CommFn = Result (*)(Comm);
+using CommFn = Result (*)(Comm);  // ncclCommAbort, ncclCommDestroy, ncclCommFinalize (2.14+)
 using CommGetAsyncErrorFn = Result (*)(Comm, Result* asyncError);
 using GetErrorStringFn = const char* (*)(Result);
+using GetLastErrorFn = const char* (*)(Comm);  // 2.13+: the last error's text (comm may be null)
 
 // ncclGetVersion's encoding changed after 2.8: X*10000+Y*100+Z, before X*1000+Y*100+Z.
 struct Version {

@@ -132,6 +132,19 @@ void NcclLibrary::Load() {
   }
 }
 
+std::string NcclLibrary::Describe(Result result, Comm comm) const {
+  const char* name = symbols_.getErrorString ? symbols_.getErrorString(result) : nullptr;
+  std::string text = std::string(name && *name ? name : "unknown error") + " (ncclResult " +
+                     std::to_string(static_cast<int>(result)) + ")";
+  const char* last = symbols_.getLastError ? symbols_.getLastError(comm) : nullptr;
+  if (last && *last) {
+    std::string detail(last);
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    if (!detail.empty()) text += "; NCCL says: " + detail;
+  }
+  return text;
+}
+
 bool NcclLibrary::ResolveSymbols(std::string* missing) {
   auto resolve = [&](const char* name, auto* slot, bool required) {
     *slot = reinterpret_cast<std::remove_pointer_t<decltype(slot)>>(dlsym(handle_, name));
@@ -152,6 +165,8 @@ bool NcclLibrary::ResolveSymbols(std::string* missing) {
   resolve("ncclCommDestroy", &symbols_.commDestroy, true);
   resolve("ncclCommGetAsyncError", &symbols_.commGetAsyncError, true);
   resolve("ncclGetErrorString", &symbols_.getErrorString, true);
+  resolve("ncclCommFinalize", &symbols_.commFinalize, false);
+  resolve("ncclGetLastError", &symbols_.getLastError, false);
   return missing->empty();
 }
 

@@ -24,8 +24,10 @@ struct Symbols {
   GroupFn groupEnd = nullptr;
   CommFn commAbort = nullptr;
   CommFn commDestroy = nullptr;
+  CommFn commFinalize = nullptr;                      // 2.14+, may be null
   CommGetAsyncErrorFn commGetAsyncError = nullptr;
   GetErrorStringFn getErrorString = nullptr;
+  GetLastErrorFn getLastError = nullptr;              // 2.13+, may be null
 };
 
 // The places searched, in order, with the environment as it is now. Each entry
@@ -44,6 +46,11 @@ class NcclLibrary {
   const std::string& error() const { return error_; }      // why not loaded
   const std::vector<std::string>& searched() const { return searched_; }
   const Symbols& symbols() const { return symbols_; }
+
+  // "unhandled system error (ncclResult 2); NCCL says: <ncclGetLastError(comm)>": the
+  // result's name and, where the library has it, its own last error's text (what
+  // NCCL_DEBUG=WARN would print), so every error says what NCCL saw.
+  std::string Describe(Result result, Comm comm) const;
 
   NcclLibrary(const NcclLibrary&) = delete;
   NcclLibrary& operator=(const NcclLibrary&) = delete;

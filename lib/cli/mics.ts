@@ -20,6 +20,7 @@ export function buildProgram(): Command {
     .action((options: { json?: boolean }) => {
       const report = collectInfo();
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInfo(report)}\n`);
+      if (report.problems.length > 0) process.exitCode = 1;
     });
 
   addPlanCommands(program);

@@ -187,15 +187,26 @@ export class Communicator {
     // Colors and keys travel through the store, not a collective on this group:
     // that works the same for host (CPU) and device (NCCL) communicators.
     const entries = await this.exchange(`split${index}`, `${myColor},${key}`);
-    if (myColor === -1) return null;
     const members: { rank: number; key: number }[] = [];
     entries.forEach((entry, r) => {
       const [c, k] = entry.split(',').map(Number);
-      if (c === myColor) members.push({ rank: r, key: k });
+      if (c === myColor && myColor !== -1) members.push({ rank: r, key: k });
     });
     members.sort((a, b) => a.key - b.key || a.rank - b.rank);
     const ranks = members.map((m) => m.rank);
-    return this.createChild(ranks, `split${index}/color${myColor}`, options.name ?? `${this.name}/split${index}:${myColor}`);
+    const keySuffix = `split${index}/color${myColor}`;
+    const name = options.name ?? `${this.name}/split${index}:${myColor}`;
+    // NCCL 2.18+: ncclCommSplit, collective over every rank of this group (color -1 too),
+    // instead of a fresh unique id per new group. The order above is NCCL's (key, then rank).
+    if (this.native.canSplit) {
+      if (myColor === -1) {
+        await this.settle(() => this.native.splitInto(null, -1, key, this.context.timeoutMs));
+        return null;
+      }
+      return this.createChild(ranks, keySuffix, name, { parent: this.native, color: myColor, key });
+    }
+    if (myColor === -1) return null;
+    return this.createChild(ranks, keySuffix, name);
   }
 
   /**
@@ -241,8 +252,9 @@ export class Communicator {
     this.onDestroy = callback;
   }
 
-  private async createChild(groupRanks: number[], keySuffix: string, name: string): Promise<Communicator> {
+  private async createChild(groupRanks: number[], keySuffix: string, name: string, splitFrom?: SplitSource): Promise<Communicator> {
     const child = await connectCommunicator({
+      splitFrom,
       backend: this.backend,
       device: this.context.device,
       store: this.context.store?.withPrefix(keySuffix),
@@ -399,8 +411,17 @@ function asMicsError(err: unknown): MicsError {
   });
 }
 
+/** A native communicator to split (ncclCommSplit) instead of exchanging addresses. */
+interface SplitSource {
+  parent: NativeCommunicator;
+  color: number;
+  key: number;
+}
+
 /** What connectCommunicator needs: the members and the store prefix they share. */
 export interface ConnectOptions {
+  /** @internal Made by ncclCommSplit of this parent (Communicator.split on nccl). */
+  splitFrom?: SplitSource;
   /** Which backend (default 'cpu'). */
   backend?: Backend;
   /** CUDA device index for 'nccl'. */
@@ -432,7 +453,10 @@ export async function connectCommunicator(options: ConnectOptions): Promise<Comm
     name: options.name,
   });
   try {
-    if (size > 1) {
+    if (options.splitFrom) {
+      const { parent, color, key } = options.splitFrom;
+      await parent.splitInto(native, color, key, options.timeoutMs);
+    } else if (size > 1) {
       if (!options.store) {
         throw new MicsError(`group '${options.name}' of ${size} ranks needs a rendezvous store`, 'MICS_INVALID_ARGUMENT');
       }

@@ -83,8 +83,9 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
   const place = readRankEnvironment(env);
   installFailureRecord(place.errorFile);
   // Under --emulate-nodes LOCAL_RANK restarts per emulated node; the launcher's
-  // agent-local rank is then the device index.
-  const device = Number(env.MICS_AGENT_LOCAL_RANK ?? place.localRank);
+  // agent-local rank is then the device index. MICS_CUDA_DEVICE (mics-launch --one-gpu)
+  // names the device outright.
+  const device = Number(env.MICS_CUDA_DEVICE || (env.MICS_AGENT_LOCAL_RANK ?? place.localRank));
   const host = env.MICS_SOCKET_ADDR || (await localAddressToward(place.masterAddr));
   const token = place.storeToken ?? DEV_TOKEN;
 

@@ -37,6 +37,11 @@ export interface Capabilities {
     path?: string;
     version?: string;
     versionCode?: number;
+    /** Which optional entry points the library has (absent when not found). */
+    nonBlocking?: boolean;
+    split?: boolean;
+    finalize?: boolean;
+    lastError?: boolean;
     error?: string;
   };
   cuda: {
@@ -44,8 +49,14 @@ export interface Capabilities {
     deviceCount: number;
     /** Why deviceCount is 0. */
     reason?: string;
+    /** The CUDA version the driver supports (12040 = 12.4); 0 without a driver. */
     driverVersion: number;
+    /** The CUDA runtime compiled in (13000 = 13.0); 0 without CUDA parts. */
     runtimeVersion: number;
+    /** The NVIDIA kernel module's version ("580.65.06"), '' when unknown (CUDA build only). */
+    driverRelease?: string;
+    /** A driver is installed but supports an older CUDA than the runtime (CUDA build only). */
+    driverTooOld?: boolean;
   };
 }
 
@@ -94,6 +105,10 @@ export interface NativeCommunicator {
   group(ops: NativeOp[], timeoutMs: number): Promise<void>;
   abort(reason?: string): void;
   destroy(): void;
+  /** Whether splitInto works (nccl with ncclCommSplit, NCCL 2.18+). */
+  readonly canSplit: boolean;
+  /** ncclCommSplit: every rank of this group calls it; `child` (unconnected) receives the new group, null for color -1. */
+  splitInto(child: NativeCommunicator | null, color: number, key: number, timeoutMs: number): Promise<void>;
 }
 
 // ---- the CUDA build's additions (typed wrappers in lib/cuda/device-tensor.ts) ----
@@ -233,6 +248,8 @@ export interface NativeAddon extends NativeCudaParts {
   version(): string;
   buildInfo(): BuildInfo;
   capabilities(): Capabilities;
+  /** The ncclConfig_t bytes passed to NCCL and the layout version they carry. */
+  ncclConfig(): { layoutVersion: number; bytes: Uint8Array };
   Communicator: new (options: NativeCommunicatorOptions) => NativeCommunicator;
   /** Zero-filled host memory that same-node peers can map (lib/comm/host-memory.ts). */
   allocHost(byteLength: number): ArrayBuffer;

@@ -27,6 +27,22 @@ describe('mics info', () => {
     expect(result.stdout).toMatch(/^ {2}nccl: (yes|no) - /m);
   });
 
+  it('reports the driver against the runtime, and exits 1 with MICS_REQUIRE_GPU=1 where the nccl backend is unusable', () => {
+    const json = JSON.parse(runNode(['dist/cli/mics.js', 'info', '--json']).stdout) as InfoReport;
+    expect(json.driver.status).toEqual(json.build.cuda ? expect.stringMatching(/^(ok|too-old|no-driver)$/) : 'no-cuda');
+    const usable = json.backends.find((b) => b.name === 'nccl')?.usable;
+    const required = runNode(['dist/cli/mics.js', 'info'], { MICS_REQUIRE_GPU: '1' });
+    if (usable) {
+      console.log('skipped the MICS_REQUIRE_GPU=1 failure case: the nccl backend is usable here');
+      expect(required.status).toBe(json.problems.length > 0 ? 1 : 0);
+      return;
+    }
+    expect(required.status).toBe(1);
+    expect(required.stdout).toMatch(/^error: (MICS_REQUIRE_GPU=1 but the nccl backend is not usable: |CUDA driver too old: )/m);
+    const requiredJson = JSON.parse(runNode(['dist/cli/mics.js', 'info', '--json'], { MICS_REQUIRE_GPU: '1' }).stdout) as InfoReport;
+    expect(requiredJson.problems).toHaveLength(1);
+  });
+
   it('names MICS_NCCL_LIBRARY first in the search when it is set', () => {
     const result = runNode(['dist/cli/mics.js', 'info', '--json'], { MICS_NCCL_LIBRARY: '/opt/nope/libnccl.so.2' });
     const report = JSON.parse(result.stdout) as InfoReport;

@@ -2,16 +2,17 @@
  * DeviceTensor on a GPU: allocation, upload/download of every dtype (also as
  * Promises), zero-copy views, fill, device-to-device copy, release, and the error paths (mismatched dtypes and
  * lengths, bad ranges, wrong host arrays). Needs the CMake build with CUDA and a
- * device; elsewhere every case is skipped with the reason printed.
+ * device; elsewhere every case is skipped with the reason printed (fails with
+ * MICS_REQUIRE_GPU=1).
  */
 import { randomInt } from 'node:crypto';
 import { toBFloat16Bits, toFloat16Bits, type HostArrayTypes as HostArrayOf } from '../../lib/core/dtypes';
 import { cudaAvailable, cudaKernels, DeviceTensor } from '../../lib/cuda/device-tensor';
 import { mulberry32 } from '../helpers/random';
+import { gpuTest } from '../helpers/require-gpu';
 
 const avail = cudaAvailable();
-const gpuIt = avail.ok ? it : it.skip;
-if (!avail.ok) console.log(`skipped GPU DeviceTensor tests: ${avail.reason}`);
+const gpuIt = gpuTest(avail.ok, avail.reason, 'the GPU DeviceTensor tests');
 
 // Fresh inputs on every run; MICS_TEST_SEED=<n> replays a failing one.
 const seed = process.env.MICS_TEST_SEED ? Number(process.env.MICS_TEST_SEED) : randomInt(2 ** 31);

@@ -2,7 +2,8 @@
  * Every CUDA kernel against its CPU reference (lib/cuda/reference.ts) on fresh random
  * inputs, plus the kernels' argument errors (thrown at the call) and their Promises
  * (settled once the device ran the work, in call order). Needs the CMake build with CUDA and a
- * device; elsewhere every case is skipped with the reason printed.
+ * device; elsewhere every case is skipped with the reason printed (fails with
+ * MICS_REQUIRE_GPU=1).
  *
  * Tolerances. The element-wise kernels (accumulate, scale, cast, AdamW, SGD) must
  * match the reference bit for bit: the .cu files are compiled with --fmad=false and
@@ -23,10 +24,10 @@ import {
   sgdRef, type SgdHyper, sumOfSquaresRef,
 } from '../../lib/cuda/reference';
 import { mulberry32 } from '../helpers/random';
+import { gpuTest } from '../helpers/require-gpu';
 
 const avail = cudaAvailable();
-const gpuIt = avail.ok ? it : it.skip;
-if (!avail.ok) console.log(`skipped GPU kernel tests: ${avail.reason}`);
+const gpuIt = gpuTest(avail.ok, avail.reason, 'the GPU kernel tests');
 
 // Fresh inputs on every run; MICS_TEST_SEED=<n> replays a failing one.
 const seed = process.env.MICS_TEST_SEED ? Number(process.env.MICS_TEST_SEED) : randomInt(2 ** 31);

@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { gpuTest } from '../helpers/require-gpu';
 import { repoRoot, runNode } from '../helpers/run-node';
 
 interface Probe {
@@ -73,13 +74,14 @@ const kernelNames = [
 
 const cudaBuildFile = path.join(repoRoot, 'build-cmake', 'Release', 'mics.node');
 const cudaBuildExists = fs.existsSync(cudaBuildFile);
-const cudaBuildIt = cudaBuildExists ? it : it.skip;
-if (!cudaBuildExists) {
-  console.log(`skipped CUDA-build cases: ${cudaBuildFile} does not exist (run \`npm run build:cmake\` where nvcc is found)`);
-}
+const cudaBuildIt = gpuTest(
+  cudaBuildExists,
+  `${cudaBuildFile} does not exist (run \`npm run build:cmake\` where nvcc is found)`,
+  'the CUDA-build cases',
+);
 // The entry point registers DeviceTensor once csrc/napi/addon.cc calls InitDeviceTensor.
 const registered = /InitDeviceTensor\s*\(/.test(fs.readFileSync(path.join(repoRoot, 'csrc/napi/addon.cc'), 'utf8'));
-const registeredIt = cudaBuildExists && registered ? it : it.skip;
+const registeredIt = registered ? cudaBuildIt : it.skip;
 if (cudaBuildExists && !registered) {
   console.log('skipped native DeviceTensor cases: csrc/napi/addon.cc does not call mics::napi::InitDeviceTensor yet');
 }

@@ -6,6 +6,7 @@
  * machine).
  */
 import { spawnSync } from 'node:child_process';
+import { gpuTest } from '../helpers/require-gpu';
 import { repoRoot } from '../helpers/run-node';
 import { killAllRanks } from '../helpers/ranks';
 import { expectAllOk, expectBitIdentical, readStates, removeTemporaryDirectories, temporaryDirectory, trainRun } from '../helpers/checkpoints';
@@ -16,8 +17,7 @@ const probe = spawnSync(
   { cwd: repoRoot, encoding: 'utf8' },
 );
 const nccl = JSON.parse(probe.stdout || '{"usable":false,"detail":"probe failed"}') as { usable: boolean; detail: string };
-const gpuIt = nccl.usable ? it : it.skip;
-if (!nccl.usable) console.log(`skipped the checkpoint GPU test: ${nccl.detail}`);
+const gpuIt = gpuTest(nccl.usable, nccl.detail, 'the checkpoint GPU test'); // fails under MICS_REQUIRE_GPU=1
 
 afterAll(() => {
   killAllRanks();

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
+import { gpuTest } from '../helpers/require-gpu';
 import { repoRoot } from '../helpers/run-node';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -19,8 +20,7 @@ const probe = spawnSync(
   { cwd: repoRoot, encoding: 'utf8' },
 );
 const nccl = JSON.parse(probe.stdout || '{"usable":false,"detail":"probe failed"}') as { usable: boolean; detail: string };
-const gpuIt = nccl.usable ? it : it.skip;
-if (!nccl.usable) console.log(`skipped the engine's GPU test: ${nccl.detail}`);
+const gpuIt = gpuTest(nccl.usable, nccl.detail, "the engine's GPU test"); // fails under MICS_REQUIRE_GPU=1
 
 describe('the engine on DeviceTensors (nccl, one rank)', () => {
   gpuIt('trains 20 AdamW steps with accumulation and clipping like the single-process reference (1e-6)', () => {

@@ -5,16 +5,11 @@
  * scripts/gpu-check.sh on a GPU machine).
  */
 import { spawnSync } from 'node:child_process';
+import { gpuTest, ncclStatus } from '../helpers/require-gpu';
 import { repoRoot } from '../helpers/run-node';
 
-const probe = spawnSync(
-  process.execPath,
-  ['-e', "const {backendStatuses}=require('./dist/cli/info'); const {loadAddon}=require('./dist/core/native'); console.log(JSON.stringify(backendStatuses(loadAddon().addon.capabilities()).find(b=>b.name==='nccl')))"],
-  { cwd: repoRoot, encoding: 'utf8' },
-);
-const nccl = JSON.parse(probe.stdout || '{"usable":false,"detail":"probe failed"}') as { usable: boolean; detail: string };
-const gpuIt = nccl.usable ? it : it.skip;
-if (!nccl.usable) console.log(`skipped NCCL GPU tests: ${nccl.detail}`);
+const nccl = ncclStatus();
+const gpuIt = gpuTest(nccl.usable, nccl.detail, 'the NCCL GPU tests');
 
 const script = `
 const m = require('./dist/index');

@@ -365,7 +365,7 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
           io.env,
           layout,
           plan,
-          { masterAddr: config.masterAddr, masterPort: s.port, runId, restartCount: n, maxRestarts: config.maxRestarts, token },
+          { masterAddr: config.masterAddr, masterPort: s.port, runId, restartCount: n, maxRestarts: config.maxRestarts, token, oneGpu: config.oneGpu },
           errorFile,
         ),
         logDir: logs === undefined ? undefined : path.join(logs, runId, `attempt_${n}`, String(plan.rank)),

@@ -33,7 +33,7 @@ export function formatLocalDryRun(config: LaunchConfig, nproc: number, env: Node
     `command: ${[cmd.command, ...cmd.args].map(shellQuote).join(' ')}`,
   ];
   for (const plan of layout.ranks) {
-    const job = { masterAddr: config.masterAddr, masterPort: config.masterPort, runId, restartCount: 0, maxRestarts: config.maxRestarts, token: REDACTED };
+    const job = { masterAddr: config.masterAddr, masterPort: config.masterPort, runId, restartCount: 0, maxRestarts: config.maxRestarts, token: REDACTED, oneGpu: config.oneGpu };
     // The placeholder stands in for the token, so the printout is safe by construction.
     const full = workerEnvironment(env, layout, plan, job);
     const vars = describeWorkerEnvironment(env, full).map((v) => (v.startsWith('MASTER_PORT=') ? `MASTER_PORT=${port}` : v));

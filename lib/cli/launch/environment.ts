@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { ERROR_FILE_ENV, rankEnvironment, STORE_TOKEN_ENV } from '../../comm/environment';
 import type { JobLayout, RankPlan } from './layout';
+import { ONE_GPU_VARIABLES, oneGpuEnvironment } from './one-gpu';
 
 /** The variable carrying the store token: set for workers, never printed. */
 export const TOKEN_ENV = STORE_TOKEN_ENV;
@@ -31,6 +32,8 @@ export interface JobEnvironment {
   readonly restartCount: number;
   readonly maxRestarts: number;
   readonly token: string;
+  /** --one-gpu: the device every rank uses (one-gpu.ts); undefined = off. */
+  readonly oneGpu?: number;
 }
 
 /**
@@ -74,6 +77,7 @@ export function workerEnvironment(
   if ((env.OMP_NUM_THREADS === undefined || env.OMP_NUM_THREADS === '') && layout.ranks.length > 1) {
     env.OMP_NUM_THREADS = '1';
   }
+  if (job.oneGpu !== undefined) Object.assign(env, oneGpuEnvironment(plan.rank, job.oneGpu, job.runId, base));
   return env;
 }
 
@@ -98,6 +102,7 @@ export const CONTRACT_VARIABLES: readonly string[] = [
   TOKEN_ENV,
   ERROR_FILE_ENV,
   'OMP_NUM_THREADS',
+  ...ONE_GPU_VARIABLES,
 ];
 
 /**

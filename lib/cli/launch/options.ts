@@ -71,6 +71,8 @@ export interface LaunchConfig {
   readonly runWithNode: boolean;
   /** Emulated nodes this launcher splits its ranks into (1 = none). */
   readonly emulateNodes: number;
+  /** --one-gpu: the CUDA device every rank uses (0: NCCL ranks sharing one GPU, see one-gpu.ts); undefined = off. */
+  readonly oneGpu: number | undefined;
   /** Multi-node start from a hostfile over ssh (the launcher is then only the starter). */
   readonly hostfile: string | undefined;
   readonly hostSelection: HostSelection;
@@ -107,6 +109,7 @@ export const OPTION_ENV = {
   redirects: 'MICS_REDIRECTS',
   tee: 'MICS_TEE',
   emulateNodes: 'MICS_EMULATE_NODES',
+  oneGpu: 'MICS_ONE_GPU',
   hostfile: 'MICS_HOSTFILE',
   ssh: 'MICS_SSH',
   envAllow: 'MICS_ENV_ALLOW',
@@ -135,6 +138,7 @@ export interface RawOptions {
   dryRun?: boolean;
   node: boolean;
   emulateNodes?: string;
+  oneGpu?: boolean;
   hostfile?: string;
   include?: string;
   exclude?: string;
@@ -188,6 +192,7 @@ export function buildLaunchProgram(): Command {
     .option('--no-node', 'run the script as an executable instead of with node')
     .addOption(new Option('--no-python', 'alias of --no-node (torchrun spelling)').hideHelp())
     .option('--emulate-nodes <n>', "split this launcher's ranks into N emulated nodes (development and tests) (default: 1)")
+    .option('--one-gpu', 'run every rank on CUDA device 0 (pick it with CUDA_VISIBLE_DEVICES), NCCL ranks sharing it over sockets (development and tests)')
     .option('--hostfile <path>', 'DeepSpeed hostfile (`host slots=N`): start one agent per host over ssh')
     .option('--include <spec>', 'hosts/slots to use from the hostfile: NAME[:SLOT[,SLOT]]@NAME...')
     .option('--exclude <spec>', 'hosts/slots to leave out from the hostfile: NAME[:SLOT[,SLOT]]@NAME...')
@@ -384,6 +389,15 @@ export function resolveConfig(
     );
   }
 
+  const oneGpuSrc = raw.oneGpu === true ? undefined : pick(undefined, '--one-gpu', env, E.oneGpu);
+  if (oneGpuSrc && !['0', '1'].includes(oneGpuSrc.value.trim())) {
+    throw new UsageError(`invalid ${oneGpuSrc.from} '${oneGpuSrc.value}': expected 1 (on) or 0 (off)`);
+  }
+  const oneGpu = raw.oneGpu === true || oneGpuSrc?.value.trim() === '1' ? 0 : undefined;
+  if (oneGpu !== undefined && (nnodes > 1 || hostfile)) {
+    throw new UsageError('--one-gpu runs every rank of a single node on one GPU; it cannot be combined with --nnodes > 1 or --hostfile');
+  }
+
   const selection: HostSelection = {
     include: raw.include,
     exclude: raw.exclude,
@@ -429,6 +443,7 @@ export function resolveConfig(
     dryRun: raw.dryRun === true,
     runWithNode: raw.node && raw.python !== false,
     emulateNodes,
+    oneGpu,
     hostfile,
     hostSelection: selection,
     ssh: parseSsh(pick(raw.ssh, '--ssh', env, E.ssh)),
