@@ -454,24 +454,29 @@ export class Engine<T extends EngineTensor = Float32Array> {
   // ---------------------------------------------------------------- gradients
 
   /**
-   * A zero-filled buffer (reduce dtype) for a unit's full gradient, with views by
-   * parameter name: write the gradient of your micro-batch's mean loss (times
-   * lossScale) into it, then call reduceGradients(unit).
+   * A buffer (reduce dtype) for a unit's full gradient, with views by parameter name:
+   * write the gradient of your micro-batch's mean loss (times lossScale) into it, then
+   * call reduceGradients(unit). Zero-filled by default; with `{zero: false}` only the
+   * padding is zeroed and the parameters' elements hold whatever the buffer held
+   * before, which saves a pass over the buffer when you overwrite every element (as a
+   * framework's backward does).
    */
-  gradientBuffer(unit: number | string | UnitLayout): GradientBuffer<T> {
+  gradientBuffer(unit: number | string | UnitLayout, options: { zero?: boolean } = {}): GradientBuffer<T> {
     this.ensureUsable('gradientBuffer');
     const u = this.resolveUnit(unit, 'gradientBuffer');
-    const buffer = this.gradientBufferOf(u);
+    const buffer = this.gradientBufferOf(u, options.zero !== false);
     const grads: Record<string, T> = {};
     for (const p of u.parameters) grads[p.name] = this.backend.view(buffer, p.offset, p.numel) as T;
     return { unit: u, flat: buffer as T, grads };
   }
 
-  private gradientBufferOf(u: UnitLayout): Buf {
+  private gradientBufferOf(u: UnitLayout, zero = true): Buf {
     const state = this.state[u.index];
     if (state.gradBuffer === undefined) {
       state.gradBuffer = this.pool(this.reduceDtype).take(u.paddedNumel);
-      this.backend.fill(state.gradBuffer, 0);
+      // The padding is reduced with the rest: it must be zero, or the norm would count it.
+      if (zero) this.backend.fill(state.gradBuffer, 0);
+      else if (u.paddedNumel > u.numel) this.backend.fill(this.backend.view(state.gradBuffer, u.numel, u.paddedNumel - u.numel), 0);
     }
     return state.gradBuffer;
   }
@@ -532,7 +537,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
         throw invalidArgument(`reduceGradients('${u.name}'): gradient of '${p.name}' has ${String(length)} elements; shape [${p.shape.join(', ')}] needs ${p.numel}`);
       }
     }
-    const buffer = this.gradientBufferOf(u);
+    const buffer = this.gradientBufferOf(u, false); // every element of every parameter is written below
     const casts: Promise<void>[] = [];
     for (const p of u.parameters) {
       const g = grads[p.name];

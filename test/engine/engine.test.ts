@@ -99,6 +99,33 @@ describe('units and views', () => {
   });
 });
 
+describe('gradient buffers', () => {
+  it('are zero-filled by default; with {zero: false} only the padding is zeroed (the parameters\' elements are left as the buffer held them)', async () => {
+    const engine = await engineWith({ alignment: 8 }); // unit 'a' is 16 elements, padded to 16; 'b' 8 -> 8
+    const padded = await createEngine(groups, {
+      parameters: [{ name: 'odd', shape: [5] }],
+      optimizer: { type: 'sgd', lr: 0.1 },
+      alignment: 8,
+    });
+    for (const e of [engine, padded]) {
+      for (let round = 0; round < 2; round++) {
+        for (const u of e.units) {
+          await e.gather(u);
+          const { flat } = e.gradientBuffer(u, { zero: round === 1 ? false : true });
+          const values = flat as Float32Array;
+          if (round === 0) expect(values.every((v) => v === 0)).toBe(true);
+          else expect(Array.from(values.subarray(u.numel))).toEqual(new Array(u.paddedNumel - u.numel).fill(0));
+          values.subarray(0, u.numel).fill(7);
+          await e.reduceGradients(u);
+          e.release(u);
+        }
+        await e.step();
+      }
+    }
+    expect(padded.units[0].paddedNumel).toBe(8);
+  });
+});
+
 describe('calls out of order reject with MICS_INVALID_ARGUMENT naming what was expected', () => {
   it('step() before any gradient', async () => {
     const engine = await engineWith();

@@ -80,7 +80,7 @@ async function microStep(engine: Engine<EngineTensor>, computeMs: number): Promi
   for (let i = units.length - 1; i >= 0; i--) {
     await engine.gather(units[i]);
     if (computeMs > 0) await sleep(2 * computeMs);
-    engine.gradientBuffer(units[i]); // zero-filled: the "gradient" the emulated backward wrote
+    engine.gradientBuffer(units[i], { zero: false }); // the "gradient" the emulated backward wrote over every element
     void engine.reduceGradients(units[i]);
     engine.release(units[i]);
   }
