@@ -9,6 +9,7 @@ import type { NprocSpec } from './devices';
 import { slurmLayout, type SlurmLayout } from './slurm';
 import type { HostSelection } from './hostfile';
 import { packageVersion } from '../../core/version';
+import { OPTION_ENV } from './option-env';
 import { parseEnvPatterns } from './remote-env';
 
 /** Which of a rank's streams go to files: 0 none, 1 stdout, 2 stderr, 3 both (torchrun's Std). */
@@ -90,32 +91,7 @@ export interface LaunchConfig {
   readonly slurm: SlurmLayout | undefined;
 }
 
-/** Environment variables that give defaults to options (documented in docs/launch.md). */
-export const OPTION_ENV = {
-  nprocPerNode: 'MICS_NPROC_PER_NODE',
-  nnodes: 'MICS_NNODES',
-  nodeRank: 'MICS_NODE_RANK',
-  masterAddr: 'MICS_MASTER_ADDR',
-  masterPort: 'MICS_MASTER_PORT',
-  storeHost: 'MICS_STORE_HOST',
-  standalone: 'MICS_STANDALONE',
-  maxRestarts: 'MICS_MAX_RESTARTS',
-  monitorInterval: 'MICS_MONITOR_INTERVAL',
-  gracePeriod: 'MICS_GRACE_PERIOD',
-  rdzvTimeout: 'MICS_RDZV_TIMEOUT',
-  heartbeatTimeout: 'MICS_HEARTBEAT_TIMEOUT',
-  runId: 'MICS_RUN_ID',
-  logDir: 'MICS_LOG_DIR',
-  redirects: 'MICS_REDIRECTS',
-  tee: 'MICS_TEE',
-  emulateNodes: 'MICS_EMULATE_NODES',
-  oneGpu: 'MICS_ONE_GPU',
-  hostfile: 'MICS_HOSTFILE',
-  ssh: 'MICS_SSH',
-  envAllow: 'MICS_ENV_ALLOW',
-  envDeny: 'MICS_ENV_DENY',
-  envFile: 'MICS_ENV_FILE',
-} as const;
+export { OPTION_ENV } from './option-env';
 
 /** Raw option values as commander hands them over (strings, or undefined when not given). */
 export interface RawOptions {

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TOKEN_ENV } from './environment';
 import { UsageError } from './errors';
-import { OPTION_ENV } from './options';
+import { OPTION_ENV } from './option-env';
 import { ERROR_FILE_ENV } from '../../comm/environment';
 
 /**

@@ -1,0 +1,27 @@
+// A leaf module: options.ts and remote-env.ts both read it.
+/** Environment variables that give defaults to options (documented in docs/launch.md). */
+export const OPTION_ENV = {
+  nprocPerNode: 'MICS_NPROC_PER_NODE',
+  nnodes: 'MICS_NNODES',
+  nodeRank: 'MICS_NODE_RANK',
+  masterAddr: 'MICS_MASTER_ADDR',
+  masterPort: 'MICS_MASTER_PORT',
+  storeHost: 'MICS_STORE_HOST',
+  standalone: 'MICS_STANDALONE',
+  maxRestarts: 'MICS_MAX_RESTARTS',
+  monitorInterval: 'MICS_MONITOR_INTERVAL',
+  gracePeriod: 'MICS_GRACE_PERIOD',
+  rdzvTimeout: 'MICS_RDZV_TIMEOUT',
+  heartbeatTimeout: 'MICS_HEARTBEAT_TIMEOUT',
+  runId: 'MICS_RUN_ID',
+  logDir: 'MICS_LOG_DIR',
+  redirects: 'MICS_REDIRECTS',
+  tee: 'MICS_TEE',
+  emulateNodes: 'MICS_EMULATE_NODES',
+  oneGpu: 'MICS_ONE_GPU',
+  hostfile: 'MICS_HOSTFILE',
+  ssh: 'MICS_SSH',
+  envAllow: 'MICS_ENV_ALLOW',
+  envDeny: 'MICS_ENV_DENY',
+  envFile: 'MICS_ENV_FILE',
+} as const;
