@@ -80,6 +80,30 @@ export function agentToken(config: LaunchConfig, env: NodeJS.ProcessEnv): string
  */
 const REMOTE_CAUSE_WAIT_MS = 5000;
 
+const ERROR_DIR_PREFIX = 'mics-launch-errors-';
+
+/** Removes error-record directories of agents that no longer run (killed before their cleanup). */
+function removeOrphanedErrorDirs(): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(os.tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${ERROR_DIR_PREFIX}(\\d+)-`).exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
 /** The directory for per-rank files, when any stream goes to a file: --log-dir, else a fresh temporary one. */
 function logRoot(config: LaunchConfig, io: AgentIo): string | undefined {
   const wantsFiles = (s: LaunchConfig['redirects']): boolean => s.all !== 0 || [...s.byLocalRank.values()].some((v) => v !== 0);
@@ -348,7 +372,9 @@ export async function runAgent(config: LaunchConfig, nproc: number, io: AgentIo)
     const layout = joined;
     layoutNow = layout;
     // Each rank records why it failed here (MICS_ERROR_FILE); read when it exits, removed after the attempt.
-    const errors = fs.mkdtempSync(path.join(os.tmpdir(), 'mics-launch-errors-'));
+    // The name carries this agent's pid, so that what a killed agent left is removed by the next one.
+    removeOrphanedErrorDirs();
+    const errors = fs.mkdtempSync(path.join(os.tmpdir(), `${ERROR_DIR_PREFIX}${process.pid}-`));
     try {
       return await superviseRound(n, s, layout, errors);
     } finally {

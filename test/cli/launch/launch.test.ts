@@ -43,6 +43,15 @@ describe('one node', () => {
     expect(r.stderr).toMatch(/finished: 4 rank\(s\) on node 0, 4 in total on 1 node\(s\), exit code 0/);
   });
 
+  it('removes the error-record directories that killed launchers left behind (their pid is gone), and its own', async () => {
+    const tmp = tempDir('orphans');
+    const orphan = path.join(tmp, 'mics-launch-errors-999999999-abc123');
+    fs.mkdirSync(orphan);
+    const r = await runLaunch(['--standalone', '--nproc-per-node', '2', ...FAST, worker], { TMPDIR: tmp });
+    expect(r.code).toBe(0);
+    expect(fs.readdirSync(tmp).filter((n) => n.startsWith('mics-launch-errors-'))).toEqual([]);
+  });
+
   it('keeps OMP_NUM_THREADS when the user set it, and never prints the token', async () => {
     const r = await runLaunch(['--standalone', '--nproc-per-node', '2', ...FAST, worker], { OMP_NUM_THREADS: '7' });
     expect(r.code).toBe(0);
