@@ -51,7 +51,9 @@ if [ -f "$NODE_PREFIX/include/node/node_api.h" ]; then export npm_config_nodedir
 
 export npm_config_jobs=${npm_config_jobs:-max}
 echo "prebuild: compiling csrc/ with node-gyp (prebuildify --napi --strip --tag-libc, Node $(node -v) headers) in $WORK"
-PREBUILD_NODE_GYP="$NODE_GYP" node_modules/.bin/prebuildify --napi --strip --tag-libc --target "node@$(node -v)" --cwd "$WORK" --out "$ROOT"
+# prebuildify keeps its own scratch in $TMPDIR/prebuildify: inside $WORK, removed with it.
+mkdir -p "$WORK/tmp"
+TMPDIR="$WORK/tmp" PREBUILD_NODE_GYP="$NODE_GYP" node_modules/.bin/prebuildify --napi --strip --tag-libc --target "node@$(node -v)" --cwd "$WORK" --out "$ROOT"
 
 # Prove the file loads here and say what it is (and which glibc symbols it needs).
 node -e '
