@@ -753,6 +753,20 @@ export class Engine<T extends EngineTensor = Float32Array> {
     return { traceEvents: events, displayTimeUnit: 'ms' };
   }
 
+  /**
+   * @internal Runs a collective of a helper built on the engine (lib/engine/metrics.ts)
+   * in the engine's order of collectives, so that it cannot cross a prefetched gather
+   * on any rank; a failure aborts the engine like a failure of its own ops.
+   */
+  runCollective(launch: () => Promise<void>): Promise<void> {
+    try {
+      this.ensureUsable('runCollective');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.guard(this.issue(launch));
+  }
+
   /** Per-rank bytes of the engine's buffers (see docs/engine.md for the formula). */
   memory(): EngineMemory {
     const n = this.layout.shardNumel;
