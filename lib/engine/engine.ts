@@ -755,8 +755,8 @@ export class Engine<T extends EngineTensor = Float32Array> {
 
   /**
    * @internal Runs a collective of a helper built on the engine (lib/engine/metrics.ts)
-   * in the engine's order of collectives, so that it cannot cross a prefetched gather
-   * on any rank; a failure aborts the engine like a failure of its own ops.
+   * through the engine's chain of collectives (issued after every op asked for before
+   * it, the same order on every rank); a failure aborts the engine like its own ops.
    */
   runCollective(launch: () => Promise<void>): Promise<void> {
     try {

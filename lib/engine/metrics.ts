@@ -1,8 +1,9 @@
 /**
  * Metrics averaged over the world, for logging: every rank passes its own numbers
  * (e.g. its micro-batch's loss and accuracy), every rank gets the average over all
- * ranks. One small all-reduce (f64) on the engine's world communicator, issued in
- * the engine's order of collectives so that it cannot cross a prefetched gather.
+ * ranks. One small all-reduce (f64) on the engine's world communicator, issued
+ * through the engine's chain of collectives (the same order on every rank, whatever
+ * the timing of its own ops); a failure aborts the engine like a failure of its own.
  */
 import { invalidArgument } from '../core/errors';
 import { DeviceTensor } from '../cuda/device-tensor';
