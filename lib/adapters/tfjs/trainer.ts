@@ -95,6 +95,8 @@ export class TfjsTrainer {
   private writtenStep: number;
   /** gather() ran in the current micro-step. */
   private gathered = false;
+  /** A call that issues collectives is running (they must not interleave). */
+  private busy: string | undefined;
   private readonly copies = emptyCopyStatistics();
 
   /** @internal Use createTrainer(). */
@@ -121,8 +123,8 @@ export class TfjsTrainer {
    * time, writes each variable. Call it at the start of every micro-step before
    * computing with the model (trainStep does). Collective over the partition group.
    */
-  async gather(): Promise<void> {
-    await this.gatherInto(false);
+  gather(): Promise<void> {
+    return this.exclusive('gather', () => this.gatherInto(false));
   }
 
   /**
@@ -130,8 +132,28 @@ export class TfjsTrainer {
    * current (for evaluation after the last step, or after engine.load()).
    * Collective over the partition group.
    */
-  async syncVariables(): Promise<void> {
-    await this.gatherInto(true);
+  syncVariables(): Promise<void> {
+    return this.exclusive('syncVariables', () => this.gatherInto(true));
+  }
+
+  private checkIdle(what: string): void {
+    if (this.busy !== undefined) {
+      throw invalidArgument(`${what}: ${this.busy}() has not finished: await it before the next call of the trainer`);
+    }
+  }
+
+  /**
+   * Runs one call that issues collectives; a second one while it runs rejects (its
+   * collectives would interleave with the first's differently on different ranks).
+   */
+  private async exclusive<R>(what: string, run: () => Promise<R>): Promise<R> {
+    this.checkIdle(what);
+    this.busy = what;
+    try {
+      return await run();
+    } finally {
+      this.busy = undefined;
+    }
   }
 
   private async gatherInto(force: boolean): Promise<void> {
@@ -165,11 +187,12 @@ export class TfjsTrainer {
     const before = { bytes: totalBytes(this.copies), ms: totalMs(this.copies) };
     let reductions: Promise<void>[];
     try {
-      reductions = this.handOver(grads);
+      this.checkIdle('applyGradients');
+      reductions = this.handOver(grads); // reads the gradients now, before the Promise is returned
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.endMicroStep(reductions, before);
+    return this.exclusive('applyGradients', () => this.endMicroStep(reductions, before));
   }
 
   /**
@@ -180,10 +203,14 @@ export class TfjsTrainer {
    * or `{loss, metrics}` with scalar metrics (e.g. accuracy) that come back as numbers.
    * Collective over the world.
    */
-  async trainStep(lossFn: () => LossOutput): Promise<TrainStepResult> {
+  trainStep(lossFn: () => LossOutput): Promise<TrainStepResult> {
+    return this.exclusive('trainStep', () => this.microStep(lossFn));
+  }
+
+  private async microStep(lossFn: () => LossOutput): Promise<TrainStepResult> {
     if (typeof lossFn !== 'function') throw invalidArgument('trainStep(lossFn): lossFn must be a function returning the mean loss as a scalar tf.Tensor');
     const before = { bytes: totalBytes(this.copies), ms: totalMs(this.copies) };
-    await this.gather();
+    await this.gatherInto(false);
     const scale = this.engine.lossScale;
     let loss = NaN;
     let computeMs = 0;

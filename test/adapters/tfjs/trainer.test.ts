@@ -8,6 +8,9 @@
  * (hierarchical, spanning both nodes), with and without gradient accumulation.
  */
 import * as path from 'node:path';
+import type * as tfjs from '@tensorflow/tfjs';
+import { createTrainer, tf } from '../../../lib/adapters/tfjs';
+import { createGroups, init, MicsError, type Communicator, type MicsGroups } from '../../../lib';
 import { describeRanks, killAllRanks, repoRoot, runRanks, type RankResult } from '../../helpers/ranks';
 import { runNode } from '../../helpers/run-node';
 
@@ -20,13 +23,14 @@ const STEPS = 20;
 const LR = 0.02;
 
 /**
- * fp32 tolerances against plain tfjs. The two compute the same math in a different
+ * fp32 tolerances against plain tfjs. The two compute the same math in another
  * order: the engine sums per-rank gradients of micro-batch means and scales once
  * (tfjs: one mean over the global batch), and its AdamW kernel divides by the bias
- * corrections in another place than tf.train.adam. Measured: losses agree to ~1e-7
- * relative and weights to ~1e-6 of their largest magnitude after 20 steps.
+ * corrections elsewhere than tf.train.adam; Adam turns rounding differences of tiny
+ * gradients into visible ones. Measured here: every step's loss within 6e-6
+ * (relative), the final weights within 3e-6 of the largest weight.
  */
-const LOSS_TOLERANCE = 1e-5;
+const LOSS_TOLERANCE = 2e-5;
 const WEIGHT_TOLERANCE = 1e-5;
 
 interface Reference {
@@ -137,52 +141,47 @@ describe('the adapter against plain tfjs (W=4 on 2 emulated nodes, 20 steps)', (
 });
 
 describe("the trainer's contract (one process, W = 1)", () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createTrainer, tf } = require('../../../lib/adapters/tfjs') as typeof import('../../../lib/adapters/tfjs');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mics = require('../../../lib') as typeof import('../../../lib');
-  type Tf = typeof tf;
-  let world: import('../../../lib').Communicator;
-  let groups: import('../../../lib').MicsGroups;
+  let world: Communicator;
+  let groups: MicsGroups;
   let names = 0;
 
   beforeAll(async () => {
     tf.enableProdMode(); // no "install tfjs-node" banner
-    world = await mics.init({ backend: 'cpu', env: { RANK: '0', WORLD_SIZE: '1' } });
-    groups = await mics.createGroups(world, { partitionSize: 1 });
+    world = await init({ backend: 'cpu', env: { RANK: '0', WORLD_SIZE: '1' } });
+    groups = await createGroups(world, { partitionSize: 1 });
   });
   afterAll(() => world.destroy());
 
   /** A 3-4-2 perceptron with seeded weights, unique layer names, and one fixed batch. */
-  function setUp(t: Tf) {
-    const p = `c${names++}.`;
-    const model = t.sequential({
+  function setUp() {
+    const prefix = `c${names++}.`;
+    const model = tf.sequential({
       layers: [
-        t.layers.dense({ inputShape: [3], units: 4, activation: 'tanh', name: `${p}a`, kernelInitializer: t.initializers.glorotUniform({ seed: 1 }) }),
-        t.layers.dense({ units: 2, name: `${p}b`, kernelInitializer: t.initializers.glorotUniform({ seed: 2 }) }),
+        tf.layers.dense({ inputShape: [3], units: 4, activation: 'tanh', name: `${prefix}a`, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+        tf.layers.dense({ units: 2, name: `${prefix}b`, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
       ],
     });
-    const xs = t.tensor2d([0.1, -0.4, 0.9, 0.5, 0.2, -0.3, -0.8, 0.7, 0.05, 0.3, 0.3, -0.6], [4, 3]);
-    const ys = t.tensor2d([1, 0, 0, 1, 1, 0, 0, 1], [4, 2]);
-    const loss = () => t.losses.softmaxCrossEntropy(ys, model.apply(xs) as import('@tensorflow/tfjs').Tensor) as import('@tensorflow/tfjs').Scalar;
-    return { model, xs, ys, loss, prefix: p };
+    const xs = tf.tensor2d([0.1, -0.4, 0.9, 0.5, 0.2, -0.3, -0.8, 0.7, 0.05, 0.3, 0.3, -0.6], [4, 3]);
+    const ys = tf.tensor2d([1, 0, 0, 1, 1, 0, 0, 1], [4, 2]);
+    const loss = (): tfjs.Scalar => tf.losses.softmaxCrossEntropy(ys, model.apply(xs) as tfjs.Tensor) as tfjs.Scalar;
+    return { model, xs, ys, loss, prefix };
   }
 
-  async function rejection(promise: Promise<unknown>): Promise<import('../../../lib').MicsError> {
+  async function rejection(promise: Promise<unknown>): Promise<MicsError> {
     try {
       await promise;
     } catch (err) {
-      expect(err).toBeInstanceOf(mics.MicsError);
-      return err as import('../../../lib').MicsError;
+      expect(err).toBeInstanceOf(MicsError);
+      return err as MicsError;
     }
     throw new Error('expected a rejection');
   }
 
   it('trainStep returns the loss and the metrics as numbers, and leaves no tensor behind', async () => {
-    const { model, loss, xs, ys } = setUp(tf);
+    const { model, loss, xs, ys } = setUp();
     const trainer = await createTrainer(groups, model, { optimizer: { type: 'adamw', lr: 0.05 } });
     const tensors = tf.memory().numTensors;
-    const first = await trainer.trainStep(() => ({ loss: loss(), metrics: { accuracy: tf.metrics.categoricalAccuracy(ys, model.apply(xs) as import('@tensorflow/tfjs').Tensor).mean() as import('@tensorflow/tfjs').Scalar } }));
+    const first = await trainer.trainStep(() => ({ loss: loss(), metrics: { accuracy: tf.metrics.categoricalAccuracy(ys, model.apply(xs) as tfjs.Tensor).mean() as tfjs.Scalar } }));
     let last = first;
     for (let i = 0; i < 20; i++) last = await trainer.trainStep(loss);
     expect(first).toEqual(expect.objectContaining({ stepped: true, step: 1, loss: expect.any(Number), metrics: { accuracy: expect.any(Number) } }));
@@ -193,15 +192,15 @@ describe("the trainer's contract (one process, W = 1)", () => {
   });
 
   it('gather() + tf.variableGrads + applyGradients() trains exactly like trainStep()', async () => {
-    const a = setUp(tf);
-    const b = setUp(tf);
+    const a = setUp();
+    const b = setUp();
     const options = { optimizer: { type: 'adamw' as const, lr: 0.05 }, accumulationSteps: 2 };
     const viaStep = await createTrainer(groups, a.model, options);
     const viaApply = await createTrainer(groups, b.model, options);
     for (let i = 0; i < 6; i++) {
       await viaStep.trainStep(a.loss);
       await viaApply.gather();
-      const { value, grads } = tf.variableGrads(b.loss, viaApply.variables as import('@tensorflow/tfjs').Variable[]);
+      const { value, grads } = tf.variableGrads(b.loss, viaApply.variables as tfjs.Variable[]);
       const applied = viaApply.applyGradients(grads);
       tf.dispose([value, grads]); // read before applyGradients returned
       expect(await applied).toEqual(expect.objectContaining({ stepped: i % 2 === 1 }));
@@ -213,7 +212,7 @@ describe("the trainer's contract (one process, W = 1)", () => {
   });
 
   it('after an optimizer step the variables are refreshed by the next gather(), or at once by syncVariables()', async () => {
-    const { model, loss, prefix } = setUp(tf);
+    const { model, loss, prefix } = setUp();
     const trainer = await createTrainer(groups, model, { optimizer: { type: 'sgd', lr: 0.5 } });
     const kernel = () => Array.from(model.getLayer(`${prefix}a`).getWeights()[0].dataSync());
     const before = kernel();
@@ -227,9 +226,9 @@ describe("the trainer's contract (one process, W = 1)", () => {
   });
 
   it('rejects calls out of order and gradients it cannot use, naming what is expected', async () => {
-    const { model, loss, prefix } = setUp(tf);
+    const { model, loss, prefix } = setUp();
     const trainer = await createTrainer(groups, model, { optimizer: { type: 'sgd', lr: 0.1 } });
-    const grads = () => tf.variableGrads(loss, trainer.variables as import('@tensorflow/tfjs').Variable[]).grads;
+    const grads = () => tf.variableGrads(loss, trainer.variables as tfjs.Variable[]).grads;
     let err = await rejection(trainer.applyGradients(grads()));
     expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(/call trainer.gather\(\) first in every micro-step/)]);
     await trainer.gather();
@@ -241,14 +240,20 @@ describe("the trainer's contract (one process, W = 1)", () => {
     expect(err.message).toMatch(/lossFn must return a scalar tf.Tensor/);
     err = await rejection(trainer.trainStep(() => ({ loss: loss(), metrics: { bad: tf.zeros([3]) as never } })));
     expect(err.message).toMatch(/metric 'bad' must be a scalar tf.Tensor/);
+    // a second call while one runs: its collectives would interleave differently on other ranks
+    const running = trainer.trainStep(loss);
+    err = await rejection(trainer.syncVariables());
+    expect(err.message).toMatch(/syncVariables: trainStep\(\) has not finished: await it before the next call of the trainer/);
+    expect((await running).stepped).toBe(true);
     // nothing was handed over: a correct micro-step still works, a missing gradient counts as zero
+    await trainer.gather();
     const result = await trainer.applyGradients({ [`${prefix}b/bias`]: tf.ones([2]) });
     expect(result.stepped).toBe(true);
     trainer.destroy();
   });
 
   it('rejects options the adapter cannot use', async () => {
-    const { model } = setUp(tf);
+    const { model } = setUp();
     const cases: [object, RegExp][] = [
       [{ optimizer: { type: 'sgd' }, parameters: [] }, /the parameters come from the model/],
       [{ optimizer: { type: 'sgd' }, init: { seed: 1 } }, /init \{"seed":1\} is not valid: use 'rank0'/],
