@@ -384,7 +384,7 @@ async function distributed() {
     const copyMs = (copies.parametersIn.ms + copies.gradientsOut.ms) / Math.max(1, stepsThisRun);
     const copyBytes = (copies.parametersIn.bytes + copies.gradientsOut.bytes) / Math.max(1, stepsThisRun);
     log(
-      `rank 0, per optimizer step: ${sum('wallMs').toFixed(1)} ms = compute and data ${(sum('computeMs') - copyMs).toFixed(1)} ms + copies tfjs<->engine ${copyMs.toFixed(2)} ms ` +
+      `rank 0, per optimizer step: ${sum('wallMs').toFixed(1)} ms = compute, data and logging ${(sum('computeMs') - copyMs).toFixed(1)} ms + copies tfjs<->engine ${copyMs.toFixed(2)} ms ` +
         `(${(copyBytes / 1e6).toFixed(2)} MB) + gathers ${sum('gatherWaitMs').toFixed(1)} ms + reduce-scatters ${sum('reduceWaitMs').toFixed(1)} ms + ` +
         `all-reduces ${sum('allReduceMs').toFixed(1)} ms + optimizer ${sum('kernelMs').toFixed(1)} ms`,
     );

@@ -267,6 +267,7 @@ export class TfjsTrainer {
       }
       if (g === null || g === undefined) continue;
       if (!(g instanceof tf.Tensor)) throw invalidArgument(`applyGradients: the gradient of '${name}' is not a tf.Tensor`);
+      if (g.isDisposed) throw invalidArgument(`applyGradients: the gradient of '${name}' was disposed: dispose gradients after applyGradients() returns`);
       if (g.dtype !== 'float32' || g.size !== entry.numel || g.shape.join(',') !== entry.shape.join(',')) {
         throw invalidArgument(`applyGradients: the gradient of '${name}' is ${g.dtype} [${g.shape.join(', ')}]; the variable is float32 [${entry.shape.join(', ')}]`);
       }

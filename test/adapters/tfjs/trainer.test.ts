@@ -236,6 +236,10 @@ describe("the trainer's contract (one process, W = 1)", () => {
     expect(err.message).toMatch(new RegExp(`'other' is not a trained variable \\(trained: ${prefix}a/kernel, ${prefix}a/bias, ${prefix}b/kernel, ${prefix}b/bias\\)`));
     err = await rejection(trainer.applyGradients({ [`${prefix}a/bias`]: tf.zeros([5]) }));
     expect(err.message).toMatch(new RegExp(`gradient of '${prefix}a/bias' is float32 \\[5\\]; the variable is float32 \\[4\\]`));
+    const disposed = tf.zeros([4]);
+    disposed.dispose();
+    err = await rejection(trainer.applyGradients({ [`${prefix}a/bias`]: disposed }));
+    expect(err.message).toMatch(new RegExp(`gradient of '${prefix}a/bias' was disposed`));
     err = await rejection(trainer.trainStep(() => tf.zeros([2]) as never));
     expect(err.message).toMatch(/lossFn must return a scalar tf.Tensor/);
     err = await rejection(trainer.trainStep(() => ({ loss: loss(), metrics: { bad: tf.zeros([3]) as never } })));
