@@ -307,9 +307,11 @@ async function distributed() {
 
   let history = { label: `${W} ranks, S=${S}, global batch ${globalBatch}`, steps: [], epochs: [] };
   let firstEpoch = 1;
-  const latest = path.join(opts['checkpoint-dir'], 'latest');
   if (opts.resume) {
-    if (fs.existsSync(latest)) {
+    // every rank must take the same branch (loading is collective): agree on what they see
+    const { seen } = await averageOverWorld(engine, { seen: fs.existsSync(path.join(opts['checkpoint-dir'], 'latest')) ? 1 : 0 });
+    if (seen > 0 && seen < 1) throw new Error(`--resume: only some ranks see a checkpoint in ${opts['checkpoint-dir']}: it must be on storage every rank reads`);
+    if (seen === 1) {
       const state = await loadCheckpoint(engine, opts['checkpoint-dir']);
       await trainer.syncVariables();
       history = state.history;
