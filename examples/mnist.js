@@ -6,7 +6,7 @@
 // 4 ranks on 2 emulated nodes. One partition group of S = 4 spans both nodes: each
 // rank holds a quarter of the AdamW states and master weights, gathered hierarchically
 // (across the nodes, then inside each). Every rank trains on its own slice of the data
-// (DistributedSampler), 2 micro-batches of 50 per optimizer step (global batch 400).
+// (DistributedSampler), 2 micro-batches of 100 per optimizer step (global batch 800).
 // Rank 0 shows a progress bar and a line per epoch, saves a checkpoint per epoch
 // (--resume continues from the latest), prints the test accuracy and writes the
 // loss/accuracy curve as an SVG.
@@ -27,9 +27,9 @@ const HELP = `usage: npx mics-launch [launcher options] examples/mnist.js [optio
        node examples/mnist.js --plain [options]
 
   --epochs N            epochs (default 10)
-  --batch N             micro-batch per rank (default 50)
+  --batch N             micro-batch per rank (default 100)
   --accumulation N      micro-batches per optimizer step (default 2)
-  --lr X                AdamW learning rate (default 0.002)
+  --lr X                AdamW learning rate (default 0.003)
   --partition-size S    ranks sharing one copy of the model states (default: two nodes' ranks)
   --train N, --test N   examples to train on and to test on (default 8000 and 2000)
   --checkpoint-dir DIR  where a checkpoint is saved after every epoch (default mnist-checkpoints)
@@ -43,9 +43,9 @@ const HELP = `usage: npx mics-launch [launcher options] examples/mnist.js [optio
 const { values: opts } = parseArgs({
   options: {
     epochs: { type: 'string', default: '10' },
-    batch: { type: 'string', default: '50' },
+    batch: { type: 'string', default: '100' },
     accumulation: { type: 'string', default: '2' },
-    lr: { type: 'string', default: '0.002' },
+    lr: { type: 'string', default: '0.003' },
     'partition-size': { type: 'string' },
     train: { type: 'string', default: '8000' },
     test: { type: 'string', default: '2000' },
