@@ -158,29 +158,49 @@ function correctIn(model, set, from, to) {
 
 // ---------------------------------------------------------------- progress and the curve
 
-/** Rank 0's progress: a bar on the terminal (through /dev/tty: the launcher prefixes rank output by line) or a line every 2 s. */
-function makeProgress(total) {
-  const { SingleBar } = require('cli-progress');
-  let mode = opts.progress;
-  let stream;
-  if (mode === undefined || mode === 'tty') {
+/**
+ * The terminal this job was started from, to draw on: stdout when it is one, else the
+ * launcher's (rank processes get pipes, and the launcher passes their output on line by
+ * line with a prefix, so a bar on stdout could not redraw in place). Linux: through /proc.
+ */
+function openTerminal() {
+  if (process.stdout.isTTY) return process.stdout;
+  for (const fd of [1, 2]) {
     try {
-      stream = new tty.WriteStream(fs.openSync('/dev/tty', 'w'));
-      mode = 'tty';
+      const device = fs.readlinkSync(`/proc/${process.ppid}/fd/${fd}`);
+      if (/^\/dev\/(pts\/\d+|tty\w*)$/.test(device)) return new tty.WriteStream(fs.openSync(device, 'w'));
     } catch {
-      if (mode === 'tty') throw new Error('--progress tty: this process has no terminal');
-      mode = 'lines';
+      // not Linux, or not ours to open: no bar
     }
   }
+  return undefined;
+}
+
+/** Rank 0's progress: a bar on the terminal (cli-progress), or else a progress line every 2 s. */
+function makeProgress(total) {
+  let mode = opts.progress;
+  const terminal = mode === undefined || mode === 'tty' ? openTerminal() : undefined;
+  if (mode === undefined) mode = terminal ? 'tty' : 'lines';
+  if (mode === 'tty' && !terminal) throw new Error('--progress tty: no terminal to draw on');
   if (mode === 'none') return { update() {}, stop() {}, line: (text) => console.log(text) };
-  if (mode !== 'lines' && mode !== 'tty') throw new Error(`--progress ${mode} is not valid: use tty, lines or none`);
-  const format = 'epoch {epoch} |{bar}| {percentage}% | loss {loss} | acc {acc} | {speed} samples/s | ETA {etaRun}';
+  if (mode === 'lines') {
+    let last = Date.now();
+    return {
+      update(value, p) {
+        if (Date.now() - last < 2000) return;
+        last = Date.now();
+        console.log(`epoch ${p.epoch}: step ${value}/${total} | loss ${p.loss} | acc ${p.acc} | ${p.speed} samples/s | ETA ${p.etaRun}`);
+      },
+      stop() {},
+      line: (text) => console.log(text),
+    };
+  }
+  if (mode !== 'tty') throw new Error(`--progress ${mode} is not valid: use tty, lines or none`);
+  const { SingleBar } = require('cli-progress');
   const bar = new SingleBar({
-    format,
-    stream: stream ?? process.stdout,
-    noTTYOutput: mode === 'lines',
-    notTTYSchedule: 2000,
-    hideCursor: mode === 'tty',
+    format: 'epoch {epoch} |{bar}| {percentage}% | loss {loss} | acc {acc} | {speed} samples/s | ETA {etaRun}',
+    stream: terminal,
+    hideCursor: true,
     clearOnComplete: true, // the epoch's line takes the bar's place
     barsize: 24,
   });
@@ -197,8 +217,7 @@ function makeProgress(total) {
     },
     /** A permanent line on stdout: ends the epoch's bar. */
     line(text) {
-      if (started) bar.stop();
-      started = false;
+      this.stop();
       console.log(text);
     },
   };
