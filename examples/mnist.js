@@ -264,11 +264,11 @@ const seconds = (s) => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s %
 // ---------------------------------------------------------------- checkpoints
 
 // engine.save(dir, {userState}) writes this rank's shard of the model states and, on
-// success, points dir/latest at the new checkpoint; engine.load(dir) restores the
-// latest and returns its userState. Both are collective.
+// success, points dir/latest at the new checkpoint (the last 2 are kept);
+// engine.load(dir) restores the latest and returns its userState. Both are collective.
 async function saveCheckpoint(engine, dir, userState) {
   if (typeof engine.save !== 'function') return false; // a mics without checkpoints
-  await engine.save(dir, { userState });
+  await engine.save(dir, { userState, keep: 2 });
   return true;
 }
 
