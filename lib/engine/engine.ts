@@ -765,6 +765,20 @@ export class Engine<T extends EngineTensor = Float32Array> {
     return { traceEvents: events, displayTimeUnit: 'ms' };
   }
 
+  /**
+   * @internal Runs a collective of a helper built on the engine (lib/engine/metrics.ts)
+   * through the engine's chain of collectives (issued after every op asked for before
+   * it, the same order on every rank); a failure aborts the engine like its own ops.
+   */
+  runCollective(launch: () => Promise<void>): Promise<void> {
+    try {
+      this.ensureUsable('runCollective');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.guard(this.issue(launch));
+  }
+
   /** Per-rank bytes of the engine's buffers (see docs/engine.md for the formula). */
   memory(): EngineMemory {
     const n = this.layout.shardNumel;

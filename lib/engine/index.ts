@@ -1,5 +1,7 @@
 /** The MiCS training engine (see engine.ts). */
 export { createEngine, step, Engine } from './engine';
+export { averageOverWorld, type AverageOptions } from './metrics';
+export { DistributedSampler, type DistributedSamplerOptions } from './sampler';
 export type {
   EngineOptions,
   EngineInit,
