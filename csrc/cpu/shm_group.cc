@@ -34,9 +34,11 @@ int PidfdOpen(int pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)
 
 }  // namespace
 
-// The staging buffers start on their own page after the control slot.
-constexpr std::size_t kStagingOffset = 4096;
-static_assert(sizeof(ShmControlSlot) <= kStagingOffset, "control slot fits in the first page");
+// The segment: the control slot (first page), the two small-op areas, the two
+// staging buffers.
+constexpr std::size_t kSmallOffset = 4096;
+constexpr std::size_t kStagingOffset = kSmallOffset + 2 * ShmGroup::kSmallBytes;
+static_assert(sizeof(ShmControlSlot) <= kSmallOffset, "control slot fits in the first page");
 
 namespace {
 
@@ -77,6 +79,7 @@ ShmGroup::~ShmGroup() {
 void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline) {
   slots_.assign(size_, nullptr);
   staging_.assign(size_, nullptr);
+  small_.assign(size_, nullptr);
   peerSegments_.resize(size_);
   pidfds_.resize(size_);
   pids_.assign(size_, 0);
@@ -84,6 +87,7 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
     if (peer.rank == rank_) {
       slots_[rank_] = mine_;
       staging_[rank_] = static_cast<char*>(segment_.data()) + kStagingOffset;
+      small_[rank_] = static_cast<char*>(segment_.data()) + kSmallOffset;
       pids_[rank_] = peer.pid;
       continue;
     }
@@ -102,6 +106,7 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
     }
     slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
     staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
+    small_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kSmallOffset;
     pids_[peer.rank] = peer.pid;
     int fd = PidfdOpen(peer.pid);
     if (fd < 0 && errno == ESRCH) {
@@ -117,10 +122,14 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
   segment_.Unlink();
 }
 
-void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send) {
+void ShmGroup::EnsureNotAborted() const {
   if (localAborted_.load()) {
     throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
   }
+}
+
+void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send) {
+  EnsureNotAborted();
   mine_->sendView = send;
   mine_->regionsFreed = HostRegionRegistry::Instance().freedCount();
   Post(signature);
@@ -176,12 +185,34 @@ void ShmGroup::EndOp(Deadline deadline) {
   WaitAll(deadline);
 }
 
-void ShmGroup::Post(const Signature& signature) { mine_->signature = signature; }
+void ShmGroup::Post(const Signature& signature) { mine_->signatures[signature.seq % 2] = signature; }
 
 void ShmGroup::Arrive() {
   ++phase_;
-  mine_->phase.store(phase_, std::memory_order_release);
-  FutexWake(&mine_->phase);
+  // seq_cst store then load, against the waiter's increment then re-check in
+  // WaitPeer: either it sees the new phase or we see it waiting. Peers that only
+  // spin cost no system call.
+  mine_->phase.store(phase_, std::memory_order_seq_cst);
+  if (mine_->waiters.load(std::memory_order_seq_cst) != 0) FutexWake(&mine_->phase);
+}
+
+bool ShmGroup::TryWaitAll(Clock::time_point until) {
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_) continue;
+    while (!Reached(slots_[peer]->phase.load(std::memory_order_acquire), phase_)) {
+      ThrowIfAborted(peer);
+      if (Clock::now() >= until) return false;
+      sched_yield();  // the peer may need this core to arrive
+    }
+  }
+  return true;
+}
+
+void ShmGroup::ThrowIfAborted(int peer) const {
+  if (slots_[peer]->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(peer);
+  if (localAborted_.load()) {
+    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
+  }
 }
 
 void ShmGroup::WaitAll(Deadline deadline) {
@@ -196,16 +227,18 @@ void ShmGroup::WaitPeer(int peer, uint32_t target, Deadline deadline) {
   for (;;) {
     uint32_t value = slot->phase.load(std::memory_order_acquire);
     if (Reached(value, target)) return;
-    if (slot->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(peer);
-    if (localAborted_.load()) {
-      throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
-    }
+    ThrowIfAborted(peer);
     if (spins < 64) {  // a short yield-spin: peers on the same core need the CPU
       ++spins;
       sched_yield();
       continue;
     }
-    FutexWait(&slot->phase, value, 20);
+    slot->waiters.fetch_add(1, std::memory_order_seq_cst);
+    // Re-read after announcing ourselves (see Arrive); FUTEX_WAIT itself returns at
+    // once if the phase moved since `value`.
+    value = slot->phase.load(std::memory_order_seq_cst);
+    if (!Reached(value, target)) FutexWait(&slot->phase, value, 20);
+    slot->waiters.fetch_sub(1, std::memory_order_seq_cst);
     if (Reached(slot->phase.load(std::memory_order_acquire), target)) return;
     if (PeerExited(peer)) {
       throw Error(ErrorCode::kPeerLost,
@@ -251,7 +284,7 @@ void ShmGroup::CheckSignatures(const Signature& mine) const {
   SignatureCensus census(size_);
   bool same = true;
   for (int r = 0; r < size_; ++r) {
-    census.Set(r, r == rank_ ? mine : Signature(slots_[r]->signature));
+    census.Set(r, r == rank_ ? mine : Signature(slots_[r]->signatures[mine.seq % 2]));
     same = same && census.Get(r) == mine;
   }
   if (same) return;

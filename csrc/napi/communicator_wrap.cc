@@ -464,6 +464,24 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
     auto op = std::make_unique<PendingOp>();
     mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get());
     auto comm = comm_;
+    if (pending_ == 0) {
+      const Deadline deadline = DeadlineAfter(timeoutMs);
+      // Nothing queued: a small op may run right here (Communicator::RunInline);
+      // an error it throws rejects the op like any other (the JS layer turns a
+      // synchronous throw into a rejected Promise).
+      switch (comm->RunInline(c, deadline)) {
+        case Communicator::InlineResult::kDone: {
+          Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
+          done.Resolve(env.Undefined());
+          return done.Promise();
+        }
+        case Communicator::InlineResult::kStarted:  // Run finishes it on the progress thread
+          return Enqueue(env, std::move(op), [comm, c, deadline] { comm->Run(c, deadline); });
+        case Communicator::InlineResult::kNotRun:
+          break;
+      }
+    }
+    // The timeout counts from when the op starts, behind the ops queued before it.
     return Enqueue(env, std::move(op), [comm, c, timeoutMs] { comm->Run(c, DeadlineAfter(timeoutMs)); });
   });
 }

@@ -353,7 +353,7 @@ describe('a peer is trusted only as far as it must be (docs/security.md)', () =>
       if (r.code !== 0 || !r.json || r.json.fatal) throw new Error(describeRanks(results));
       const where = `rank ${r.rank}: ${JSON.stringify(r.json)}`;
       expect([where, r.json.mode]).toEqual([where, 0o600]);
-      expect([where, r.json.attempts]).toEqual([where, { shrink: 'EPERM', grow: 'EPERM', write: 'EPERM', size: 4096 }]);
+      expect([where, r.json.attempts]).toEqual([where, { shrink: 'EPERM', grow: 'EPERM', write: 'EPERM', size: 131072 }]);
       expect([where, r.json.gathered, r.json.directOps]).toEqual([where, [10, 11], 1]);
     }
     expectNothingLeft(results);
@@ -379,8 +379,8 @@ describe('a peer is trusted only as far as it must be (docs/security.md)', () =>
   }, 60000);
 
   it.each([
-    ['past the end of its region', 'past-end', /64 bytes at offset 60 of a region of 64 bytes/],
-    ['so large that offset + length wraps around', 'overflow', /64 bytes at offset 18446744073709551600 of a region of 64 bytes/],
+    ['past the end of its region', 'past-end', /131072 bytes at offset 131068 of a region of 131072 bytes/],
+    ['so large that offset + length wraps around', 'overflow', /131072 bytes at offset 18446744073709551600 of a region of 131072 bytes/],
   ])(
     'a peer that publishes a registered input %s is refused with MICS_INTERNAL naming it, instead of being read',
     async (_label, offset, detail) => {

@@ -55,6 +55,7 @@ export function addBenchCommands(program: Command): void {
     .option('--root <rank>', 'broadcast root', '0')
     .option('--backend <name>', 'cpu, nccl or auto', 'cpu')
     .option('-R, --local_register <0|1>', '1: allocate buffers with allocHost, read in place by same-node peers', '0')
+    .option('-T, --timing <median|mean>', 'median: per iteration, slowest rank; mean: per call over back-to-back calls', 'median')
     .action(async (raw: RawOptions) => {
       const options = parseBenchOptions({ ...raw, warmupIters: raw.warmup_iters });
       await asRank(raw, String(raw.backend), async (world) => {
@@ -62,7 +63,7 @@ export function addBenchCommands(program: Command): void {
         if (world.rank === 0) {
           const header =
             `nranks ${world.size} nodes ${new Set(world.nodes).size} backend ${world.backend} transport ${world.transport} ` +
-            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0} ` +
+            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0} timing ${options.timing} ` +
             `directOps ${world.directOps}`; // ops that read the peers' inputs in place (-R 1 on one node)
           if (options.json) process.stdout.write(`${JSON.stringify({ header, rows })}\n`);
           else for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
