@@ -1,17 +1,36 @@
 /**
- * The hierarchical all-gather of MiCS (exact layout in docs/groups.md):
- * stage 1 all-gathers across nodes among the ranks with the same local index,
- * the pieces are moved to their strided slots, stage 2 all-gathers inside each
- * node. Inter-node bytes drop from (S-1)/S to (S-G)/S of the output.
+ * The hierarchical collectives of MiCS over a partition group that spans N nodes
+ * of G ranks (S = N x G; exact layout in docs/groups.md).
+ *
+ * All-gather: stage 1 all-gathers across nodes among the ranks with the same local
+ * index, the pieces are moved to their strided slots, stage 2 all-gathers inside
+ * each node. Inter-node bytes drop from (S-1)/S to (S-G)/S of the output. Large
+ * calls are pipelined: the shard is cut into chunks, and stage 2 of chunk k (G
+ * broadcasts per node slot, in place) runs on the intra-node communicator while
+ * stage 1 of chunk k+1 crosses the link on the inter-node one.
+ *
+ * Reduce-scatter: stage 1 reduce-scatters inside the node, one op per node j of
+ * the group over its G consecutive blocks, so local rank l holds the node's
+ * partial sum of blocks j x G + l for every j (N x n elements); stage 2
+ * reduce-scatters those across nodes among the ranks with the same local index.
+ * Only stage 2 crosses nodes, with 1/G of the bytes: (S-G)/S of the input per node
+ * instead of (S-1)/S. Reducing inside the node first is the order that shrinks
+ * the data before it meets the slow link; the other order would send G times more
+ * across it.
  *
  * Every failure of either stage rejects the whole call, and only after every op
- * of the call has settled (stage 2 is one grouped native op): no buffer is still
- * in use when the caller hears of it.
+ * of the call has settled: no buffer is still in use when the caller hears of it.
+ * A rank whose first stage fails will never join the second, where peers may
+ * already wait for it: it aborts that communicator, so they fail now, naming it
+ * and the cause, instead of at their timeout. (A failed second stage needs no
+ * such message: every op of the first stage was issued before it.)
  */
-import type { Communicator } from './communicator';
+import type { Communicator, ReduceOptions } from './communicator';
+import { ARRAY_TYPES, elementBytes, type DType } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
+import { DeviceTensor } from '../cuda/device-tensor';
 import { hierarchicalSlots } from './groups';
-import { sameKind, spanOf, type Tensor } from './tensor';
+import { sameKind, spanOf, type Span, type Tensor } from './tensor';
 
 /** The two communicators of the hierarchy for this rank. */
 export interface HierarchyComms {
@@ -19,6 +38,85 @@ export interface HierarchyComms {
   interNode: Communicator;
   /** This node's G ranks of the partition group. */
   intraNode: Communicator;
+}
+
+/** Options of the hierarchical all-gather. */
+export interface HierarchicalAllGatherOptions {
+  timeoutMs?: number;
+  /**
+   * Elements of the shard per pipeline chunk (default: an eighth of the shard, at
+   * least 256 KiB of it; a shard smaller than 512 KiB is one chunk, not pipelined).
+   */
+  chunkElements?: number;
+}
+
+/** Bytes of a shard below which the all-gather is not pipelined, and the smallest chunk. */
+const MIN_CHUNK_BYTES = 256 * 1024;
+/** Chunks per call when the shard is large enough. */
+const PIPELINE_CHUNKS = 8;
+
+function chunkLength(n: number, dtype: DType, requested: number | undefined): number {
+  if (requested !== undefined) {
+    if (!Number.isSafeInteger(requested) || requested < 1) {
+      throw invalidArgument(`allGather: chunkElements ${String(requested)} is not valid: use a positive integer`);
+    }
+    return Math.min(requested, Math.max(n, 1));
+  }
+  const minimum = Math.ceil(MIN_CHUNK_BYTES / elementBytes(dtype));
+  return Math.max(n, 1) < 2 * minimum ? Math.max(n, 1) : Math.max(minimum, Math.ceil(n / PIPELINE_CHUNKS));
+}
+
+/** A new span of `length` elements of `like`'s dtype, in the same kind of memory. */
+function scratch(like: Span, length: number): Span {
+  if (like.tensor instanceof DeviceTensor) return spanOf(DeviceTensor.alloc(like.dtype, length, like.tensor.device), 'scratch');
+  return spanOf({ data: new ARRAY_TYPES[like.dtype](length), dtype: like.dtype } as Tensor, 'scratch');
+}
+
+/** Whether `span` is exactly `slot` of `whole` (overlaps it, and no other part of whole). */
+function isSlot(span: Span, whole: Span, slotOffset: number, slotLength: number): boolean {
+  if (span.length !== slotLength || !span.overlaps(whole.sub(slotOffset, slotLength))) return false;
+  const before = slotOffset > 0 && span.overlaps(whole.sub(0, slotOffset));
+  const end = slotOffset + slotLength;
+  const after = end < whole.length && span.overlaps(whole.sub(end, whole.length - end));
+  return !before && !after;
+}
+
+/**
+ * Runs the ops of one call and settles them all before it settles: the first
+ * failure (in the order this rank saw them) is the call's.
+ */
+class CallOps {
+  private readonly ops: Promise<void>[] = [];
+  private failure: unknown;
+  private failed = false;
+
+  /** Tracks `op`; `onFailure` runs once, at the call's first failure. */
+  add(op: Promise<void>, onFailure: (err: unknown) => void): Promise<void> {
+    const tracked = op.catch((err: unknown) => {
+      if (!this.failed) {
+        this.failed = true;
+        this.failure = err;
+        onFailure(err);
+      }
+      throw err;
+    });
+    tracked.catch(() => undefined); // awaited in settle(); no unhandled rejection meanwhile
+    this.ops.push(tracked);
+    return tracked;
+  }
+
+  get hasFailed(): boolean {
+    return this.failed;
+  }
+
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.ops);
+    if (this.failed) throw this.failure;
+  }
+}
+
+function abortOnFailure(comm: Communicator, what: string): (err: unknown) => void {
+  return (err) => comm.abort(`${what} failed: ${(err as Error)?.message ?? String(err)}`);
 }
 
 /**
@@ -29,7 +127,7 @@ export async function hierarchicalAllGather(
   comms: HierarchyComms,
   input: Tensor,
   output: Tensor,
-  options: { timeoutMs?: number } = {},
+  options: HierarchicalAllGatherOptions = {},
 ): Promise<void> {
   const send = spanOf(input, 'allGather input');
   const out = spanOf(output, 'allGather output');
@@ -40,12 +138,59 @@ export async function hierarchicalAllGather(
   const N = comms.interNode.size;
   const G = comms.intraNode.size;
   const l = comms.intraNode.rank;
+  const j = comms.interNode.rank;
   const n = send.length;
   if (out.length !== N * G * n) {
     throw invalidArgument(`allGather: output must hold size x input = ${N * G} x ${n} elements, got ${out.length}`);
   }
-  const slots = hierarchicalSlots(N, G, l, n);
+  const chunk = chunkLength(n, send.dtype, options.chunkElements);
   const opOptions = { timeoutMs: options.timeoutMs };
+  if (chunk >= n) return unpipelinedAllGather(comms, send, out, opOptions);
+
+  // In place (input = this rank's slot) the input is only read where nothing
+  // writes; any other overlap with the output is copied out first.
+  const source = send.overlaps(out) && !isSlot(send, out, (j * G + l) * n, n) ? send.clone() : send;
+  const staging = scratch(send, N * n); // chunk [c0, c0 + len) of the N pieces at N x c0
+  const ops = new CallOps();
+  const stage1Failed = abortOnFailure(comms.intraNode, 'stage 1 (inter-node) of a hierarchical all-gather');
+  const stage2Failed = (): void => undefined; // stage 1 of every chunk is queued already
+  // Stage 1 of every chunk is queued at once: the inter-node communicator runs them
+  // back to back, independent of stage 2.
+  const stage1: Promise<void>[] = [];
+  for (let c0 = 0; c0 < n; c0 += chunk) {
+    const len = Math.min(chunk, n - c0);
+    stage1.push(ops.add(comms.interNode.allGather(source.sub(c0, len).tensor, staging.sub(N * c0, N * len).tensor, opOptions), stage1Failed));
+  }
+  for (let c0 = 0, k = 0; c0 < n && !ops.hasFailed; c0 += chunk, k++) {
+    const len = Math.min(chunk, n - c0);
+    try {
+      await stage1[k];
+    } catch {
+      break;
+    }
+    // Re-arrange: piece j' (partition j' x G + l) to its slot.
+    for (let jj = 0; jj < N; jj++) {
+      out.sub((jj * G + l) * n + c0, len).copyFrom(staging.sub(N * c0 + jj * len, len));
+    }
+    // Stage 2: local rank l' holds chunk k of partitions j' x G + l' for every j':
+    // it broadcasts each, in place, to its node-mates.
+    for (let jj = 0; jj < N; jj++) {
+      for (let ll = 0; ll < G; ll++) {
+        const slot = out.sub((jj * G + ll) * n + c0, len);
+        ops.add(comms.intraNode.broadcast(slot.tensor, { root: ll, timeoutMs: options.timeoutMs }), stage2Failed);
+      }
+    }
+  }
+  await ops.settle();
+}
+
+/** The two stages one after the other (small shards, where pipelining only adds ops). */
+async function unpipelinedAllGather(comms: HierarchyComms, send: Span, out: Span, opOptions: { timeoutMs?: number }): Promise<void> {
+  const N = comms.interNode.size;
+  const G = comms.intraNode.size;
+  const l = comms.intraNode.rank;
+  const n = send.length;
+  const slots = hierarchicalSlots(N, G, l, n);
 
   // Stage 1 lands in B[l*N*n, (l+1)*N*n). An in-place input living there is
   // copied out first: it would be overwritten while the stage reads it.
@@ -73,4 +218,57 @@ export async function hierarchicalAllGather(
     slots.stage2.map((g) => [out.sub(g.inputOffset, n).tensor, out.sub(g.outputOffset, g.outputLength).tensor]),
     opOptions,
   );
+}
+
+/**
+ * Reduce-scatters `input` (S x n elements, block r for partition rank r) over the
+ * partition group into `output` (n elements: this rank's block), in two stages.
+ * Collective over the group. Not for `avg` (the caller runs it flat: two stages
+ * would divide, and round or truncate, twice).
+ *
+ * Order of the reduction (for floats, where it matters): each node's G blocks are
+ * combined in local-rank order (as the shared-memory reduce-scatter does), then
+ * the N node partials in the inter-node ring's order. Integers, max and min give
+ * the flat result bit for bit. For f16 and bf16 the node partial is rounded to
+ * the dtype before stage 2.
+ */
+export async function hierarchicalReduceScatter(
+  comms: HierarchyComms,
+  input: Tensor,
+  output: Tensor,
+  options: ReduceOptions = {},
+): Promise<void> {
+  const send = spanOf(input, 'reduceScatter input');
+  const out = spanOf(output, 'reduceScatter output');
+  sameKind(send, out, 'reduceScatter');
+  if (send.dtype !== out.dtype) {
+    throw invalidArgument(`reduceScatter: input is ${send.dtype} but output is ${out.dtype}: both must have the same dtype`);
+  }
+  if (options.op === 'avg') {
+    throw invalidArgument("reduceScatter: the hierarchical reduce-scatter does not average (use op 'sum' and scale, or hierarchical: false)");
+  }
+  const N = comms.interNode.size;
+  const G = comms.intraNode.size;
+  const l = comms.intraNode.rank;
+  const j = comms.interNode.rank;
+  const n = out.length;
+  if (send.length !== N * G * n) {
+    throw invalidArgument(`reduceScatter: input must hold size x output = ${N * G} x ${n} elements, got ${send.length}`);
+  }
+  if (out.overlaps(send) && !isSlot(out, send, (j * G + l) * n, n)) {
+    throw invalidArgument(
+      `reduceScatter: output overlaps input but is not this rank's slot (in place means output = input[rank*count .. (rank+1)*count))`,
+    );
+  }
+  const opOptions = { op: options.op, timeoutMs: options.timeoutMs };
+  // partials: block j' is node partial of partition j' x G + l. In place, the
+  // output (our block of the input) is written only by stage 2, after stage 1 read it.
+  const partials = scratch(send, N * n);
+  const ops = new CallOps();
+  const stage1Failed = abortOnFailure(comms.interNode, 'stage 1 (intra-node) of a hierarchical reduce-scatter');
+  for (let jj = 0; jj < N; jj++) {
+    ops.add(comms.intraNode.reduceScatter(send.sub(jj * G * n, G * n).tensor, partials.sub(jj * n, n).tensor, opOptions), stage1Failed);
+  }
+  await ops.settle();
+  await comms.interNode.reduceScatter(partials.tensor, out.tensor, opOptions);
 }
