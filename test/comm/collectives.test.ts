@@ -215,6 +215,14 @@ describe('small ops (data inline, one sync) on the progress thread', () => {
   }, 200000);
 });
 
+describe('the reduction loops are compiled for the baseline target and for AVX2 (picked at run time)', () => {
+  it('give the same bytes with MICS_KERNELS=baseline: every op and reduction on four dtypes at 3 ranks, and halves at 2 emulated nodes', async () => {
+    await expectExactMatrix(3, SMALL, { transport: 'shm', env: { MICS_KERNELS: 'baseline' } });
+    const halves: Group[] = [{ ops: REDUCING, dtypes: ['f16', 'bf16'], redops: ALL_REDOPS, counts: [7, 32769], variants: ['oop'] }];
+    await expectExactMatrix(4, halves, { nodes: 2, transport: 'tcp', env: { MICS_KERNELS: 'baseline' } });
+  }, 200000);
+});
+
 describe('shared-memory collectives in many staging rounds', () => {
   it('are exact when MICS_SHM_STAGING_BYTES=4096 forces a round per few KiB, including last rounds of a few bytes', async () => {
     await expectExactMatrix(3, STAGED, { transport: 'shm', env: { MICS_SHM_STAGING_BYTES: '4096' } });
