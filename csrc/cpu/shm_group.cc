@@ -166,6 +166,15 @@ void ShmGroup::ResolvePeerInputs(const void* send, std::size_t bytes) {
       const RegisteredView view = slots_[r]->sendView;
       peerSend_[r] = peerRegions_.Resolve(r, pids_[r], view, bytes);
     } catch (const Error& e) {
+      // A peer that aborted or exited after it posted its view takes its region
+      // with it: report that, not the failed open or mmap it caused.
+      if (slots_[r]->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(r);
+      if (PeerExited(r)) {
+        throw Error(ErrorCode::kPeerLost,
+                    "rank " + std::to_string(r) + " (pid " + std::to_string(pids_[r]) + ") exited during " +
+                        currentOp_ + " in group '" + name_ + "'",
+                    rank_, name_, currentOp_, r);
+      }
       throw Error(e.code(), e.what(), rank_, name_, currentOp_, r);
     }
   }

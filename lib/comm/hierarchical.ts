@@ -16,7 +16,10 @@
  * Only stage 2 crosses nodes, with 1/G of the bytes: (S-G)/S of the input per node
  * instead of (S-1)/S. Reducing inside the node first is the order that shrinks
  * the data before it meets the slow link; the other order would send G times more
- * across it.
+ * across it. Large calls are pipelined like the all-gather: chunk k of every
+ * block is packed into one contiguous piece (on the host in allocHost memory, so
+ * the node's ranks read it in place instead of staging it), stage 1 reduces it
+ * while stage 2 sends chunk k-1 across nodes.
  *
  * Every failure of either stage rejects the whole call, and only after every op
  * of the call has settled: no buffer is still in use when the caller hears of it.
@@ -30,6 +33,7 @@ import { ARRAY_TYPES, elementBytes, type DType } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
 import { DeviceTensor } from '../cuda/device-tensor';
 import { hierarchicalSlots } from './groups';
+import { allocHost } from './host-memory';
 import { sameKind, spanOf, type Span, type Tensor } from './tensor';
 
 /** The two communicators of the hierarchy for this rank. */
@@ -58,7 +62,7 @@ const PIPELINE_CHUNKS = 8;
 function chunkLength(n: number, dtype: DType, requested: number | undefined): number {
   if (requested !== undefined) {
     if (!Number.isSafeInteger(requested) || requested < 1) {
-      throw invalidArgument(`allGather: chunkElements ${String(requested)} is not valid: use a positive integer`);
+      throw invalidArgument(`chunkElements ${String(requested)} is not valid: use a positive integer`);
     }
     return Math.min(requested, Math.max(n, 1));
   }
@@ -66,10 +70,14 @@ function chunkLength(n: number, dtype: DType, requested: number | undefined): nu
   return Math.max(n, 1) < 2 * minimum ? Math.max(n, 1) : Math.max(minimum, Math.ceil(n / PIPELINE_CHUNKS));
 }
 
-/** A new span of `length` elements of `like`'s dtype, in the same kind of memory. */
-function scratch(like: Span, length: number): Span {
+/**
+ * A new span of `length` elements of `like`'s dtype, in the same kind of memory;
+ * `shared`: on the host from allocHost, so that same-node peers read it in place.
+ */
+function scratch(like: Span, length: number, shared = false): Span {
   if (like.tensor instanceof DeviceTensor) return spanOf(DeviceTensor.alloc(like.dtype, length, like.tensor.device), 'scratch');
-  return spanOf({ data: new ARRAY_TYPES[like.dtype](length), dtype: like.dtype } as Tensor, 'scratch');
+  const data = shared ? allocHost(like.dtype, length) : new ARRAY_TYPES[like.dtype](length);
+  return spanOf({ data, dtype: like.dtype } as Tensor, 'scratch');
 }
 
 /** Whether `span` is exactly `slot` of `whole` (overlaps it, and no other part of whole). */
@@ -236,7 +244,7 @@ export async function hierarchicalReduceScatter(
   comms: HierarchyComms,
   input: Tensor,
   output: Tensor,
-  options: ReduceOptions = {},
+  options: ReduceOptions & { chunkElements?: number } = {},
 ): Promise<void> {
   const send = spanOf(input, 'reduceScatter input');
   const out = spanOf(output, 'reduceScatter output');
@@ -261,14 +269,55 @@ export async function hierarchicalReduceScatter(
     );
   }
   const opOptions = { op: options.op, timeoutMs: options.timeoutMs };
-  // partials: block j' is node partial of partition j' x G + l. In place, the
-  // output (our block of the input) is written only by stage 2, after stage 1 read it.
+  // partials: block j' is the node partial of partition j' x G + l (chunk by chunk:
+  // chunk [c0, c0 + len) of the N blocks at N x c0). In place, the output (our block
+  // of the input) is written only by stage 2 of a chunk, after it was packed or read.
   const partials = scratch(send, N * n);
   const ops = new CallOps();
   const stage1Failed = abortOnFailure(comms.interNode, 'stage 1 (intra-node) of a hierarchical reduce-scatter');
-  for (let jj = 0; jj < N; jj++) {
-    ops.add(comms.intraNode.reduceScatter(send.sub(jj * G * n, G * n).tensor, partials.sub(jj * n, n).tensor, opOptions), stage1Failed);
+  const chunk = chunkLength(n, send.dtype, options.chunkElements);
+  if (chunk >= n) {
+    for (let jj = 0; jj < N; jj++) {
+      ops.add(comms.intraNode.reduceScatter(send.sub(jj * G * n, G * n).tensor, partials.sub(jj * n, n).tensor, opOptions), stage1Failed);
+    }
+    await ops.settle();
+    await comms.interNode.reduceScatter(partials.tensor, out.tensor, opOptions);
+    return;
+  }
+  // Pipelined. Stage 1 of a chunk is issued only once the chunk is packed, so a rank
+  // whose stage 2 fails may leave node-mates waiting for it there: abort that too.
+  const stage2Failed = abortOnFailure(comms.intraNode, 'stage 2 (inter-node) of a hierarchical reduce-scatter');
+  const S = N * G;
+  const packed = [scratch(send, S * chunk, true), scratch(send, S * chunk, true)];
+  const stage1: Promise<void>[] = [];
+  const startStage1 = (k: number): void => {
+    const c0 = k * chunk;
+    const len = Math.min(chunk, n - c0);
+    const buffer = packed[k % 2];
+    // Chunk k of block r at r x len: node j's G blocks are contiguous again.
+    for (let r = 0; r < S; r++) buffer.sub(r * len, len).copyFrom(send.sub(r * n + c0, len));
+    const done: Promise<void>[] = [];
+    for (let jj = 0; jj < N; jj++) {
+      done.push(
+        ops.add(comms.intraNode.reduceScatter(buffer.sub(jj * G * len, G * len).tensor, partials.sub(N * c0 + jj * len, len).tensor, opOptions), stage1Failed),
+      );
+    }
+    stage1[k] = Promise.all(done).then(() => undefined);
+    stage1[k].catch(() => undefined);
+  };
+  const chunks = Math.ceil(n / chunk);
+  startStage1(0);
+  for (let k = 0; k < chunks && !ops.hasFailed; k++) {
+    const c0 = k * chunk;
+    const len = Math.min(chunk, n - c0);
+    try {
+      await stage1[k];
+    } catch {
+      break;
+    }
+    // Packing chunk k+1 reuses the buffer of chunk k-1, whose stage 1 is done.
+    if (k + 1 < chunks) startStage1(k + 1);
+    ops.add(comms.interNode.reduceScatter(partials.sub(N * c0, N * len).tensor, out.sub(c0, len).tensor, opOptions), stage2Failed);
   }
   await ops.settle();
-  await comms.interNode.reduceScatter(partials.tensor, out.tensor, opOptions);
 }
