@@ -23,12 +23,12 @@ namespace {
 std::chrono::microseconds InlineBudget() {
   static const std::chrono::microseconds budget = [] {
     const char* env = std::getenv("MICS_SHM_INLINE_US");
-    if (!env || !*env) return std::chrono::microseconds(100);
+    if (!env || !*env) return std::chrono::microseconds(250);
     char* end = nullptr;
     const long value = std::strtol(env, &end, 10);
     // Bounded: the caller is the event loop. Anything unparsable keeps the default.
     if (end && *end == '\0' && value >= 0 && value <= 10000) return std::chrono::microseconds(value);
-    return std::chrono::microseconds(100);
+    return std::chrono::microseconds(250);
   }();
   return budget;
 }
@@ -158,7 +158,7 @@ void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
         RunSelf(c);
         break;
       case Transport::kShm:
-        shm_->SetCurrentOp(sig.Describe());
+        shm_->SetCurrentOp(sig);
         if (shm::IsSmall(*shm_, c)) {
           shm::RunSmall(*shm_, c, sig, deadline);
           break;
@@ -190,15 +190,23 @@ void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
 }
 
 Communicator::InlineResult CpuCommunicator::RunInline(const Collective& c, Deadline deadline) {
-  if (transport_ != Transport::kShm || InlineBudget().count() == 0 || startedInline_) return InlineResult::kNotRun;
+  const Transport transport = transport_;
+  if (InlineBudget().count() == 0 || startedInline_) return InlineResult::kNotRun;
+  if (transport != Transport::kShm && transport != Transport::kSelf) return InlineResult::kNotRun;
   {
     std::lock_guard<std::mutex> lock(failureMutex_);
     if (failure_) return InlineResult::kNotRun;  // Run reports it
   }
+  if (transport == Transport::kSelf) {
+    if (c.count * ElementSize(c.dtype) > shm::kSelfInlineBytes) return InlineResult::kNotRun;
+    ++seq_;
+    RunSelf(c);  // a copy, or nothing
+    return InlineResult::kDone;
+  }
   if (!shm::IsSmall(*shm_, c)) return InlineResult::kNotRun;
   const Signature sig = Signature::Of(c, ++seq_);
   try {
-    shm_->SetCurrentOp(sig.Describe());
+    shm_->SetCurrentOp(sig);
     shm::StartSmall(*shm_, c, sig);
     // Never past the op's own deadline: Run reports the timeout.
     if (!shm_->TryWaitAll(std::min(deadline, Clock::now() + InlineBudget()))) {

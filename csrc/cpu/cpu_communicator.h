@@ -49,7 +49,7 @@ class CpuCommunicator : public Communicator {
 
   void Run(const Collective& collective, Deadline deadline) override;
   // Small ops on shared memory (shm::IsSmall), with a yield-spin of at most
-  // MICS_SHM_INLINE_US microseconds (default 100; 0 turns it off) for the peers.
+  // MICS_SHM_INLINE_US microseconds (default 250; 0 turns it off) for the peers.
   InlineResult RunInline(const Collective& collective, Deadline deadline) override;
   void Abort(const std::string& reason) override;
   bool aborted() const override;

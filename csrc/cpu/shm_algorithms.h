@@ -26,6 +26,8 @@ void Broadcast(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
 // arrive), WaitAll, FinishSmall (compare signatures, read the peers' data); the
 // caller may wait in its own way between the two halves.
 std::size_t SmallBytes(const ShmGroup& group, const Collective& c);
+// A one-rank op this small is a copy done on the caller's thread too.
+constexpr std::size_t kSelfInlineBytes = ShmGroup::kSmallBytes;
 bool IsSmall(const ShmGroup& group, const Collective& c);
 void StartSmall(ShmGroup& group, const Collective& c, const Signature& sig);
 void FinishSmall(ShmGroup& group, const Collective& c, const Signature& sig);

@@ -116,7 +116,7 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
     }
     pidfds_[peer.rank].reset(fd);  // -1 on kernels without pidfd: fall back to kill(pid, 0)
   }
-  currentOp_ = "connect";
+  connecting_ = true;
   Arrive();
   WaitAll(deadline);  // every peer has mapped our segment: its name can go
   segment_.Unlink();
@@ -124,7 +124,7 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
 
 void ShmGroup::EnsureNotAborted() const {
   if (localAborted_.load()) {
-    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
+    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, CurrentOp());
   }
 }
 
@@ -172,10 +172,10 @@ void ShmGroup::ResolvePeerInputs(const void* send, std::size_t bytes) {
       if (PeerExited(r)) {
         throw Error(ErrorCode::kPeerLost,
                     "rank " + std::to_string(r) + " (pid " + std::to_string(pids_[r]) + ") exited during " +
-                        currentOp_ + " in group '" + name_ + "'",
-                    rank_, name_, currentOp_, r);
+                        CurrentOp() + " in group '" + name_ + "'",
+                    rank_, name_, CurrentOp(), r);
       }
-      throw Error(e.code(), e.what(), rank_, name_, currentOp_, r);
+      throw Error(e.code(), e.what(), rank_, name_, CurrentOp(), r);
     }
   }
   directOps_.fetch_add(1);
@@ -220,7 +220,7 @@ bool ShmGroup::TryWaitAll(Clock::time_point until) {
 void ShmGroup::ThrowIfAborted(int peer) const {
   if (slots_[peer]->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(peer);
   if (localAborted_.load()) {
-    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
+    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, CurrentOp());
   }
 }
 
@@ -252,14 +252,14 @@ void ShmGroup::WaitPeer(int peer, uint32_t target, Deadline deadline) {
     if (PeerExited(peer)) {
       throw Error(ErrorCode::kPeerLost,
                   "rank " + std::to_string(peer) + " (pid " + std::to_string(pids_[peer]) +
-                      ") exited during " + currentOp_ + " in group '" + name_ + "'",
-                  rank_, name_, currentOp_, peer);
+                      ") exited during " + CurrentOp() + " in group '" + name_ + "'",
+                  rank_, name_, CurrentOp(), peer);
     }
     if (Clock::now() >= deadline) {
       throw Error(ErrorCode::kTimeout,
-                  "timed out in " + currentOp_ + " in group '" + name_ + "' waiting for rank " +
+                  "timed out in " + CurrentOp() + " in group '" + name_ + "' waiting for rank " +
                       std::to_string(peer),
-                  rank_, name_, currentOp_, peer);
+                  rank_, name_, CurrentOp(), peer);
     }
   }
 }
@@ -286,10 +286,15 @@ void ShmGroup::ThrowPeerAborted(int peer) const {
     reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
   }
   const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
-  throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, currentOp_, culprit);
+  throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, CurrentOp(), culprit);
 }
 
 void ShmGroup::CheckSignatures(const Signature& mine) const {
+  bool allSame = true;
+  for (int r = 0; r < size_ && allSame; ++r) {
+    allSame = r == rank_ || Signature(slots_[r]->signatures[mine.seq % 2]) == mine;
+  }
+  if (allSame) return;
   SignatureCensus census(size_);
   bool same = true;
   for (int r = 0; r < size_; ++r) {

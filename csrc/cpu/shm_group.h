@@ -121,8 +121,12 @@ class ShmGroup {
   bool aborted() const { return localAborted_.load(); }
   std::string abortReason() const;
 
-  // The op being run, so errors raised deep in a wait say which op it was.
-  void SetCurrentOp(std::string description) { currentOp_ = std::move(description); }
+  // The op being run, so errors raised deep in a wait say which op it was. Kept
+  // as the signature: the text is built only for an error.
+  void SetCurrentOp(const Signature& signature) {
+    currentSig_ = signature;
+    connecting_ = false;
+  }
 
  private:
   void WaitPeer(int peer, uint32_t target, Deadline deadline);
@@ -148,7 +152,9 @@ class ShmGroup {
   // releases localAborted_, so a reader that sees the flag also sees the reason.
   std::atomic<bool> abortClaimed_{false};
   std::atomic<bool> localAborted_{false};
-  std::string currentOp_;
+  std::string CurrentOp() const { return connecting_ ? std::string("connect") : currentSig_.Describe(); }
+  Signature currentSig_{};
+  bool connecting_ = true;
   PeerRegions peerRegions_;
   std::vector<const char*> peerSend_;
   std::atomic<uint64_t> directOps_{0};
