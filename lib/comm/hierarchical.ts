@@ -315,9 +315,10 @@ export async function hierarchicalReduceScatter(
     } catch {
       break;
     }
-    // Packing chunk k+1 reuses the buffer of chunk k-1, whose stage 1 is done.
-    if (k + 1 < chunks) startStage1(k + 1);
+    // The link first: stage 2 of chunk k goes out before chunk k+1 is packed (into
+    // the buffer of chunk k-1, whose stage 1 is done).
     ops.add(comms.interNode.reduceScatter(partials.sub(N * c0, N * len).tensor, out.sub(c0, len).tensor, opOptions), stage2Failed);
+    if (k + 1 < chunks) startStage1(k + 1);
   }
   await ops.settle();
 }
