@@ -48,16 +48,20 @@ export interface HierarchyComms {
 export interface HierarchicalAllGatherOptions {
   timeoutMs?: number;
   /**
-   * Elements of the shard per pipeline chunk (default: an eighth of the shard, at
-   * least 256 KiB of it; a shard smaller than 512 KiB is one chunk, not pipelined).
+   * Elements of the shard per pipeline chunk (default: a sixteenth of the shard, at
+   * least 128 KiB of it; a shard smaller than 512 KiB is one chunk, not pipelined).
    */
   chunkElements?: number;
 }
 
-/** Bytes of a shard below which the all-gather is not pipelined, and the smallest chunk. */
-const MIN_CHUNK_BYTES = 256 * 1024;
-/** Chunks per call when the shard is large enough. */
-const PIPELINE_CHUNKS = 8;
+/**
+ * Shards from this size on are pipelined, in PIPELINE_CHUNKS chunks of at least
+ * MIN_CHUNK_BYTES. Measured on 2 emulated nodes x 4 ranks, 64 MiB, 1 Gbit/s: 16 to
+ * 32 chunks are equally good (8 leave 20-70 ms more of stage 1 exposed).
+ */
+const PIPELINE_BYTES = 512 * 1024;
+const MIN_CHUNK_BYTES = 128 * 1024;
+const PIPELINE_CHUNKS = 16;
 
 function chunkLength(n: number, dtype: DType, requested: number | undefined): number {
   if (requested !== undefined) {
@@ -66,8 +70,9 @@ function chunkLength(n: number, dtype: DType, requested: number | undefined): nu
     }
     return Math.min(requested, Math.max(n, 1));
   }
-  const minimum = Math.ceil(MIN_CHUNK_BYTES / elementBytes(dtype));
-  return Math.max(n, 1) < 2 * minimum ? Math.max(n, 1) : Math.max(minimum, Math.ceil(n / PIPELINE_CHUNKS));
+  const elem = elementBytes(dtype);
+  if (n * elem < PIPELINE_BYTES) return Math.max(n, 1);
+  return Math.max(Math.ceil(MIN_CHUNK_BYTES / elem), Math.ceil(n / PIPELINE_CHUNKS));
 }
 
 /**

@@ -98,7 +98,7 @@ describe('hierarchical all-gather (partition group spanning every node)', () => 
       n: 4,
       nodes: 2,
       script,
-      // 400000 f32 per shard (1.6 MB): 8 chunks, stage 2 as in-place broadcasts
+      // 400000 f32 per shard (1.6 MB): 13 chunks of 128 KiB, stage 2 as in-place broadcasts
       args: ['killStage2', JSON.stringify({ S: 4, victim, n: 400000, hook: 'broadcast' })],
       timeoutMs: 90000,
     });
