@@ -21,7 +21,8 @@
  * the node's ranks read it in place instead of staging it), stage 1 reduces it
  * while stage 2 sends chunk k-1 across nodes.
  *
- * Every failure of either stage rejects the whole call, and only after every op
+ * Calls on the same communicators run one at a time, in call order (see
+ * inCallOrder). Every failure of either stage rejects the whole call, and only after every op
  * of the call has settled: no buffer is still in use when the caller hears of it.
  * A rank whose first stage fails will never join the second, where peers may
  * already wait for it: it aborts that communicator, so they fail now, naming it
@@ -128,6 +129,25 @@ class CallOps {
   }
 }
 
+/**
+ * Hierarchical calls on the same communicators run one after the other, in the
+ * order they were made. Each call issues its ops on the two communicators as its
+ * stages progress; two calls running at once (a prefetched all-gather during a
+ * reduce-scatter, as the engine does) would interleave their ops on a communicator
+ * in an order that depends on timing, and so differs between ranks: a mismatch. In
+ * call order, every rank issues the same ops in the same order.
+ */
+const callQueues = new WeakMap<Communicator, Promise<void>>();
+
+function inCallOrder(comms: HierarchyComms, run: () => Promise<void>): Promise<void> {
+  const previous = Promise.all([callQueues.get(comms.intraNode), callQueues.get(comms.interNode)]);
+  const call = previous.then(run);
+  const settled = call.catch(() => undefined); // a failed call does not hold up the next one
+  callQueues.set(comms.intraNode, settled);
+  callQueues.set(comms.interNode, settled);
+  return call;
+}
+
 function abortOnFailure(comm: Communicator, what: string): (err: unknown) => void {
   return (err) => comm.abort(`${what} failed: ${(err as Error)?.message ?? String(err)}`);
 }
@@ -136,12 +156,16 @@ function abortOnFailure(comm: Communicator, what: string): (err: unknown) => voi
  * All-gathers `input` (n elements) of every rank of the partition group into
  * `output` (S x n, partition r at r x n), in two stages. Collective over the group.
  */
-export async function hierarchicalAllGather(
+export function hierarchicalAllGather(
   comms: HierarchyComms,
   input: Tensor,
   output: Tensor,
   options: HierarchicalAllGatherOptions = {},
 ): Promise<void> {
+  return inCallOrder(comms, () => allGatherNow(comms, input, output, options));
+}
+
+async function allGatherNow(comms: HierarchyComms, input: Tensor, output: Tensor, options: HierarchicalAllGatherOptions): Promise<void> {
   const send = spanOf(input, 'allGather input');
   const out = spanOf(output, 'allGather output');
   sameKind(send, out, 'allGather');
@@ -245,11 +269,20 @@ async function unpipelinedAllGather(comms: HierarchyComms, send: Span, out: Span
  * the flat result bit for bit. For f16 and bf16 the node partial is rounded to
  * the dtype before stage 2.
  */
-export async function hierarchicalReduceScatter(
+export function hierarchicalReduceScatter(
   comms: HierarchyComms,
   input: Tensor,
   output: Tensor,
   options: ReduceOptions & { chunkElements?: number } = {},
+): Promise<void> {
+  return inCallOrder(comms, () => reduceScatterNow(comms, input, output, options));
+}
+
+async function reduceScatterNow(
+  comms: HierarchyComms,
+  input: Tensor,
+  output: Tensor,
+  options: ReduceOptions & { chunkElements?: number },
 ): Promise<void> {
   const send = spanOf(input, 'reduceScatter input');
   const out = spanOf(output, 'reduceScatter output');
