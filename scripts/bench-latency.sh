@@ -6,17 +6,19 @@
 # medians and ratios per size. float32, sum, 8 B to 64 KiB.
 #
 #   scripts/bench-latency.sh [--repeats 5] [--iters 2000] [--warmup 100] [--code DIR]...
-#                            [--env NAME=VALUE]...
+#                            [--env NAME=VALUE]... [--min 8]
 #
 # --code DIR (repeatable) measures other builds too (dist/ and build/Release of another
 # checkout, e.g. a frozen snapshot of main), labelled by directory; a build whose
 # `mics bench` has no -T reports its default statistic instead (the median per
 # iteration of the slowest rank), and the summary says so. --env sets a variable for
-# every mics run (e.g. MICS_SHM_INLINE_US=0). Peers: apt-get install -y openmpi-bin
+# every mics run (e.g. MICS_SHM_INLINE_US=0). --min 4 starts mics' sweep at 4 bytes, so
+# that the 8-byte row is not the first the new processes run (their start-up phase
+# lands in the 4-byte row, which is not reported). Peers: apt-get install -y openmpi-bin
 # python3-mpi4py python3-numpy. Raw output in bench-results/latency-<time>/.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-REPEATS=5 ITERS=2000 WARMUP=100
+REPEATS=5 ITERS=2000 WARMUP=100 MIN=8
 CODES=("$ROOT")
 ENVS=()
 while [ $# -gt 0 ]; do
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift 2 ;;
     --code) CODES+=("$(cd "$2" && pwd)"); shift 2 ;;
     --env) ENVS+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --min) MIN=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-latency: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,7 +59,7 @@ EOF
   for code in "${CODES[@]}"; do
     echo "code: $code at $(git -C "$code" rev-parse --short HEAD 2>/dev/null || cat "$code/SNAPSHOT" 2>/dev/null || echo '?')"
   done
-  echo "args: repeats $REPEATS, iters $ITERS, warmup $WARMUP, env ${ENVS[*]:-(none)}"
+  echo "args: repeats $REPEATS, iters $ITERS, warmup $WARMUP, mics from $MIN B, env ${ENVS[*]:-(none)}"
 } | tee "$OUT/machine.txt"
 
 label() { [ "$1" = "$ROOT" ] && echo mics || echo "mics@$(basename "$1")"; }
@@ -64,7 +67,7 @@ for ((i = 1; i <= REPEATS; i++)); do
   for code in "${CODES[@]}"; do
     timing=()
     grep -q "'mean'" "$code/dist/cli/bench/options.js" && timing=(-T mean)
-    env "${ENVS[@]}" node "$code/dist/cli/mics.js" bench collectives -b 8 -e 64K -f 2 -n "$ITERS" -w "$WARMUP" -c 1 \
+    env "${ENVS[@]}" node "$code/dist/cli/mics.js" bench collectives -b "$MIN" -e 64K -f 2 -n "$ITERS" -w "$WARMUP" -c 1 \
       -o all_reduce --nproc 4 "${timing[@]}" |
       awk -v who="$(label "$code")${timing[*]:+ mean}" -v sizes=" $SIZES " \
         '/^ +[0-9]/ && index(sizes, " " $1 " ") {print who, $1, $6, $10}' >>"$OUT/mics.txt"

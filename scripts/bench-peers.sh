@@ -37,7 +37,11 @@ out="bench-results/peers-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), nproc $(nproc)"
-  echo "code: $PWD at $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- lib csrc 2>/dev/null || echo ' + uncommitted changes')"
+  if git rev-parse --short HEAD >/dev/null 2>&1; then
+    echo "code: $PWD at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- lib csrc || echo ' + uncommitted changes')"
+  else
+    echo "code: $PWD (snapshot of $(cat SNAPSHOT 2>/dev/null || echo '?'))"
+  fi
   [ -n "$ab" ] && echo "ab: $ab at $(git -C "$ab" rev-parse --short HEAD 2>/dev/null || cat "$ab/SNAPSHOT" 2>/dev/null || echo '?')"
   echo "args: repeats $repeats, size $size, dtypes $dtypes"
 } | tee "$out/machine.txt"

@@ -21,8 +21,9 @@
  * the node's ranks read it in place instead of staging it), stage 1 reduces it
  * while stage 2 sends chunk k-1 across nodes.
  *
- * Calls on the same communicators run one at a time, in call order (see
- * inCallOrder). Every failure of either stage rejects the whole call, and only after every op
+ * All-gathers on the same communicators run one at a time, in call order, and so
+ * do reduce-scatters, on communicators of their own (see inCallOrder). Every
+ * failure of either stage rejects the whole call, and only after every op
  * of the call has settled: no buffer is still in use when the caller hears of it.
  * A rank whose first stage fails will never join the second, where peers may
  * already wait for it: it aborts that communicator, so they fail now, naming it
@@ -130,22 +131,48 @@ class CallOps {
 }
 
 /**
- * Hierarchical calls on the same communicators run one after the other, in the
- * order they were made. Each call issues its ops on the two communicators as its
- * stages progress; two calls running at once (a prefetched all-gather during a
- * reduce-scatter, as the engine does) would interleave their ops on a communicator
- * in an order that depends on timing, and so differs between ranks: a mismatch. In
- * call order, every rank issues the same ops in the same order.
+ * Hierarchical calls of one kind on the same communicators run one after the
+ * other, in the order they were made. Each call issues its ops on the two
+ * communicators as its stages progress; two calls running at once on the same
+ * communicators (an all-gather and a reduce-scatter have opposite stage orders)
+ * would interleave their ops on a communicator in an order that depends on timing,
+ * and so differs between ranks: a mismatch. In call order every rank issues the
+ * same ops in the same order.
  */
-const callQueues = new WeakMap<Communicator, Promise<void>>();
+type CallQueue = WeakMap<Communicator, Promise<void>>;
+const gatherCalls: CallQueue = new WeakMap();
+const reduceCalls: CallQueue = new WeakMap();
 
-function inCallOrder(comms: HierarchyComms, run: () => Promise<void>): Promise<void> {
-  const previous = Promise.all([callQueues.get(comms.intraNode), callQueues.get(comms.interNode)]);
+function inCallOrder(queue: CallQueue, comms: HierarchyComms, run: () => Promise<void>): Promise<void> {
+  const previous = Promise.all([queue.get(comms.intraNode), queue.get(comms.interNode)]);
   const call = previous.then(run);
   const settled = call.catch(() => undefined); // a failed call does not hold up the next one
-  callQueues.set(comms.intraNode, settled);
-  callQueues.set(comms.interNode, settled);
+  queue.set(comms.intraNode, settled);
+  queue.set(comms.interNode, settled);
   return call;
+}
+
+/**
+ * The reduce-scatter runs on communicators of its own, split once from the
+ * hierarchy's (collective over each, at the first call): a reduce-scatter and a
+ * prefetched all-gather then overlap, as the flat ones on the partition group did,
+ * without ever sharing a communicator.
+ */
+const reduceHierarchies = new WeakMap<Communicator, Promise<HierarchyComms>>();
+
+function reduceHierarchyOf(comms: HierarchyComms): Promise<HierarchyComms> {
+  let hierarchy = reduceHierarchies.get(comms.intraNode);
+  if (!hierarchy) {
+    hierarchy = (async () => {
+      // The same order on every rank: intra-node first (each split exchanges through the store).
+      const intraNode = await comms.intraNode.split(0, comms.intraNode.rank, { name: `${comms.intraNode.name}/reduce` });
+      const interNode = await comms.interNode.split(0, comms.interNode.rank, { name: `${comms.interNode.name}/reduce` });
+      return { intraNode: intraNode!, interNode: interNode! };
+    })();
+    hierarchy.catch(() => reduceHierarchies.delete(comms.intraNode));
+    reduceHierarchies.set(comms.intraNode, hierarchy);
+  }
+  return hierarchy;
 }
 
 function abortOnFailure(comm: Communicator, what: string): (err: unknown) => void {
@@ -162,7 +189,7 @@ export function hierarchicalAllGather(
   output: Tensor,
   options: HierarchicalAllGatherOptions = {},
 ): Promise<void> {
-  return inCallOrder(comms, () => allGatherNow(comms, input, output, options));
+  return inCallOrder(gatherCalls, comms, () => allGatherNow(comms, input, output, options));
 }
 
 async function allGatherNow(comms: HierarchyComms, input: Tensor, output: Tensor, options: HierarchicalAllGatherOptions): Promise<void> {
@@ -275,7 +302,7 @@ export function hierarchicalReduceScatter(
   output: Tensor,
   options: ReduceOptions & { chunkElements?: number } = {},
 ): Promise<void> {
-  return inCallOrder(comms, () => reduceScatterNow(comms, input, output, options));
+  return inCallOrder(reduceCalls, comms, async () => reduceScatterNow(await reduceHierarchyOf(comms), input, output, options));
 }
 
 async function reduceScatterNow(

@@ -118,13 +118,16 @@ describe('hierarchical all-gather (partition group spanning every node)', () => 
     }
   }, 120000);
 
-  it('a rank killed in stage 1 fails every survivor within 3 s: its inter-node peer at once, and that peer aborts its node so ranks already waiting in stage 2 do not wait for the timeout', async () => {
+  it.each([
+    ['one pass', 100000],
+    ['pipelined', 400000],
+  ])('a rank killed in stage 1 (%s, %i elements per shard) fails every survivor within 3 s: its inter-node peer at once, and that peer aborts its node so ranks already waiting in stage 2 do not wait for the timeout', async (_how, n) => {
     const victim = 1; // 2 nodes x 2 ranks: inter-node groups {0,2} {1,3}, nodes {0,1} {2,3}
     const results = await runRanks({
       n: 4,
       nodes: 2,
       script,
-      args: ['killStage1', JSON.stringify({ S: 4, victim, n: 100000 })],
+      args: ['killStage1', JSON.stringify({ S: 4, victim, n })],
       timeoutMs: 90000,
     });
     const context = describeRanks(results);
