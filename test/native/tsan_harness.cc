@@ -310,8 +310,7 @@ void InlineSmallOps(const std::vector<int>& nodes) {
     js.join();
     job.barrier.Wait();
   });
-  std::printf("inline small ops (%s): %s
-", Transport(nodes), failures.load() > before ? "FAILED" : "ok");
+  std::printf("inline small ops (%s): %s\n", Transport(nodes), failures.load() > before ? "FAILED" : "ok");
 }
 
 // Abort() on the JS thread while the progress thread is inside Connect, which
