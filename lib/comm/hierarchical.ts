@@ -87,6 +87,25 @@ function scratch(like: Span, length: number, shared = false): Span {
   return spanOf({ data, dtype: like.dtype } as Tensor, 'scratch');
 }
 
+/**
+ * The two pack buffers of a pipelined reduce-scatter, kept per communicator and
+ * reused by its next calls (they run one at a time, and a call settles only after
+ * every peer finished reading them): no new allocHost region, descriptor and peer
+ * mapping per call.
+ */
+const packCache = new WeakMap<Communicator, { dtype: DType; device: boolean; buffers: Span[] }>();
+
+function packBuffers(comm: Communicator, like: Span, length: number): Span[] {
+  const device = like.tensor instanceof DeviceTensor;
+  const cached = packCache.get(comm);
+  if (cached && cached.dtype === like.dtype && cached.device === device && cached.buffers[0].length >= length) {
+    return cached.buffers.map((b) => b.sub(0, length));
+  }
+  const buffers = [scratch(like, length, true), scratch(like, length, true)];
+  if (!device) packCache.set(comm, { dtype: like.dtype, device, buffers });
+  return buffers;
+}
+
 /** Whether `span` is exactly `slot` of `whole` (overlaps it, and no other part of whole). */
 function isSlot(span: Span, whole: Span, slotOffset: number, slotLength: number): boolean {
   if (span.length !== slotLength || !span.overlaps(whole.sub(slotOffset, slotLength))) return false;
@@ -353,7 +372,7 @@ async function reduceScatterNow(
   // whose stage 2 fails may leave node-mates waiting for it there: abort that too.
   const stage2Failed = abortOnFailure(comms.intraNode, 'stage 2 (inter-node) of a hierarchical reduce-scatter');
   const S = N * G;
-  const packed = [scratch(send, S * chunk, true), scratch(send, S * chunk, true)];
+  const packed = packBuffers(comms.intraNode, send, S * chunk);
   const stage1: Promise<void>[] = [];
   const startStage1 = (k: number): void => {
     const c0 = k * chunk;
