@@ -128,6 +128,12 @@ void ShmGroup::EnsureNotAborted() const {
   }
 }
 
+void ShmGroup::CheckPeersNotAborted() const {
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer != rank_) ThrowIfAborted(peer);
+  }
+}
+
 void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send) {
   EnsureNotAborted();
   mine_->sendView = send;

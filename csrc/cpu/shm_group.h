@@ -108,6 +108,7 @@ class ShmGroup {
   bool TryWaitAll(Clock::time_point until);
   void CheckSignatures(const Signature& mine) const;  // throws kMismatch naming both calls
   void EnsureNotAborted() const;                       // throws kAborted once we aborted
+  void CheckPeersNotAborted() const;                   // throws the first aborted peer's failure
   std::size_t stagingBytes() const { return stagingBytes_; }
   char* Staging(int peer, int buffer) const { return staging_[peer] + buffer * stagingBytes_; }
   // Bytes a rank can post inline with a small op, and rank `peer`'s area for the

@@ -36,6 +36,9 @@ void StartSmall(ShmGroup& group, const Collective& c, const Signature& sig) {
 // contribution is read from our area too, so in place needs no care.
 void FinishSmall(ShmGroup& group, const Collective& c, const Signature& sig) {
   group.CheckSignatures(sig);
+  // A peer that aborted after it arrived (destroyed, or failed elsewhere) fails the
+  // op here too, as the staged ops' later syncs would.
+  group.CheckPeersNotAborted();
   const int n = group.size(), rank = group.rank();
   const std::size_t bytes = c.count * ElementSize(c.dtype);
   if (bytes == 0) return;

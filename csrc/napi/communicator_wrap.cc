@@ -466,10 +466,19 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
     auto comm = comm_;
     if (pending_ == 0) {
       const Deadline deadline = DeadlineAfter(timeoutMs);
-      // Nothing queued: a small op may run right here (Communicator::RunInline);
-      // an error it throws rejects the op like any other (the JS layer turns a
-      // synchronous throw into a rejected Promise).
-      switch (comm->RunInline(c, deadline)) {
+      // Nothing queued: a small op may run right here (Communicator::RunInline).
+      // A failure of the op rejects its Promise, as on the progress thread.
+      Communicator::InlineResult result = Communicator::InlineResult::kNotRun;
+      try {
+        result = comm->RunInline(c, deadline);
+      } catch (const Error& e) {
+        Napi::Promise::Deferred failed = Napi::Promise::Deferred::New(env);
+        napi_value error = MakeJsError(env, e);
+        if (error == nullptr) throw;
+        failed.Reject(Napi::Value(env, error));
+        return failed.Promise();
+      }
+      switch (result) {
         case Communicator::InlineResult::kDone: {
           Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
           done.Resolve(env.Undefined());
