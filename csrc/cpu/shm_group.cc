@@ -67,6 +67,7 @@ ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingByte
   mine_->phase.store(0);
   mine_->aborted.store(0);
   mine_->pid = static_cast<int32_t>(getpid());
+  mine_->completedSeq.store(0);
 }
 
 ShmGroup::~ShmGroup() {
@@ -128,9 +129,13 @@ void ShmGroup::EnsureNotAborted() const {
   }
 }
 
-void ShmGroup::CheckPeersNotAborted() const {
+void ShmGroup::CheckPeersFinish(uint64_t seq) const {
+  EnsureNotAborted();
   for (int peer = 0; peer < size_; ++peer) {
-    if (peer != rank_) ThrowIfAborted(peer);
+    if (peer == rank_ || !slots_[peer]->aborted.load(std::memory_order_acquire)) continue;
+    // Aborted after finishing this op (a rank that returned from it may destroy its
+    // communicator at once) is no failure of the op; aborted inside it is.
+    if (slots_[peer]->completedSeq.load(std::memory_order_acquire) < seq) ThrowPeerAborted(peer);
   }
 }
 

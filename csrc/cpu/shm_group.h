@@ -50,6 +50,10 @@ struct alignas(64) ShmControlSlot {
   char abortReason[472];
   RegisteredView sendView;        // this op's input in registered memory (or invalid)
   uint64_t regionsFreed;          // HostRegions this process has freed so far
+  // The sequence number of the last small op this rank finished: a peer that sees
+  // us aborted can tell whether we finished the op it is in (then moved on, e.g.
+  // destroyed the communicator) or left it unfinished.
+  std::atomic<uint64_t> completedSeq;
 };
 
 // The slot is a wire format between the processes of a job; the trust tests in
@@ -58,7 +62,8 @@ static_assert(offsetof(ShmControlSlot, phase) == 0 && offsetof(ShmControlSlot, a
                   offsetof(ShmControlSlot, waiters) == 12 && offsetof(ShmControlSlot, signatures) == 16 &&
                   offsetof(ShmControlSlot, stagingBytes) == 64 && offsetof(ShmControlSlot, abortCode) == 72 &&
                   offsetof(ShmControlSlot, abortCulprit) == 76 && offsetof(ShmControlSlot, abortReason) == 80 &&
-                  offsetof(ShmControlSlot, sendView) == 552 && offsetof(ShmControlSlot, regionsFreed) == 584,
+                  offsetof(ShmControlSlot, sendView) == 552 && offsetof(ShmControlSlot, regionsFreed) == 584 &&
+                  offsetof(ShmControlSlot, completedSeq) == 592,
               "ShmControlSlot layout");
 
 class ShmGroup {
@@ -108,7 +113,10 @@ class ShmGroup {
   bool TryWaitAll(Clock::time_point until);
   void CheckSignatures(const Signature& mine) const;  // throws kMismatch naming both calls
   void EnsureNotAborted() const;                       // throws kAborted once we aborted
-  void CheckPeersNotAborted() const;                   // throws the first aborted peer's failure
+  // Small ops, after their sync: throws the failure of a peer that aborted without
+  // finishing op `seq`; then records that we finished it.
+  void CheckPeersFinish(uint64_t seq) const;
+  void MarkFinished(uint64_t seq) { mine_->completedSeq.store(seq, std::memory_order_release); }
   std::size_t stagingBytes() const { return stagingBytes_; }
   char* Staging(int peer, int buffer) const { return staging_[peer] + buffer * stagingBytes_; }
   // Bytes a rank can post inline with a small op, and rank `peer`'s area for the

@@ -36,12 +36,16 @@ void StartSmall(ShmGroup& group, const Collective& c, const Signature& sig) {
 // contribution is read from our area too, so in place needs no care.
 void FinishSmall(ShmGroup& group, const Collective& c, const Signature& sig) {
   group.CheckSignatures(sig);
-  // A peer that aborted after it arrived (destroyed, or failed elsewhere) fails the
-  // op here too, as the staged ops' later syncs would.
-  group.CheckPeersNotAborted();
+  // A peer that arrived and then aborted inside this op (destroyed, or failed) fails
+  // it here too, as the staged ops' later syncs would; one that finished it first
+  // does not.
+  group.CheckPeersFinish(sig.seq);
   const int n = group.size(), rank = group.rank();
   const std::size_t bytes = c.count * ElementSize(c.dtype);
-  if (bytes == 0) return;
+  if (bytes == 0) {
+    group.MarkFinished(sig.seq);
+    return;
+  }
   char* recv = static_cast<char*>(c.recv);
   thread_local std::vector<const char*> sources;
   switch (c.type) {
@@ -67,6 +71,7 @@ void FinishSmall(ShmGroup& group, const Collective& c, const Signature& sig) {
     case CollectiveType::kBarrier:
       break;
   }
+  group.MarkFinished(sig.seq);
 }
 
 void RunSmall(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline) {
