@@ -20,6 +20,7 @@
         "csrc/cpu/ring_reduce_scatter.cc",
         "csrc/cpu/shm_allgather.cc",
         "csrc/cpu/shm_broadcast.cc",
+        "csrc/cpu/shm_small.cc",
         "csrc/cpu/shm_direct.cc",
         "csrc/cpu/shm_group.cc",
         "csrc/cpu/shm_reduce.cc",

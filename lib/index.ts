@@ -52,6 +52,7 @@ export {
   broadcast,
   barrier,
   type AllGatherOptions,
+  type ReduceScatterOptions,
   type CollectiveTarget,
   type GroupName,
 } from './comm/collectives';

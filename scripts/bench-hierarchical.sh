@@ -12,6 +12,11 @@
 #   b   2 nodes x 4 ranks, -S 8 --mode both      hierarchical vs flat, predicted 1.75x
 #   c4  2 nodes x 4 ranks, -S 4 --mode flat      partition = one node (MiCS)
 #   c8  2 nodes x 4 ranks, -S 8 --mode flat      partition = world (ZeRO-3)
+#   ra  2 nodes x 2 ranks, -S 4 --mode both -o reduce_scatter   gradients, predicted 1.5x
+#   rb  2 nodes x 4 ranks, -S 8 --mode both -o reduce_scatter   gradients, predicted 1.75x
+# (default: a,b,c; --only a,b,ra,rb for the hierarchical ones). The summary also gives
+# each hierarchical time against its link bound: (S-G)/S of the size over the link's
+# goodput (the mean of the two directions that `measure` reports before the runs).
 # c4 and c8 use the same -b/-e: the same gathered parameter bytes per rank (the unit a
 # rank materialises), so c4's shards are twice c8's; see docs/benchmarks.md.
 # Every configuration runs --repeats times, interleaved (a b c4 c8 a b c4 c8 ...) so a
@@ -20,6 +25,8 @@
 # torn down at the end, also on failure or Ctrl-C. Needs root (network namespaces).
 # --code DIR runs dist/ and build/Release/mics.node of another checkout (e.g. a frozen
 # `git archive` snapshot, built, while the working tree keeps changing); default: this one.
+# --prefix P uses emulated cluster P (scripts/emulated-cluster.sh --prefix; default
+# $MICS_CLUSTER_PREFIX, else mics), so two benchmarks never share a cluster.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,7 +53,8 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --tcp-cc) TCP_CC=$2; shift 2 ;;
     --code) CODE=$(cd "$2" && pwd) || die "--code '$2' is not a directory"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --prefix) export MICS_CLUSTER_PREFIX=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -129,7 +137,9 @@ declare -a CONFIGS=()
 want a && CONFIGS+=("a 2 -S 4 --mode both")
 want b && CONFIGS+=("b 4 -S 8 --mode both")
 want c && CONFIGS+=("c4 4 -S 4 --mode flat" "c8 4 -S 8 --mode flat")
-[ ${#CONFIGS[@]} -gt 0 ] || die "--only '$ONLY' selects nothing: use a list of a, b, c"
+want ra && CONFIGS+=("ra 2 -S 4 --mode both -o reduce_scatter")
+want rb && CONFIGS+=("rb 4 -S 8 --mode both -o reduce_scatter")
+[ ${#CONFIGS[@]} -gt 0 ] || die "--only '$ONLY' selects nothing: use a list of a, b, c, ra, rb"
 
 FAILED=0
 for ((r = 1; r <= REPEATS; r++)); do
@@ -155,7 +165,7 @@ done
 # Queue statistics of every shaped link over the whole benchmark (drops would distort it).
 for ((k = 0; k < NODES; k++)); do
   echo "== node $k uplink (eth0 egress)"; "$CLUSTER" run "$k" tc -s qdisc show dev eth0
-  echo "== node $k downlink (switch port n$k egress)"; ip netns exec mics-switch tc -s qdisc show dev "n$k"
+  echo "== node $k downlink (switch port n$k egress)"; ip netns exec "${MICS_CLUSTER_PREFIX:-mics}-switch" tc -s qdisc show dev "n$k"
 done >"$OUT/link-stats.txt" 2>&1 || true
 
 # ---- summary ------------------------------------------------------------------------
@@ -167,6 +177,9 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 const fmtSize = (b) => (b >= 1 << 20 ? `${b / (1 << 20)} MiB` : `${b / 1024} KiB`);
 // runs[name][rep] = Map("mode size" -> time us)
 const runs = {};
+// The link's goodput (MB/s): the mean of the directions measured before the runs.
+const goodputs = [...fs.readFileSync(path.join(dir, 'link-check.txt'), 'utf8').matchAll(/= ([\d.]+) Mbit\/s goodput/g)].map((m) => Number(m[1]) / 8);
+const goodput = goodputs.length ? goodputs.reduce((a, b) => a + b, 0) / goodputs.length : undefined;
 for (const f of fs.readdirSync(dir)) {
   const m = /^(\w+)\.r(\d+)\.node0\.log$/.exec(f);
   if (!m) continue;
@@ -181,11 +194,12 @@ const reps = (name) => Object.values(runs[name] ?? {});
 const sizes = (name) => [...new Set(reps(name).flatMap((rows) => [...rows.keys()].map((k) => Number(k.split(' ')[1]))))].sort((a, b) => a - b);
 const out = [];
 const wrong = Object.values(runs).flatMap((rr) => Object.values(rr).flatMap((rows) => [...rows.values()])).reduce((s, c) => s + c.wrong, 0);
-for (const [name, S, G, pred] of [['a', 4, 2, 1.5], ['b', 8, 4, 1.75]]) {
+const ops = { a: 'all-gather', b: 'all-gather', ra: 'reduce-scatter', rb: 'reduce-scatter' };
+for (const [name, S, G, pred] of [['a', 4, 2, 1.5], ['b', 8, 4, 1.75], ['ra', 4, 2, 1.5], ['rb', 8, 4, 1.75]]) {
   if (!runs[name]) continue;
-  out.push(`### ${name}: 2 nodes x ${G} ranks, S = ${S}: hierarchical vs flat (${reps(name).length} runs)`, '');
-  out.push(`predicted speed-up (S-1)/(S-G) = ${S - 1}/${S - G} = ${pred.toFixed(2)}x`, '');
-  out.push('| size | hierarchical (ms, median) | flat (ms, median) | speed-up per run | median speed-up | / predicted |', '|---:|---:|---:|:---|---:|---:|');
+  out.push(`### ${name}: ${ops[name]}, 2 nodes x ${G} ranks, S = ${S}: hierarchical vs flat (${reps(name).length} runs)`, '');
+  out.push(`predicted speed-up (S-1)/(S-G) = ${S - 1}/${S - G} = ${pred.toFixed(2)}x; link bound of hierarchical: (S-G)/S x size / ${goodput ? goodput.toFixed(1) : '?'} MB/s`, '');
+  out.push('| size | hierarchical (ms, median) | link bound (ms) | flat (ms, median) | speed-up per run | median speed-up | / predicted |', '|---:|---:|---:|---:|:---|---:|---:|');
   for (const size of sizes(name)) {
     const h = [], f = [], sp = [];
     for (const rows of reps(name)) {
@@ -195,7 +209,8 @@ for (const [name, S, G, pred] of [['a', 4, 2, 1.5], ['b', 8, 4, 1.75]]) {
     }
     if (!sp.length) continue;
     const ms = median(sp);
-    out.push(`| ${fmtSize(size)} | ${(median(h) / 1e3).toFixed(1)} | ${(median(f) / 1e3).toFixed(1)} | ${sp.map((x) => x.toFixed(2)).join(' ')} | **${ms.toFixed(2)}x** | ${((ms / pred) * 100).toFixed(0)}% |`);
+    const bound = goodput ? ((S - G) / S) * size / (goodput * 1e6) * 1e3 : NaN;
+    out.push(`| ${fmtSize(size)} | ${(median(h) / 1e3).toFixed(1)} | ${bound.toFixed(1)} | ${(median(f) / 1e3).toFixed(1)} | ${sp.map((x) => x.toFixed(2)).join(' ')} | **${ms.toFixed(2)}x** | ${((ms / pred) * 100).toFixed(0)}% |`);
   }
   out.push('');
 }

@@ -51,7 +51,7 @@ for (const config of ['acc4', 'acc1']) {
   const n = Object.keys(runs[config]).length;
   out.push(`### ${config}: ${describe(config)} (${n} runs)`, '');
   out.push(
-    '| strategy | S | hierarchical | step (ms), median | steps/s | per run (ms) | x ZeRO-3 | MB per step, rank 0: partition all-gather / reduce-scatter, inter-node all-gather, replication all-reduce |',
+    '| strategy | S | hierarchical | step (ms), median | steps/s | per run (ms) | x ZeRO-3 | MB per step, rank 0: partition all-gather / reduce-scatter (both stages when hierarchical), inter-node all-gather (+ inter-node reduce-scatter), replication all-reduce |',
     '|---|---:|:---:|---:|---:|:---|---:|:---|',
   );
   const zero3 = times.zero3 ? median(times.zero3.map((r) => r.stepMs)) : undefined;
@@ -61,9 +61,11 @@ for (const config of ['acc4', 'acc1']) {
     const S = rows[0].partitionSize;
     const mb = (x) => (x / 1e6).toFixed(1);
     const ag = rows[0].hierarchical ? b.interNode.allGather + b.intraNode.allGather : b.partition.allGather;
+    // A hierarchical reduce-scatter (engines from issue 17 on) counts its two stages under intraNode/interNode.
+    const rs = b.partition.reduceScatter + (b.interNode.reduceScatter ?? 0) + (b.intraNode.reduceScatter ?? 0);
     out.push(
       `| ${strategy} | ${S} | ${rows[0].hierarchical ? 'yes' : 'no'} | ${ms.toFixed(0)} | ${(1000 / ms).toFixed(3)} | ${rows.map((r) => r.stepMs.toFixed(0)).join(' ')} | ` +
-        `${zero3 ? `**${(zero3 / ms).toFixed(2)}x**` : '-'} | ${mb(ag)} / ${mb(b.partition.reduceScatter)}, ${mb(b.interNode.allGather)}, ${mb(b.replication.allReduce)} |`,
+        `${zero3 ? `**${(zero3 / ms).toFixed(2)}x**` : '-'} | ${mb(ag)} / ${mb(rs)}, ${mb(b.interNode.allGather)}${b.interNode.reduceScatter ? ` + ${mb(b.interNode.reduceScatter)}` : ''}, ${mb(b.replication.allReduce)} |`,
     );
   }
   out.push('');
@@ -74,13 +76,15 @@ for (const config of ['acc4', 'acc1']) {
     const S = times.zero3[0].partitionSize;
     const G = S / 2;
     // per micro-step and byte of model: 2 all-gathers (forward, backward) + 1 reduce-scatter;
-    // flat: (S-1)/S of each crosses; hierarchical all-gather: (S-G)/S; reduce-scatter stays flat.
+    // flat: (S-1)/S of each crosses; hierarchical all-gather: (S-G)/S; the reduce-scatter
+    // too when the engine reduces hierarchically (its stats say so), else (S-1)/S.
+    const hierReduce = (times['mics-span'][0].stats.bytes.interNode.reduceScatter ?? 0) > 0;
     const flat = ((2 * half + red) * (S - 1)) / S;
-    const hier = (2 * half * (S - G)) / S + (red * (S - 1)) / S;
+    const hier = (2 * half * (S - G)) / S + (red * (hierReduce ? S - G : S - 1)) / S;
     const measured = median(times.zero3.map((r) => r.stepMs)) / median(times['mics-span'].map((r) => r.stepMs));
     out.push(
-      `mics-span (S=${S}, hierarchical) against zero3 (S=${S}, flat): cross-node volume predicts ${(flat / hier).toFixed(2)}x ` +
-        `((2 x ${half} + ${red}) x ${S - 1}/${S} over 2 x ${half} x ${S - G}/${S} + ${red} x ${S - 1}/${S}); measured ${measured.toFixed(2)}x.`,
+      `mics-span (S=${S}, hierarchical${hierReduce ? ' all-gather and reduce-scatter' : ' all-gather'}) against zero3 (S=${S}, flat): cross-node volume predicts ${(flat / hier).toFixed(2)}x ` +
+        `((2 x ${half} + ${red}) x ${S - 1}/${S} over 2 x ${half} x ${S - G}/${S} + ${red} x ${hierReduce ? S - G : S - 1}/${S}); measured ${measured.toFixed(2)}x.`,
       '',
     );
   }

@@ -17,10 +17,13 @@
 # slow phase of the machine hits all of them; the summary (summary.md, sweep.svg) quotes
 # medians over repeats. Raw outputs go to bench-results/step-<time>/ (ignored by git);
 # the cluster is torn down at the end, also on failure or Ctrl-C. Needs root.
+# --code DIR runs dist/ and build/Release of another built checkout (a frozen snapshot);
+# --prefix P uses emulated cluster P (default $MICS_CLUSTER_PREFIX, else mics).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLUSTER=$ROOT/scripts/emulated-cluster.sh
+CODE=$ROOT
 REPEATS=5 SWEEP_REPEATS=3 RATE=1gbit DELAY=100us RANKS=4 UNITS=8 UNIT_PARAMS=2097152 ITERS=3 WARMUP=1
 SWEEP=0,25,50,100,200 ONLY=acc4,acc1,sweep OUT=
 NODES=2
@@ -42,14 +45,16 @@ while [ $# -gt 0 ]; do
     --sweep) SWEEP=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --code) CODE=$(cd "$2" && pwd) || die "--code '$2' is not a directory"; shift 2 ;;
+    --prefix) export MICS_CLUSTER_PREFIX=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
 [[ $REPEATS =~ ^[1-9][0-9]*$ ]] || die "--repeats '$REPEATS' is not a positive integer"
 [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces): try sudo $0"
-[ -f "$ROOT/dist/cli/mics.js" ] || die "dist is not built: run 'npm run build:ts' first"
-[ -f "$ROOT/build/Release/mics.node" ] || die "the addon is not built: run 'npm install'"
+[ -f "$CODE/dist/cli/mics.js" ] || die "dist is not built: run 'npm run build:ts' first"
+[ -f "$CODE/build/Release/mics.node" ] || die "the addon is not built: run 'npm install'"
 
 OUT=${OUT:-$ROOT/bench-results/step-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -69,7 +74,7 @@ trap 'exit 143' TERM
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "code: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- lib csrc 2>/dev/null || echo ' + uncommitted changes')"
+  echo "code: $CODE at $(git -C "$CODE" rev-parse --short HEAD 2>/dev/null || cat "$CODE/SNAPSHOT" 2>/dev/null || echo '?')$(git -C "$CODE" diff --quiet HEAD -- lib csrc 2>/dev/null || echo ' + uncommitted changes')"
   echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); kernel: $(uname -r); node: $(node --version)"
   echo "args: repeats=$REPEATS sweep-repeats=$SWEEP_REPEATS rate=$RATE delay=$DELAY ranks/node=$RANKS units=$UNITS x $UNIT_PARAMS -n $ITERS -w $WARMUP sweep=$SWEEP"
 } >"$OUT/machine.txt"
@@ -87,9 +92,9 @@ run_config() { # NAME REPEAT ARGS...
   PIDS=()
   for ((k = 0; k < NODES; k++)); do
     MICS_STORE_TOKEN=$token timeout 3600 "$CLUSTER" run "$k" \
-      node "$ROOT/dist/cli/mics-launch.js" --nnodes "$NODES" --node-rank "$k" --nproc-per-node "$RANKS" \
+      node "$CODE/dist/cli/mics-launch.js" --nnodes "$NODES" --node-rank "$k" --nproc-per-node "$RANKS" \
       --master-addr 10.77.0.1 --master-port "$PORT" --rdzv-timeout 120 \
-      "$ROOT/dist/cli/mics.js" bench step --json --units "$UNITS" --unit-params "$UNIT_PARAMS" -n "$ITERS" -w "$WARMUP" "$@" \
+      "$CODE/dist/cli/mics.js" bench step --json --units "$UNITS" --unit-params "$UNIT_PARAMS" -n "$ITERS" -w "$WARMUP" "$@" \
       >"$OUT/$name.r$rep.node$k.log" 2>&1 &
     PIDS+=($!)
   done

@@ -36,6 +36,19 @@ class Communicator {
 
   // Throws mics::Error with rank, group and op filled in.
   virtual void Run(const Collective& collective, Deadline deadline) = 0;
+  // A small op may run on the caller's thread (the JS thread) when nothing is
+  // queued on the progress thread, so that a loop of small collectives costs no
+  // hand-off between the two threads. kDone: the op completed (or threw, with the
+  // communicator failed as Run does); kStarted: it was started but peers were not
+  // there within a short budget: the caller must queue Run() with the same
+  // collective next, which finishes it; kNotRun: nothing happened, queue Run().
+  enum class InlineResult { kNotRun, kStarted, kDone };
+  virtual InlineResult RunInline(const Collective& collective, Deadline deadline) {
+    (void)collective;
+    (void)deadline;
+    return InlineResult::kNotRun;
+  }
+
   // Several collectives issued as one group (NCCL's group call); by default in order.
   virtual void RunGroup(const std::vector<Collective>& collectives, Deadline deadline) {
     for (const Collective& c : collectives) Run(c, deadline);

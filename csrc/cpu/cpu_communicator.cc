@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "cpu/ring_algorithms.h"
 #include "cpu/shm_algorithms.h"
@@ -15,6 +18,20 @@
 namespace mics {
 
 namespace {
+
+// Microseconds a small op may yield-spin on the caller's thread for its peers.
+std::chrono::microseconds InlineBudget() {
+  static const std::chrono::microseconds budget = [] {
+    const char* env = std::getenv("MICS_SHM_INLINE_US");
+    if (!env || !*env) return std::chrono::microseconds(250);
+    char* end = nullptr;
+    const long value = std::strtol(env, &end, 10);
+    // Bounded: the caller is the event loop. Anything unparsable keeps the default.
+    if (end && *end == '\0' && value >= 0 && value <= 10000) return std::chrono::microseconds(value);
+    return std::chrono::microseconds(250);
+  }();
+  return budget;
+}
 
 std::string RandomToken() {
   std::random_device rd;
@@ -110,6 +127,7 @@ void CpuCommunicator::Connect(const std::vector<std::string>& addresses, Deadlin
 }
 
 void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
+  const std::optional<Signature> started = std::exchange(startedInline_, std::nullopt);
   {
     std::lock_guard<std::mutex> lock(failureMutex_);
     if (failure_) {
@@ -122,6 +140,17 @@ void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
     throw Error(ErrorCode::kInvalidArgument, "communicator '" + options_.name + "' is not connected",
                 options_.rank, options_.name, CollectiveName(c.type));
   }
+  if (started) {
+    // The rest of a small op that RunInline started (it is the next op queued).
+    const Signature sig = *started;
+    try {
+      shm_->WaitAll(deadline);
+      shm::FinishSmall(*shm_, c, sig);
+    } catch (const Error& e) {
+      FailWith(e, sig);
+    }
+    return;
+  }
   const Signature sig = Signature::Of(c, ++seq_);
   try {
     switch (transport_) {
@@ -129,13 +158,17 @@ void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
         RunSelf(c);
         break;
       case Transport::kShm:
-        shm_->SetCurrentOp(sig.Describe());
+        shm_->SetCurrentOp(sig);
+        if (shm::IsSmall(*shm_, c)) {
+          shm::RunSmall(*shm_, c, sig, deadline);
+          break;
+        }
         switch (c.type) {
           case CollectiveType::kAllGather: shm::AllGather(*shm_, c, sig, deadline); break;
           case CollectiveType::kReduceScatter: shm::ReduceScatter(*shm_, c, sig, deadline); break;
           case CollectiveType::kAllReduce: shm::AllReduce(*shm_, c, sig, deadline); break;
           case CollectiveType::kBroadcast: shm::Broadcast(*shm_, c, sig, deadline); break;
-          case CollectiveType::kBarrier: shm::Barrier(*shm_, sig, deadline); break;
+          case CollectiveType::kBarrier: break;  // always small
         }
         break;
       case Transport::kTcp:
@@ -152,11 +185,46 @@ void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
         break;
     }
   } catch (const Error& e) {
-    // Fill in who we are, then poison the communicator and tell the peers.
-    Error full(e.code(), e.what(), options_.rank, options_.name, e.op().empty() ? sig.Describe() : e.op(), e.peer());
-    Fail(full);
-    throw full;
+    FailWith(e, sig);
   }
+}
+
+Communicator::InlineResult CpuCommunicator::RunInline(const Collective& c, Deadline deadline) {
+  const Transport transport = transport_;
+  if (InlineBudget().count() == 0 || startedInline_) return InlineResult::kNotRun;
+  if (transport != Transport::kShm && transport != Transport::kSelf) return InlineResult::kNotRun;
+  {
+    std::lock_guard<std::mutex> lock(failureMutex_);
+    if (failure_) return InlineResult::kNotRun;  // Run reports it
+  }
+  if (transport == Transport::kSelf) {
+    if (c.count * ElementSize(c.dtype) > shm::kSelfInlineBytes) return InlineResult::kNotRun;
+    ++seq_;
+    RunSelf(c);  // a copy, or nothing
+    return InlineResult::kDone;
+  }
+  if (!shm::IsSmall(*shm_, c)) return InlineResult::kNotRun;
+  const Signature sig = Signature::Of(c, ++seq_);
+  try {
+    shm_->SetCurrentOp(sig);
+    shm::StartSmall(*shm_, c, sig);
+    // Never past the op's own deadline: Run reports the timeout.
+    if (!shm_->TryWaitAll(std::min(deadline, Clock::now() + InlineBudget()))) {
+      startedInline_ = sig;
+      return InlineResult::kStarted;
+    }
+    shm::FinishSmall(*shm_, c, sig);
+  } catch (const Error& e) {
+    FailWith(e, sig);
+  }
+  return InlineResult::kDone;
+}
+
+void CpuCommunicator::FailWith(const Error& e, const Signature& sig) {
+  // Fill in who we are, then poison the communicator and tell the peers.
+  Error full(e.code(), e.what(), options_.rank, options_.name, e.op().empty() ? sig.Describe() : e.op(), e.peer());
+  Fail(full);
+  throw full;
 }
 
 void CpuCommunicator::RunSelf(const Collective& c) {

@@ -48,6 +48,9 @@ class CpuCommunicator : public Communicator {
   uint64_t directOps() const override;
 
   void Run(const Collective& collective, Deadline deadline) override;
+  // Small ops on shared memory (shm::IsSmall), with a yield-spin of at most
+  // MICS_SHM_INLINE_US microseconds (default 250; 0 turns it off) for the peers.
+  InlineResult RunInline(const Collective& collective, Deadline deadline) override;
   void Abort(const std::string& reason) override;
   bool aborted() const override;
   void PropagateAbort() override;
@@ -57,6 +60,7 @@ class CpuCommunicator : public Communicator {
   enum class Transport { kNone, kSelf, kShm, kTcp };
   void RunSelf(const Collective& c);
   void Fail(const Error& error);
+  [[noreturn]] void FailWith(const Error& e, const Signature& sig);
 
   CpuCommunicatorOptions options_;
   PeerAddress self_;
@@ -69,6 +73,10 @@ class CpuCommunicator : public Communicator {
   std::unique_ptr<ShmGroup> shm_;
   std::unique_ptr<TcpRing> ring_;
   uint64_t seq_ = 0;
+  // A small op RunInline started and the next Run() finishes. seq_ and this are
+  // used by one thread at a time: the caller runs an op inline only when the
+  // progress thread has nothing queued, and queues the rest behind it.
+  std::optional<Signature> startedInline_;
   mutable std::mutex failureMutex_;
   std::optional<Error> failure_;
 };

@@ -18,7 +18,20 @@ void AllGather(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
 void ReduceScatter(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline);
 void AllReduce(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline);
 void Broadcast(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline);
-void Barrier(ShmGroup& group, const Signature& sig, Deadline deadline);
+
+// Small ops (shm_small.cc): each rank's data inline in its small-op area, one
+// sync. IsSmall: what this rank posts fits (allGather, allReduce, broadcast: the
+// buffer; reduceScatter: the whole input; barrier: nothing); the same answer on
+// every rank whose call matches. RunSmall = StartSmall (post data and signature,
+// arrive), WaitAll, FinishSmall (compare signatures, read the peers' data); the
+// caller may wait in its own way between the two halves.
+std::size_t SmallBytes(const ShmGroup& group, const Collective& c);
+// A one-rank op this small is a copy done on the caller's thread too.
+constexpr std::size_t kSelfInlineBytes = ShmGroup::kSmallBytes;
+bool IsSmall(const ShmGroup& group, const Collective& c);
+void StartSmall(ShmGroup& group, const Collective& c, const Signature& sig);
+void FinishSmall(ShmGroup& group, const Collective& c, const Signature& sig);
+void RunSmall(ShmGroup& group, const Collective& c, const Signature& sig, Deadline deadline);
 
 // Starts allGather, reduceScatter or allReduce: posts where c's input lies in
 // registered memory with the signature and syncs. Ranks whose input is not

@@ -32,11 +32,4 @@ void Broadcast(ShmGroup& group, const Collective& c, const Signature& sig, Deadl
   group.EndOp(deadline);
 }
 
-void Barrier(ShmGroup& group, const Signature& sig, Deadline deadline) {
-  // The second sync is needed although no buffers are read: a rank must not post
-  // its next op's signature while a slower peer still compares this one.
-  group.BeginOp(sig, deadline);
-  group.EndOp(deadline);
-}
-
 }  // namespace mics::shm

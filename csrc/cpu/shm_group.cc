@@ -34,9 +34,11 @@ int PidfdOpen(int pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)
 
 }  // namespace
 
-// The staging buffers start on their own page after the control slot.
-constexpr std::size_t kStagingOffset = 4096;
-static_assert(sizeof(ShmControlSlot) <= kStagingOffset, "control slot fits in the first page");
+// The segment: the control slot (first page), the two small-op areas, the two
+// staging buffers.
+constexpr std::size_t kSmallOffset = 4096;
+constexpr std::size_t kStagingOffset = kSmallOffset + 2 * ShmGroup::kSmallBytes;
+static_assert(sizeof(ShmControlSlot) <= kSmallOffset, "control slot fits in the first page");
 
 namespace {
 
@@ -65,6 +67,7 @@ ShmGroup::ShmGroup(int rank, int size, std::string name, std::size_t stagingByte
   mine_->phase.store(0);
   mine_->aborted.store(0);
   mine_->pid = static_cast<int32_t>(getpid());
+  mine_->completedSeq.store(0);
 }
 
 ShmGroup::~ShmGroup() {
@@ -77,6 +80,7 @@ ShmGroup::~ShmGroup() {
 void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline) {
   slots_.assign(size_, nullptr);
   staging_.assign(size_, nullptr);
+  small_.assign(size_, nullptr);
   peerSegments_.resize(size_);
   pidfds_.resize(size_);
   pids_.assign(size_, 0);
@@ -84,6 +88,7 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
     if (peer.rank == rank_) {
       slots_[rank_] = mine_;
       staging_[rank_] = static_cast<char*>(segment_.data()) + kStagingOffset;
+      small_[rank_] = static_cast<char*>(segment_.data()) + kSmallOffset;
       pids_[rank_] = peer.pid;
       continue;
     }
@@ -102,6 +107,7 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
     }
     slots_[peer.rank] = static_cast<ShmControlSlot*>(peerSegments_[peer.rank].data());
     staging_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kStagingOffset;
+    small_[peer.rank] = static_cast<char*>(peerSegments_[peer.rank].data()) + kSmallOffset;
     pids_[peer.rank] = peer.pid;
     int fd = PidfdOpen(peer.pid);
     if (fd < 0 && errno == ESRCH) {
@@ -111,16 +117,30 @@ void ShmGroup::Connect(const std::vector<PeerAddress>& peers, Deadline deadline)
     }
     pidfds_[peer.rank].reset(fd);  // -1 on kernels without pidfd: fall back to kill(pid, 0)
   }
-  currentOp_ = "connect";
+  connecting_ = true;
   Arrive();
   WaitAll(deadline);  // every peer has mapped our segment: its name can go
   segment_.Unlink();
 }
 
-void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send) {
+void ShmGroup::EnsureNotAborted() const {
   if (localAborted_.load()) {
-    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
+    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, CurrentOp());
   }
+}
+
+void ShmGroup::CheckPeersFinish(uint64_t seq) const {
+  EnsureNotAborted();
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_ || !slots_[peer]->aborted.load(std::memory_order_acquire)) continue;
+    // Aborted after finishing this op (a rank that returned from it may destroy its
+    // communicator at once) is no failure of the op; aborted inside it is.
+    if (slots_[peer]->completedSeq.load(std::memory_order_acquire) < seq) ThrowPeerAborted(peer);
+  }
+}
+
+void ShmGroup::BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send) {
+  EnsureNotAborted();
   mine_->sendView = send;
   mine_->regionsFreed = HostRegionRegistry::Instance().freedCount();
   Post(signature);
@@ -157,7 +177,16 @@ void ShmGroup::ResolvePeerInputs(const void* send, std::size_t bytes) {
       const RegisteredView view = slots_[r]->sendView;
       peerSend_[r] = peerRegions_.Resolve(r, pids_[r], view, bytes);
     } catch (const Error& e) {
-      throw Error(e.code(), e.what(), rank_, name_, currentOp_, r);
+      // A peer that aborted or exited after it posted its view takes its region
+      // with it: report that, not the failed open or mmap it caused.
+      if (slots_[r]->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(r);
+      if (PeerExited(r)) {
+        throw Error(ErrorCode::kPeerLost,
+                    "rank " + std::to_string(r) + " (pid " + std::to_string(pids_[r]) + ") exited during " +
+                        CurrentOp() + " in group '" + name_ + "'",
+                    rank_, name_, CurrentOp(), r);
+      }
+      throw Error(e.code(), e.what(), rank_, name_, CurrentOp(), r);
     }
   }
   directOps_.fetch_add(1);
@@ -176,12 +205,34 @@ void ShmGroup::EndOp(Deadline deadline) {
   WaitAll(deadline);
 }
 
-void ShmGroup::Post(const Signature& signature) { mine_->signature = signature; }
+void ShmGroup::Post(const Signature& signature) { mine_->signatures[signature.seq % 2] = signature; }
 
 void ShmGroup::Arrive() {
   ++phase_;
-  mine_->phase.store(phase_, std::memory_order_release);
-  FutexWake(&mine_->phase);
+  // seq_cst store then load, against the waiter's increment then re-check in
+  // WaitPeer: either it sees the new phase or we see it waiting. Peers that only
+  // spin cost no system call.
+  mine_->phase.store(phase_, std::memory_order_seq_cst);
+  if (mine_->waiters.load(std::memory_order_seq_cst) != 0) FutexWake(&mine_->phase);
+}
+
+bool ShmGroup::TryWaitAll(Clock::time_point until) {
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_) continue;
+    while (!Reached(slots_[peer]->phase.load(std::memory_order_acquire), phase_)) {
+      ThrowIfAborted(peer);
+      if (Clock::now() >= until) return false;
+      sched_yield();  // the peer may need this core to arrive
+    }
+  }
+  return true;
+}
+
+void ShmGroup::ThrowIfAborted(int peer) const {
+  if (slots_[peer]->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(peer);
+  if (localAborted_.load()) {
+    throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, CurrentOp());
+  }
 }
 
 void ShmGroup::WaitAll(Deadline deadline) {
@@ -196,28 +247,30 @@ void ShmGroup::WaitPeer(int peer, uint32_t target, Deadline deadline) {
   for (;;) {
     uint32_t value = slot->phase.load(std::memory_order_acquire);
     if (Reached(value, target)) return;
-    if (slot->aborted.load(std::memory_order_acquire)) ThrowPeerAborted(peer);
-    if (localAborted_.load()) {
-      throw Error(ErrorCode::kAborted, "communicator aborted: " + abortReason(), rank_, name_, currentOp_);
-    }
+    ThrowIfAborted(peer);
     if (spins < 64) {  // a short yield-spin: peers on the same core need the CPU
       ++spins;
       sched_yield();
       continue;
     }
-    FutexWait(&slot->phase, value, 20);
+    slot->waiters.fetch_add(1, std::memory_order_seq_cst);
+    // Re-read after announcing ourselves (see Arrive); FUTEX_WAIT itself returns at
+    // once if the phase moved since `value`.
+    value = slot->phase.load(std::memory_order_seq_cst);
+    if (!Reached(value, target)) FutexWait(&slot->phase, value, 20);
+    slot->waiters.fetch_sub(1, std::memory_order_seq_cst);
     if (Reached(slot->phase.load(std::memory_order_acquire), target)) return;
     if (PeerExited(peer)) {
       throw Error(ErrorCode::kPeerLost,
                   "rank " + std::to_string(peer) + " (pid " + std::to_string(pids_[peer]) +
-                      ") exited during " + currentOp_ + " in group '" + name_ + "'",
-                  rank_, name_, currentOp_, peer);
+                      ") exited during " + CurrentOp() + " in group '" + name_ + "'",
+                  rank_, name_, CurrentOp(), peer);
     }
     if (Clock::now() >= deadline) {
       throw Error(ErrorCode::kTimeout,
-                  "timed out in " + currentOp_ + " in group '" + name_ + "' waiting for rank " +
+                  "timed out in " + CurrentOp() + " in group '" + name_ + "' waiting for rank " +
                       std::to_string(peer),
-                  rank_, name_, currentOp_, peer);
+                  rank_, name_, CurrentOp(), peer);
     }
   }
 }
@@ -244,14 +297,19 @@ void ShmGroup::ThrowPeerAborted(int peer) const {
     reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
   }
   const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
-  throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, currentOp_, culprit);
+  throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, CurrentOp(), culprit);
 }
 
 void ShmGroup::CheckSignatures(const Signature& mine) const {
+  bool allSame = true;
+  for (int r = 0; r < size_ && allSame; ++r) {
+    allSame = r == rank_ || Signature(slots_[r]->signatures[mine.seq % 2]) == mine;
+  }
+  if (allSame) return;
   SignatureCensus census(size_);
   bool same = true;
   for (int r = 0; r < size_; ++r) {
-    census.Set(r, r == rank_ ? mine : Signature(slots_[r]->signature));
+    census.Set(r, r == rank_ ? mine : Signature(slots_[r]->signatures[mine.seq % 2]));
     same = same && census.Get(r) == mine;
   }
   if (same) return;

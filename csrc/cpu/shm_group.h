@@ -12,6 +12,10 @@
 // Inputs allocated as HostRegions (allocHost) skip the staging: each rank posts
 // where its input lies with its signature, and when every rank did, the
 // algorithms read the peers' inputs in place (shm_direct.cc).
+//
+// Small ops (shm_small.cc) carry their data inline: each rank's segment has two
+// small-op areas after the control slot, used by the parity of the op's sequence
+// number like the signatures, so a small op needs a single sync.
 #pragma once
 
 #include <atomic>
@@ -34,22 +38,32 @@ struct alignas(64) ShmControlSlot {
   std::atomic<uint32_t> phase;    // futex word, bumped once per sync point
   std::atomic<uint32_t> aborted;  // 1 once this rank aborted; reason below
   int32_t pid;
-  uint32_t reserved;
-  Signature signature;            // the op this rank is in (valid after its first Arrive of the op)
+  std::atomic<uint32_t> waiters;  // peers in (or entering) FUTEX_WAIT on `phase`: Arrive wakes only then
+  // The op this rank is in, by the parity of its sequence number (valid after the
+  // op's first Arrive). Two, because a one-sync op lets a rank post op k+1 while a
+  // slower peer still compares op k; it can post op k+2 only after every peer
+  // arrived in op k+1, i.e. finished reading op k.
+  Signature signatures[2];
   uint64_t stagingBytes;          // each staging buffer's size: peers must agree
   int32_t abortCode;              // ErrorCode of the failure that aborted this rank
   int32_t abortCulprit;           // the rank it blamed, or -1
   char abortReason[472];
   RegisteredView sendView;        // this op's input in registered memory (or invalid)
   uint64_t regionsFreed;          // HostRegions this process has freed so far
+  // The sequence number of the last small op this rank finished: a peer that sees
+  // us aborted can tell whether we finished the op it is in (then moved on, e.g.
+  // destroyed the communicator) or left it unfinished.
+  std::atomic<uint64_t> completedSeq;
 };
 
 // The slot is a wire format between the processes of a job; the trust tests in
 // test/comm/failures.test.ts (worker.js, SLOT) forge fields at these offsets.
 static_assert(offsetof(ShmControlSlot, phase) == 0 && offsetof(ShmControlSlot, aborted) == 4 &&
-                  offsetof(ShmControlSlot, signature) == 16 && offsetof(ShmControlSlot, abortCode) == 48 &&
-                  offsetof(ShmControlSlot, abortCulprit) == 52 && offsetof(ShmControlSlot, abortReason) == 56 &&
-                  offsetof(ShmControlSlot, sendView) == 528 && offsetof(ShmControlSlot, regionsFreed) == 560,
+                  offsetof(ShmControlSlot, waiters) == 12 && offsetof(ShmControlSlot, signatures) == 16 &&
+                  offsetof(ShmControlSlot, stagingBytes) == 64 && offsetof(ShmControlSlot, abortCode) == 72 &&
+                  offsetof(ShmControlSlot, abortCulprit) == 76 && offsetof(ShmControlSlot, abortReason) == 80 &&
+                  offsetof(ShmControlSlot, sendView) == 552 && offsetof(ShmControlSlot, regionsFreed) == 584 &&
+                  offsetof(ShmControlSlot, completedSeq) == 592,
               "ShmControlSlot layout");
 
 class ShmGroup {
@@ -68,9 +82,10 @@ class ShmGroup {
   int rank() const { return rank_; }
   int size() const { return size_; }
 
-  // Every op: BeginOp (post signature and buffers, sync, compare signatures), the
-  // algorithm's reads with Arrive/WaitAll between dependent phases, then EndOp
-  // (sync: nobody returns while a peer may still read its buffers).
+  // Every staged op: BeginOp (post signature and buffers, sync, compare
+  // signatures), the algorithm's reads with Arrive/WaitAll between dependent
+  // phases, then EndOp (sync: nobody returns while a peer may still read its
+  // buffers). Small ops: Post, Arrive, WaitAll (or TryWaitAll), CheckSignatures.
   // send: where this op's input lies in registered memory, posted with the
   // signature (an invalid view when it does not, or when direct reads are off).
   void BeginOp(const Signature& signature, Deadline deadline, const RegisteredView& send = {});
@@ -92,9 +107,22 @@ class ShmGroup {
   void Post(const Signature& signature);
   void Arrive();
   void WaitAll(Deadline deadline);
+  // WaitAll that gives up (returns false) at `until` instead of timing out; it
+  // still throws when a peer aborted. Used on the caller's thread, where it yields
+  // but never sleeps.
+  bool TryWaitAll(Clock::time_point until);
   void CheckSignatures(const Signature& mine) const;  // throws kMismatch naming both calls
+  void EnsureNotAborted() const;                       // throws kAborted once we aborted
+  // Small ops, after their sync: throws the failure of a peer that aborted without
+  // finishing op `seq`; then records that we finished it.
+  void CheckPeersFinish(uint64_t seq) const;
+  void MarkFinished(uint64_t seq) { mine_->completedSeq.store(seq, std::memory_order_release); }
   std::size_t stagingBytes() const { return stagingBytes_; }
   char* Staging(int peer, int buffer) const { return staging_[peer] + buffer * stagingBytes_; }
+  // Bytes a rank can post inline with a small op, and rank `peer`'s area for the
+  // op with sequence number `seq`.
+  static constexpr std::size_t kSmallBytes = 64 * 1024;
+  char* Small(int peer, uint64_t seq) const { return small_[peer] + (seq % 2) * kSmallBytes; }
 
   // Marks our slot (with the failure's code, culprit and text) and wakes every
   // waiter; thread-safe and idempotent.
@@ -102,11 +130,16 @@ class ShmGroup {
   bool aborted() const { return localAborted_.load(); }
   std::string abortReason() const;
 
-  // The op being run, so errors raised deep in a wait say which op it was.
-  void SetCurrentOp(std::string description) { currentOp_ = std::move(description); }
+  // The op being run, so errors raised deep in a wait say which op it was. Kept
+  // as the signature: the text is built only for an error.
+  void SetCurrentOp(const Signature& signature) {
+    currentSig_ = signature;
+    connecting_ = false;
+  }
 
  private:
   void WaitPeer(int peer, uint32_t target, Deadline deadline);
+  void ThrowIfAborted(int peer) const;
   [[noreturn]] void ThrowPeerAborted(int peer) const;
   bool PeerExited(int peer) const;
 
@@ -118,6 +151,7 @@ class ShmGroup {
   std::vector<ShmSegment> peerSegments_;
   std::vector<ShmControlSlot*> slots_;
   std::vector<char*> staging_;  // per rank: its two staging buffers, back to back
+  std::vector<char*> small_;    // per rank: its two small-op areas, back to back
   std::size_t stagingBytes_;
   std::vector<UniqueFd> pidfds_;
   std::vector<int> pids_;
@@ -127,7 +161,9 @@ class ShmGroup {
   // releases localAborted_, so a reader that sees the flag also sees the reason.
   std::atomic<bool> abortClaimed_{false};
   std::atomic<bool> localAborted_{false};
-  std::string currentOp_;
+  std::string CurrentOp() const { return connecting_ ? std::string("connect") : currentSig_.Describe(); }
+  Signature currentSig_{};
+  bool connecting_ = true;
   PeerRegions peerRegions_;
   std::vector<const char*> peerSend_;
   std::atomic<uint64_t> directOps_{0};

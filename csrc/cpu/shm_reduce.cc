@@ -18,30 +18,25 @@ constexpr std::size_t kPassElements = 8 * 1024;
 void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out) {
   const std::size_t elem = ElementSize(c.dtype);
   char* dst = static_cast<char*>(out);
-  if (AccumulatorType(c.dtype) == c.dtype && nsources >= 2) {
-    // One fused pass over all sources: out = ((s0 op s1) op s2) ...; avg divides
-    // at the end of each pass. Same order as below.
-    thread_local std::vector<const char*> at;
-    at.resize(nsources);
+  if (nsources < 2) {
+    // One rank: the result is its input, through the accumulator (avg divides by 1).
+    thread_local std::vector<char> acc;
+    acc.resize(kPassElements * ElementSize(AccumulatorType(c.dtype)));
     for (std::size_t done = 0; done < count; done += kPassElements) {
-      const std::size_t n = std::min(kPassElements, count - done), offset = done * elem;
-      for (int r = 0; r < nsources; ++r) at[r] = sources[r] + offset;
-      kernels::ReduceMany(c.dtype, c.op, dst + offset, reinterpret_cast<const void* const*>(at.data()), nsources, n);
-      if (c.op == ReduceOp::kAvg) kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + offset, dst + offset, n);
+      const std::size_t n = std::min(kPassElements, count - done);
+      kernels::LoadAccumulator(c.dtype, acc.data(), sources[0] + done * elem, n);
+      kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + done * elem, acc.data(), n);
     }
     return;
   }
-  // Halves accumulate in f32 and round once at the end.
-  const std::size_t accElem = ElementSize(AccumulatorType(c.dtype));
-  thread_local std::vector<char> acc;
-  acc.resize(kPassElements * accElem);
+  // One fused pass over all sources: out = ((s0 op s1) op s2) ..., halves in f32
+  // rounded once at the end, avg divided at the end.
+  thread_local std::vector<const char*> at;
+  at.resize(nsources);
   for (std::size_t done = 0; done < count; done += kPassElements) {
-    const std::size_t n = std::min(kPassElements, count - done);
-    kernels::LoadAccumulator(c.dtype, acc.data(), sources[0] + done * elem, n);
-    for (int r = 1; r < nsources; ++r) {
-      kernels::ReduceIntoAccumulator(c.dtype, c.op, acc.data(), sources[r] + done * elem, n);
-    }
-    kernels::StoreAccumulator(c.dtype, c.op, nsources, dst + done * elem, acc.data(), n);
+    const std::size_t n = std::min(kPassElements, count - done), offset = done * elem;
+    for (int r = 0; r < nsources; ++r) at[r] = sources[r] + offset;
+    kernels::ReduceMany(c.dtype, c.op, dst + offset, reinterpret_cast<const void* const*>(at.data()), nsources, n);
   }
 }
 

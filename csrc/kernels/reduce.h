@@ -3,7 +3,8 @@
 //   LoadAccumulator:   acc  = widen(src)
 //   ReduceIntoAccumulator: acc = acc (op) widen(src)
 //   StoreAccumulator:  dst  = narrow(finalize(acc)), finalize divides by nranks for avg
-// Integer sums wrap (two's complement), as NCCL's do.
+// Integer sums wrap (two's complement), as NCCL's do. Each is compiled for the
+// baseline target and for AVX2, picked at run time.
 #pragma once
 
 #include <cstddef>
@@ -14,11 +15,16 @@ namespace mics::kernels {
 
 void LoadAccumulator(DType dtype, void* acc, const void* src, std::size_t count);
 void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src, std::size_t count);
-// out = s[0] (op) s[1] (op) ... (op) s[n-1], left to right, in one pass over the
-// sources, for dtypes that are their own accumulator (not f16/bf16); n >= 2. avg
-// only sums (StoreAccumulator divides). `out` may be one of the sources.
+// out = finalize(s[0] (op) s[1] (op) ... (op) s[n-1]), left to right, in one pass
+// over the sources (halves widened to f32 and narrowed once at the end, as the
+// three calls above would); n >= 2; avg divides by nsources. `out` may be one of
+// the sources.
 void ReduceMany(DType dtype, ReduceOp op, void* out, const void* const* sources, int nsources, std::size_t count);
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,
                       std::size_t count);
+
+// Which compilation of these loops runs: "avx2" (x86-64 with AVX2, unless
+// MICS_KERNELS=baseline) or "baseline".
+const char* ReduceKernelTarget();
 
 }  // namespace mics::kernels

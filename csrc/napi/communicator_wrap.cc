@@ -476,6 +476,34 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
     auto buffers = std::make_shared<OpBuffers>();
     mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get(), buffers.get());
     auto comm = comm_;
+    if (pending_ == 0) {
+      const Deadline deadline = DeadlineAfter(timeoutMs);
+      // Nothing queued: a small op may run right here (Communicator::RunInline; the CPU
+      // backend only: others answer kNotRun). A failure rejects its Promise, as on the
+      // progress thread.
+      Communicator::InlineResult result = Communicator::InlineResult::kNotRun;
+      try {
+        result = comm->RunInline(c, deadline);
+      } catch (const Error& e) {
+        Napi::Promise::Deferred failed = Napi::Promise::Deferred::New(env);
+        napi_value error = MakeJsError(env, e);
+        if (error == nullptr) throw;
+        failed.Reject(Napi::Value(env, error));
+        return failed.Promise();
+      }
+      switch (result) {
+        case Communicator::InlineResult::kDone: {
+          Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
+          done.Resolve(env.Undefined());
+          return done.Promise();
+        }
+        case Communicator::InlineResult::kStarted:  // Run finishes it on the progress thread
+          return Enqueue(env, std::move(op), [comm, c, deadline, buffers] { RunOps(*comm, {c}, *buffers, deadline); });
+        case Communicator::InlineResult::kNotRun:
+          break;
+      }
+    }
+    // The timeout counts from when the op starts, behind the ops queued before it.
     return Enqueue(env, std::move(op), [comm, c, timeoutMs, buffers] {
       RunOps(*comm, {c}, *buffers, DeadlineAfter(timeoutMs));
     });

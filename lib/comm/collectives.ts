@@ -4,7 +4,9 @@
  * it in (override with `group`):
  * - allGather: the partition group, hierarchically when the groups are hierarchical
  *   (turn off per call with `hierarchical: false`);
- * - reduceScatter: the partition group (per-micro-step gradient sync);
+ * - reduceScatter: the partition group (per-micro-step gradient sync), hierarchically
+ *   when the groups are hierarchical (reduce inside the node first, then across
+ *   nodes on 1/G of the bytes; not for `avg`; off per call with `hierarchical: false`);
  * - allReduce: the replication group (the accumulation-boundary hop of two-hop sync);
  * - broadcast, barrier: the partition group.
  * dtype follows the arrays; in place follows NCCL's layout convention.
@@ -13,7 +15,7 @@ import type { BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions }
 import { Communicator as CommunicatorClass } from './communicator';
 import { isTensor, type Tensor } from './tensor';
 import { invalidArgument } from '../core/errors';
-import { hierarchicalAllGather } from './hierarchical';
+import { hierarchicalAllGather, hierarchicalReduceScatter } from './hierarchical';
 import type { MicsGroups } from './mics-groups';
 
 /** Which MiCS group an op runs in when given MicsGroups. */
@@ -27,6 +29,17 @@ export interface GroupSelection {
 /** Options of allGather. */
 export interface AllGatherOptions extends CollectiveOptions, GroupSelection {
   /** With MicsGroups: use the two-stage algorithm when the groups allow it (default true). */
+  hierarchical?: boolean;
+}
+
+/** Options of reduceScatter. */
+export interface ReduceScatterOptions extends ReduceOptions, GroupSelection {
+  /**
+   * With MicsGroups: use the two-stage algorithm when the groups allow it (default
+   * true; `avg` always runs flat). Integer results, max and min equal the flat
+   * ones bit for bit; float sums and products combine each node's ranks first, then
+   * the nodes (docs/groups.md).
+   */
   hierarchical?: boolean;
 }
 
@@ -48,28 +61,28 @@ function pick(target: CollectiveTarget, group: GroupName | undefined, fallback: 
   return comm;
 }
 
+/** The hierarchy's communicators when an op on the partition group should use them. */
+function hierarchyOf(
+  target: CollectiveTarget,
+  options: GroupSelection & { hierarchical?: boolean },
+): { interNode: Communicator; intraNode: Communicator } | undefined {
+  if (target instanceof CommunicatorClass) return undefined;
+  if (options.group !== undefined && options.group !== 'partition') return undefined;
+  if (options.hierarchical === false || !target.intraNode || !target.interNode) return undefined;
+  return { interNode: target.interNode, intraNode: target.intraNode };
+}
+
 /** Gathers every rank's input into output (size x input). See the module notes for MicsGroups. */
 export function allGather(target: CollectiveTarget, input: Tensor, output: Tensor, options: AllGatherOptions = {}): Promise<void> {
-  const useHierarchy =
-    !(target instanceof CommunicatorClass) &&
-    (options.group === undefined || options.group === 'partition') &&
-    options.hierarchical !== false &&
-    target.intraNode !== undefined &&
-    target.interNode !== undefined;
-  if (useHierarchy) {
-    const groups = target as MicsGroups;
-    return hierarchicalAllGather({ interNode: groups.interNode!, intraNode: groups.intraNode! }, input, output, options);
-  }
+  const hierarchy = hierarchyOf(target, options);
+  if (hierarchy) return hierarchicalAllGather(hierarchy, input, output, options);
   return pick(target, options.group, 'partition').allGather(input, output, options);
 }
 
-/** Reduces input (size x output) and scatters: rank r keeps block r. */
-export function reduceScatter(
-  target: CollectiveTarget,
-  input: Tensor,
-  output: Tensor,
-  options: ReduceOptions & GroupSelection = {},
-): Promise<void> {
+/** Reduces input (size x output) and scatters: rank r keeps block r. See the module notes for MicsGroups. */
+export function reduceScatter(target: CollectiveTarget, input: Tensor, output: Tensor, options: ReduceScatterOptions = {}): Promise<void> {
+  const hierarchy = options.op === 'avg' ? undefined : hierarchyOf(target, options);
+  if (hierarchy) return hierarchicalReduceScatter(hierarchy, input, output, options);
   return pick(target, options.group, 'partition').reduceScatter(input, output, options);
 }
 

@@ -24,7 +24,7 @@
  */
 import { elementBytes, type DType } from '../core/dtypes';
 import { MicsError, invalidArgument, toMicsError } from '../core/errors';
-import { allGather } from '../comm/collectives';
+import { allGather, reduceScatter } from '../comm/collectives';
 import type { Communicator } from '../comm/communicator';
 import type { MicsGroups } from '../comm/mics-groups';
 import { DeviceTensor } from '../cuda/device-tensor';
@@ -432,6 +432,20 @@ export class Engine<T extends EngineTensor = Float32Array> {
     }
   }
 
+  private countReduce(u: UnitLayout, dtype: DType): void {
+    const bytes = u.shardNumel * elementBytes(dtype);
+    const { intraNode, interNode } = this.groups;
+    if (intraNode && interNode) {
+      // Stage 1 inside the node (N ops of G blocks), stage 2 across nodes on 1/G of the bytes.
+      const N = interNode.size;
+      const G = intraNode.size;
+      this.stats.moved('intraNode', 'reduceScatter', (G - 1) * N * bytes);
+      this.stats.moved('interNode', 'reduceScatter', (N - 1) * bytes);
+    } else {
+      this.stats.moved('partition', 'reduceScatter', (this.groups.partition.size - 1) * bytes);
+    }
+  }
+
   private prefetchAfter(index: number): void {
     if (this.lastGathered !== undefined && index !== this.lastGathered) this.direction = index > this.lastGathered ? 1 : -1;
     else if (this.lastGathered === index) this.direction = -this.direction; // the turn from forward to backward
@@ -581,10 +595,11 @@ export class Engine<T extends EngineTensor = Float32Array> {
       else if (first) await this.backend.cast(shard, 'f32', full, dtype);
       else await this.backend.accumulate(shard, full, dtype);
     } else {
-      this.stats.moved('partition', 'reduceScatter', (partition.size - 1) * u.shardNumel * elementBytes(dtype));
+      this.countReduce(u, dtype);
       const direct = first && dtype === 'f32';
       const out = direct ? shard : this.pool(dtype).take(u.shardNumel);
-      await this.issue(() => partition.reduceScatter(this.backend.tensor(full, dtype), this.backend.tensor(out, dtype), { op: 'sum' }), fill);
+      // Hierarchically when the groups are (intra-node first, then across nodes).
+      await this.issue(() => reduceScatter(this.groups, this.backend.tensor(full, dtype), this.backend.tensor(out, dtype), { op: 'sum' }), fill);
       if (!direct) {
         if (first) await this.backend.cast(shard, 'f32', out, dtype);
         else await this.backend.accumulate(shard, out, dtype);

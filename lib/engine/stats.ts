@@ -32,7 +32,11 @@ export interface StepStats {
   kernelMs: number;
   /** The rest of the wall time: the caller's own compute between engine calls. */
   computeMs: number;
-  /** Bytes this rank moved, per group: partition (hierarchical stages split into interNode and intraNode), replication. */
+  /**
+   * Bytes this rank moved, per group: partition, replication, and with hierarchical
+   * groups the two stages of the partition group's all-gathers and reduce-scatters
+   * under interNode and intraNode instead of partition.
+   */
   bytes: Record<'partition' | 'replication' | 'intraNode' | 'interNode', GroupBytes>;
 }
 

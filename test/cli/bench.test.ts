@@ -24,6 +24,12 @@ describe('mics bench options (nccl-tests flags)', () => {
     expect(parseBenchOptions({ local_register: '1' }).register).toBe(true);
     expect(() => parseBenchOptions({ local_register: '2' })).toThrow(/-R 2 is not valid: use 0 .* or 1/);
   });
+
+  it('-T picks the statistic: the median per iteration of the slowest rank (default) or the mean per call over back-to-back calls', () => {
+    expect(parseBenchOptions({}).timing).toBe('median');
+    expect(parseBenchOptions({ timing: 'mean' }).timing).toBe('mean');
+    expect(() => parseBenchOptions({ timing: 'max' })).toThrow(/-T max is not valid: use median .* or mean/);
+  });
 });
 
 describe('mics bench runs', () => {
@@ -31,7 +37,7 @@ describe('mics bench runs', () => {
     const result = runNode(['dist/cli/mics.js', 'bench', 'collectives', '-b', '8', '-e', '100K', '-f', '7', '-n', '1', '-w', '0', '--nproc', '3', '--json'], {}, 120000);
     expect([result.status, result.stderr]).toEqual([0, '']);
     const { header, rows } = JSON.parse(result.stdout) as { header: string; rows: { op: string; size: number; outOfPlace: { wrong: number; busbw: number }; inPlace: { wrong: number } }[] };
-    expect(header).toMatch(/register 0 directOps 0$/);
+    expect(header).toMatch(/register 0 timing median directOps 0$/);
     expect(new Set(rows.map((r) => r.op))).toEqual(new Set(['all_gather', 'reduce_scatter', 'all_reduce', 'broadcast']));
     for (const r of rows) {
       expect([r.op, r.size, r.outOfPlace.wrong, r.inPlace.wrong]).toEqual([r.op, r.size, 0, 0]);
@@ -44,9 +50,26 @@ describe('mics bench runs', () => {
     expect([result.status, result.stderr]).toEqual([0, '']);
     const { header, rows } = JSON.parse(result.stdout) as { header: string; rows: { op: string; outOfPlace: { wrong: number }; inPlace: { wrong: number } }[] };
     // Every all_gather, reduce_scatter and all_reduce call read the peers' inputs in place.
-    expect(header).toMatch(/register 1 directOps [1-9]\d*$/);
+    expect(header).toMatch(/register 1 timing median directOps [1-9]\d*$/);
     expect(rows.length).toBe(4 * 3);
     for (const r of rows) expect([r.op, r.outOfPlace.wrong, r.inPlace.wrong]).toEqual([r.op, 0, 0]);
+  }, 150000);
+
+  it('collectives -T mean: small all_reduces timed back to back, no wrong element', () => {
+    const result = runNode(['dist/cli/mics.js', 'bench', 'collectives', '-b', '8', '-e', '64K', '-f', '64', '-n', '50', '-w', '5', '-o', 'all_reduce', '--nproc', '3', '-T', 'mean', '--json'], {}, 120000);
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    const { header, rows } = JSON.parse(result.stdout) as { header: string; rows: { size: number; outOfPlace: { wrong: number; timeUs: number }; inPlace: { wrong: number } }[] };
+    expect(header).toMatch(/timing mean/);
+    expect(rows.map((r) => r.size)).toEqual([8, 512, 32768]);
+    for (const r of rows) expect([r.size, r.outOfPlace.wrong, r.inPlace.wrong, r.outOfPlace.timeUs > 0]).toEqual([r.size, 0, 0, true]);
+  }, 150000);
+
+  it('partition -o reduce_scatter: hierarchical and flat gradient reduce-scatters on 2 emulated nodes, both correct', () => {
+    const result = runNode(['dist/cli/mics.js', 'bench', 'partition', '-S', '4', '-o', 'reduce_scatter', '-b', '64K', '-e', '4M', '-f', '64', '-n', '1', '-w', '0', '--json'], {}, 120000);
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    const { rows } = JSON.parse(result.stdout) as { rows: { mode: string; cell: { wrong: number } }[] };
+    expect(rows.map((r) => r.mode)).toEqual(['hierarchical', 'flat', 'hierarchical', 'flat']);
+    for (const r of rows) expect(r.cell.wrong).toBe(0);
   }, 150000);
 
   it('partition: hierarchical and flat rows on 2 emulated nodes, both correct', () => {

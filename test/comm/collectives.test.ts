@@ -21,9 +21,11 @@
  * f32 per rank, broadcast and allGather 524289 f64 = 4 MiB + 8 bytes); more than one
  * 256 KiB TCP frame per ring step (300007 f32: ring partials travel in f32, also for
  * bf16); and a run with MICS_SHM_STAGING_BYTES=4096 where every op takes many rounds
- * and the last round carries a few bytes. Inputs from allocHost take the direct
- * algorithms (peers read them in place): the same checks, plus the count of ops
- * that really ran direct.
+ * and the last round carries a few bytes. Ops whose data fits 64 KiB (counts 1 and
+ * 7 at every dtype and reduction; 16384 f32 exactly) are small ops, posted inline
+ * with one sync; one element more is staged. Inputs from allocHost take the direct
+ * algorithms (peers read them in place) above the small-op size: the same checks,
+ * plus the count of ops that really ran direct.
  */
 import { describeRanks, killAllRanks, processAlive, runRanks, shmSegmentsOf, type RankResult } from '../helpers/ranks';
 
@@ -56,6 +58,9 @@ const FULL: Group[] = [
   { ops: ['broadcast'], dtypes: ['f64'], counts: [524289], variants: ['inplace'] },
   { ops: ['allReduce'], dtypes: ['f32'], redops: ['sum'], counts: [900001], variants: ['inplace'] },
   { ops: ['reduceScatter'], dtypes: ['f32'], redops: ['sum'], counts: [262145], variants: ['oop'] },
+  // The largest small op (64 KiB posted inline) and one element more (staged).
+  { ops: ['allReduce', 'allGather', 'broadcast'], dtypes: ['f32'], redops: ['sum', 'avg'], counts: [16384, 16385], variants: ['oop', 'inplace'] },
+  { ops: ['reduceScatter'], dtypes: ['f32'], redops: ['sum'], counts: [4096, 4097], variants: ['oop', 'inplace'] },
 ];
 
 /** A smaller matrix for the other world sizes: every op, four dtypes, every reduction, every broadcast root. */
@@ -68,8 +73,8 @@ const SMALL: Group[] = [
 /** Every op through a tiny staging buffer: many rounds, and a last round of a few bytes. */
 const STAGED: Group[] = [
   { ops: ['allGather'], dtypes: ['f32', 'u8', 'f64'], counts: [1, 1024, 1025, 4097, 32769], variants: ['oop', 'inplace', 'view', 'inplace-view'] },
-  { ops: ['broadcast'], dtypes: ['f32', 'u8'], counts: [1, 1024, 1025, 10007], variants: ['oop', 'inplace'], roots: 'all' },
-  { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 7, 383, 1025, 10007], variants: ['oop', 'inplace'] },
+  { ops: ['broadcast'], dtypes: ['f32', 'u8'], counts: [1, 1024, 1025, 10007, 70001], variants: ['oop', 'inplace'], roots: 'all' },
+  { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 7, 383, 1025, 10007, 70001], variants: ['oop', 'inplace'] },
 ];
 
 /**
@@ -92,15 +97,34 @@ const MIXED: Group[] = [
   { ops: ['allGather'], dtypes: ['f32', 'u8'], counts: [1, 32769], variants: ['oop', 'inplace', 'view'], memory: 'mixed' },
 ];
 
-/** The number of cases of these ops a rank runs for these groups in a world of n ranks (mirrors the worker's loops). */
-function caseCount(groups: Group[], n: number, ops?: string[]): number {
+const ELEMENT_BYTES: Record<string, number> = { f32: 4, f64: 8, f16: 2, bf16: 2, i8: 1, u8: 1, i32: 4, i64: 8 };
+/** Bytes a rank may post inline with a small op (ShmGroup::kSmallBytes). */
+const SMALL_OP_BYTES = 64 * 1024;
+
+/**
+ * Whether a case is a small op on shared memory: its data travels inline in the
+ * control segment with one sync (csrc/cpu/shm_small.cc), whatever memory it is in.
+ * What a rank posts: its buffer, or for reduceScatter its whole input.
+ */
+function isSmallOp(op: string, dtype: string, count: number, n: number): boolean {
+  return count * ELEMENT_BYTES[dtype] * (op === 'reduceScatter' ? n : 1) <= SMALL_OP_BYTES;
+}
+
+/**
+ * The number of cases of these ops a rank runs for these groups in a world of n ranks
+ * (mirrors the worker's loops); `large`: only those above the small-op size.
+ */
+function caseCount(groups: Group[], n: number, ops?: string[], large = false): number {
   let total = 0;
   for (const g of groups) {
     for (const op of g.ops) {
       if (ops && !ops.includes(op)) continue;
       const redops = REDUCING.includes(op) ? (g.redops ?? []).length : 1;
       const roots = op === 'broadcast' ? (g.roots === 'all' ? n : new Set([0, n - 1]).size) : 1;
-      total += g.dtypes.length * redops * g.counts.length * g.variants.length * roots;
+      for (const dtype of g.dtypes) {
+        const counts = g.counts.filter((count) => !large || !isSmallOp(op, dtype, count, n)).length;
+        total += redops * counts * g.variants.length * roots;
+      }
     }
   }
   return total;
@@ -185,6 +209,20 @@ describe('collectives are exact at every world size from 1 to 8', () => {
   }, 200000);
 });
 
+describe('small ops (data inline, one sync) on the progress thread', () => {
+  it('are exact with MICS_SHM_INLINE_US=0 (no op runs on the calling thread): every op and reduction on four dtypes at 3 ranks', async () => {
+    await expectExactMatrix(3, SMALL, { transport: 'shm', env: { MICS_SHM_INLINE_US: '0' } });
+  }, 200000);
+});
+
+describe('the reduction loops are compiled for the baseline target and for AVX2 (picked at run time)', () => {
+  it('give the same bytes with MICS_KERNELS=baseline: every op and reduction on four dtypes at 3 ranks, and halves at 2 emulated nodes', async () => {
+    await expectExactMatrix(3, SMALL, { transport: 'shm', env: { MICS_KERNELS: 'baseline' } });
+    const halves: Group[] = [{ ops: REDUCING, dtypes: ['f16', 'bf16'], redops: ALL_REDOPS, counts: [7, 32769], variants: ['oop'] }];
+    await expectExactMatrix(4, halves, { nodes: 2, transport: 'tcp', env: { MICS_KERNELS: 'baseline' } });
+  }, 200000);
+});
+
 describe('shared-memory collectives in many staging rounds', () => {
   it('are exact when MICS_SHM_STAGING_BYTES=4096 forces a round per few KiB, including last rounds of a few bytes', async () => {
     await expectExactMatrix(3, STAGED, { transport: 'shm', env: { MICS_SHM_STAGING_BYTES: '4096' } });
@@ -195,18 +233,20 @@ describe('inputs from allocHost are read in place by the peers (direct shared-me
   const directOps = (results: RankResult[]): number[] => results.map((r) => r.json.directOps as number);
   const readingInputs = ['allGather', 'reduceScatter', 'allReduce'];
 
-  it('are exact for every op x dtype x reduction, in place and through views, and every such op ran direct', async () => {
+  it('are exact for every op x dtype x reduction, in place and through views, and every such op above the small-op size ran direct', async () => {
     const results = await expectExactMatrix(4, REGISTERED, { transport: 'shm' });
-    expect(directOps(results)).toEqual(Array(4).fill(caseCount(REGISTERED, 4, readingInputs)));
+    const large = caseCount(REGISTERED, 4, readingInputs, true);
+    expect(large).toBeGreaterThan(50);
+    expect(directOps(results)).toEqual(Array(4).fill(large));
   }, 200000);
 
   it('are exact in many direct allReduce rounds (MICS_SHM_STAGING_BYTES=4096) at 3 and 8 ranks', async () => {
     const groups: Group[] = [
-      { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 383, 1025, 10007], variants: ['oop', 'inplace'], memory: 'registered' },
+      { ops: REDUCING, dtypes: ['f32', 'f16', 'i64', 'u8'], redops: ['sum', 'avg', 'max'], counts: [1, 383, 1025, 40009], variants: ['oop', 'inplace'], memory: 'registered' },
     ];
     for (const n of [3, 8]) {
       const results = await expectExactMatrix(n, groups, { transport: 'shm', env: { MICS_SHM_STAGING_BYTES: '4096' } });
-      expect(directOps(results)).toEqual(Array(n).fill(caseCount(groups, n, readingInputs)));
+      expect(directOps(results)).toEqual(Array(n).fill(caseCount(groups, n, readingInputs, true)));
     }
   }, 200000);
 

@@ -111,7 +111,7 @@ describe('allocHost(dtype, count)', () => {
 describe('allocHost above 4 GiB', () => {
   // Before: anything above Node 20's 2^32-byte external-buffer limit aborted the
   // process (`free(): double free detected in tcache 2`).
-  it('f32 arrays of 4 GiB - 4, 4 GiB + 8 and 6 GiB in one process on each of 2 ranks; a direct allReduce over the last 4096 elements', async () => {
+  it('f32 arrays of 4 GiB - 4, 4 GiB + 8 and 6 GiB in one process on each of 2 ranks; a direct allReduce over the last 32768 elements', async () => {
     const results = await runRanks({ n: 2, script: path.join(repoRoot, 'test', 'fixtures', 'napi', 'large-host.js'), timeoutMs: 60000 });
     const summary = describeRanks(results);
     const GiB = 2 ** 30;
@@ -127,7 +127,7 @@ describe('allocHost above 4 GiB', () => {
           secondLast: 0,
         })),
       );
-      expect(r.json.viewByteOffset).toBe(6 * GiB - 4096 * 4);
+      expect(r.json.viewByteOffset).toBe(6 * GiB - 32768 * 4);
       expect([me, r.json.direct, r.json.wrong, r.json.firstAfter]).toEqual([me, 1, 0, 2000 + me + 0.5]);
     }
   }, 90000);

@@ -46,7 +46,7 @@ describe('statistics: bytes per group per step', () => {
     }
   }, 120000);
 
-  it('W=8 on 2 emulated nodes, S=8 (hierarchical), bf16 gathers, fp32 reduce: stage 1 moves (N-1)/N of the cross-node share, stage 2 the rest inside the node', async () => {
+  it('W=8 on 2 emulated nodes, S=8 (hierarchical), bf16 gathers, fp32 reduce: the all-gather moves (N-1) shards across nodes and the rest inside the node; the reduce-scatter reduces inside the node first, then crosses nodes with (N-1) shards', async () => {
     const results = await run({ S: 8, A: 1, optimizer: sgd, precision: 'bf16' }, 8, 2);
     const N = 2;
     const G = 4;
@@ -57,7 +57,11 @@ describe('statistics: bytes per group per step', () => {
         expect(s.bytes.intraNode.allGather).toBe((G - 1) * N * shard * 2);
         // together: (S - 1) shards, as a flat all-gather would
         expect(s.bytes.interNode.allGather + s.bytes.intraNode.allGather).toBe(7 * shard * 2);
-        expect(s.bytes.partition).toEqual({ allGather: 0, reduceScatter: 7 * shard * 4, allReduce: 0 });
+        expect(s.bytes.interNode.reduceScatter).toBe((N - 1) * shard * 4);
+        expect(s.bytes.intraNode.reduceScatter).toBe((G - 1) * N * shard * 4);
+        // together: (S - 1) shards, as a flat reduce-scatter would; nothing left on the partition group itself
+        expect(s.bytes.interNode.reduceScatter + s.bytes.intraNode.reduceScatter).toBe(7 * shard * 4);
+        expect(s.bytes.partition).toEqual({ allGather: 0, reduceScatter: 0, allReduce: 0 });
         expect(s.bytes.replication.allReduce).toBe(0); // S = W: no replicas
       }
     }

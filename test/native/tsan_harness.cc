@@ -141,6 +141,27 @@ struct Rank {
     return Enqueue([comm, c, timeout] { comm->Run(c, Clock::now() + timeout); });
   }
 
+  // As CommunicatorWrap::Collective with nothing queued: a small op may run on this
+  // (the "JS") thread; whatever it started is finished on the progress thread.
+  std::shared_ptr<Pending> RunInlineFirst(const Collective& c, std::chrono::milliseconds timeout = 20s) {
+    const Deadline deadline = Clock::now() + timeout;
+    Communicator::InlineResult result = Communicator::InlineResult::kNotRun;
+    try {
+      result = comm->RunInline(c, deadline);
+    } catch (const Error& e) {
+      auto failed = std::make_shared<Pending>();
+      failed->Settle(e);
+      return failed;
+    }
+    if (result == Communicator::InlineResult::kDone) {
+      auto done = std::make_shared<Pending>();
+      done->Settle(std::nullopt);
+      return done;
+    }
+    auto comm = this->comm;
+    return Enqueue([comm, c, deadline] { comm->Run(c, deadline); });
+  }
+
   // As CommunicatorWrap::Abort: record on this thread, tell the peers from the progress thread.
   void Abort(const std::string& reason) {
     comm->Abort(reason);
@@ -216,7 +237,9 @@ void Collectives(const std::vector<int>& nodes) {
     const int n = job.size;
     for (int round = 0; round < 3; ++round) {
       const bool registered = round % 2 == 1;
-      const std::size_t count = 3000 + round;  // small: TSan slows every access down
+      // Small ops (data inline) in rounds 0 and 1, staged or direct ones in round 2;
+      // small counts: TSan slows every access down.
+      const std::size_t count = round < 2 ? 3000 + round : 20000;
       HostRegionRegistry& registry = HostRegionRegistry::Instance();
       auto buffer = [&](std::size_t bytes) -> float* {
         return registered ? reinterpret_cast<float*>(registry.Allocate(bytes)) : new float[bytes / sizeof(float)];
@@ -250,6 +273,44 @@ void Collectives(const std::vector<int>& nodes) {
     job.barrier.Wait();  // nobody shuts down while a peer may still read its memory
   });
   std::printf("collectives (%s): %s\n", Transport(nodes), failures.load() > before ? "FAILED" : "ok");
+}
+
+// Small ops started on the calling thread (RunInline), each finished there or on
+// the progress thread, mixed with staged ops queued behind them, while another
+// thread polls the communicator; then an abort from that thread.
+void InlineSmallOps(const std::vector<int>& nodes) {
+  const int before = failures.load();
+  RunJob(nodes, [&](Job& job, int rank) {
+    Rank me(job, rank, "inline");
+    Check(!ErrorOf(me.Connect()), "connect");
+    const int n = job.size;
+    std::vector<float> small(8), out(8 * n), big(40000 * n);
+    for (int k = 0; k < 200; ++k) {
+      std::fill(small.begin(), small.end(), static_cast<float>(rank + k));
+      auto f = me.RunInlineFirst(Op(CollectiveType::kAllReduce, small.data(), out.data(), small.size(), DType::kF32));
+      Check(!ErrorOf(f), "inline allReduce");
+      Check(out[7] == static_cast<float>(n * (n - 1) / 2 + n * k), "inline allReduce value");
+      if (k % 50 == 49) {  // a staged op behind it, then a small one queued behind that
+        auto staged = me.Run(Op(CollectiveType::kAllReduce, big.data(), big.data(), big.size() / n, DType::kF32));
+        auto queued = me.Run(Op(CollectiveType::kBarrier, nullptr, nullptr, 0, DType::kU8));
+        Check(!ErrorOf(staged) && !ErrorOf(queued), "staged and queued ops after inline ones");
+      }
+    }
+    // An abort while ranks loop on inline ops: every rank fails promptly, none hangs.
+    std::thread js([&] {
+      std::this_thread::sleep_for(20ms);
+      if (rank == 1) me.Abort("test abort during inline ops");
+    });
+    bool failed = false;
+    for (int k = 0; k < 100000 && !failed; ++k) {
+      failed = ErrorOf(me.RunInlineFirst(Op(CollectiveType::kAllReduce, small.data(), out.data(), small.size(), DType::kF32), 10s))
+                   .has_value();
+    }
+    Check(failed, "inline ops fail after an abort");
+    js.join();
+    job.barrier.Wait();
+  });
+  std::printf("inline small ops (%s): %s\n", Transport(nodes), failures.load() > before ? "FAILED" : "ok");
 }
 
 // Abort() on the JS thread while the progress thread is inside Connect, which
@@ -340,6 +401,7 @@ void Timeout(const std::vector<int>& nodes, int silent) {
 int main() {
   for (const auto& nodes : {kOneNode, kTwoNodes}) {
     Collectives(nodes);
+    InlineSmallOps(nodes);
     AbortDuringConnect(nodes);
     AbortDuringOp(nodes);
     Mismatch(nodes, 1);

@@ -1,7 +1,8 @@
 /**
  * `mics bench collectives` on every rank: nccl-tests' table (size, count, type,
  * redop, root, then time/algbw/busbw/#wrong out of place and in place). Time is
- * the median over iterations of the slowest rank's time for that iteration.
+ * the median over iterations of the slowest rank's time for that iteration, or
+ * with `-T mean` the slowest rank's mean per call over back-to-back calls.
  */
 import type { Communicator } from '../../comm/communicator';
 import { ARRAY_TYPES, elementBytes, toBFloat16Bits, toFloat16Bits, type DType, type HostTensor, type ReduceOp } from '../../core/dtypes';
@@ -203,17 +204,28 @@ async function measure(world: Communicator, c: Case, inPlace: boolean, o: Collec
   c.prepare(inPlace);
   for (let i = 0; i < o.warmup; i++) await c.run(inPlace);
   await world.barrier();
-  const times = new Float64Array(o.iters);
-  for (let i = 0; i < o.iters; i++) {
+  let timeUs: number;
+  if (o.timing === 'mean') {
+    // Back to back, one clock around all of them: the per-call cost as a loop of
+    // small collectives (or a peer's benchmark loop) sees it.
     const start = process.hrtime.bigint();
-    await c.run(inPlace);
-    times[i] = Number(process.hrtime.bigint() - start) / 1e3;
+    for (let i = 0; i < o.iters; i++) await c.run(inPlace);
+    const mean = Float64Array.of(Number(process.hrtime.bigint() - start) / 1e3 / o.iters);
+    await reduceHost(world, mean, 'max');
+    timeUs = mean[0];
+  } else {
+    const times = new Float64Array(o.iters);
+    for (let i = 0; i < o.iters; i++) {
+      const start = process.hrtime.bigint();
+      await c.run(inPlace);
+      times[i] = Number(process.hrtime.bigint() - start) / 1e3;
+    }
+    await reduceHost(world, times, 'max');
+    const sorted = Array.from(times).sort((a, b) => a - b);
+    timeUs = sorted[Math.floor(sorted.length / 2)];
   }
-  await reduceHost(world, times, 'max');
   const totals = Float64Array.of(wrong);
   await reduceHost(world, totals, 'sum');
-  const sorted = Array.from(times).sort((a, b) => a - b);
-  const timeUs = sorted[Math.floor(sorted.length / 2)];
   const algbw = c.size / (timeUs * 1e-6) / 1e9;
   return { timeUs, algbw, busbw: algbw * c.busFactor, wrong: totals[0] };
 }

@@ -55,6 +55,7 @@ export function addBenchCommands(program: Command): void {
     .option('--root <rank>', 'broadcast root', '0')
     .option('--backend <name>', 'cpu, nccl or auto', 'cpu')
     .option('-R, --local_register <0|1>', '1: allocate buffers with allocHost, read in place by same-node peers', '0')
+    .option('-T, --timing <median|mean>', 'median: per iteration, slowest rank; mean: per call over back-to-back calls', 'median')
     .action(async (raw: RawOptions) => {
       const options = parseBenchOptions({ ...raw, warmupIters: raw.warmup_iters });
       await asRank(raw, String(raw.backend), async (world) => {
@@ -62,7 +63,7 @@ export function addBenchCommands(program: Command): void {
         if (world.rank === 0) {
           const header =
             `nranks ${world.size} nodes ${new Set(world.nodes).size} backend ${world.backend} transport ${world.transport} ` +
-            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0} ` +
+            `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0} timing ${options.timing} ` +
             `directOps ${world.directOps}`; // ops that read the peers' inputs in place (-R 1 on one node)
           if (options.json) process.stdout.write(`${JSON.stringify({ header, rows })}\n`);
           else for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
@@ -75,11 +76,14 @@ export function addBenchCommands(program: Command): void {
     .description('MiCS partition-group all-gather: hierarchical vs flat (createGroups)')
     .option('-S, --partition-size <n>', "partition group size, or 'auto' (one node)", 'auto')
     .option('--mode <modes>', 'hierarchical, flat, or both', 'both')
+    .option('-o, --op <op>', 'all_gather (parameters) or reduce_scatter (gradients, sum)', 'all_gather')
     .action(async (raw: RawOptions) => {
       const modeText = String(raw.mode);
       if (!['hierarchical', 'flat', 'both'].includes(modeText)) {
         throw new Error(`--mode ${modeText} is not valid: use hierarchical, flat or both`);
       }
+      const op = String(raw.op);
+      if (op !== 'all_gather' && op !== 'reduce_scatter') throw new Error(`-o ${op} is not valid: use all_gather or reduce_scatter`);
       const sizeText = String(raw.partitionSize);
       const options = {
         partitionSize: sizeText === 'auto' ? ('auto' as const) : Number(sizeText),
@@ -90,12 +94,13 @@ export function addBenchCommands(program: Command): void {
         warmup: Number(raw.warmup_iters),
         check: raw.check !== '0',
         modes: modeText === 'both' ? (['hierarchical', 'flat'] as ('hierarchical' | 'flat')[]) : [modeText as 'hierarchical' | 'flat'],
+        op: op as 'all_gather' | 'reduce_scatter',
       };
       await asRank(raw, 'cpu', async (world) => {
         const { rows, note } = await runPartitionBench(world, options);
         if (world.rank === 0) {
           const header = `nranks ${world.size} nodes ${new Set(world.nodes).size} ${note}`;
-          process.stdout.write(raw.json === true ? `${JSON.stringify({ header, rows })}\n` : `${formatPartitionTable(rows, header)}\n`);
+          process.stdout.write(raw.json === true ? `${JSON.stringify({ header, rows })}\n` : `${formatPartitionTable(rows, header, op)}\n`);
         }
         return rows.every((r) => r.cell.wrong === 0);
       });

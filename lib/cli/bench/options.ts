@@ -23,8 +23,18 @@ export interface CollectivesBenchOptions extends SweepOptions {
   root: number;
   /** -R 1: buffers from allocHost, read in place by same-node peers (nccl-tests' buffer registration). */
   register: boolean;
+  /**
+   * How a cell's time is taken: 'median' (default): the median over iterations of the
+   * slowest rank's time for that iteration; 'mean': each rank times all iterations
+   * back to back and divides by their number (the mean per call, as Open MPI's and
+   * Gloo's loops report it), and the slowest rank's mean is reported.
+   */
+  timing: BenchTiming;
   json: boolean;
 }
+
+/** -T: median of per-iteration times, or mean per call over back-to-back calls. */
+export type BenchTiming = 'median' | 'mean';
 
 // nccl-tests type names and ours.
 const DTYPE_NAMES: Record<string, DType> = {
@@ -55,6 +65,12 @@ function registerFlag(value: string | boolean | undefined): boolean {
   if (value === undefined || value === '0') return false;
   if (value === '1') return true;
   throw invalidArgument(`-R ${String(value)} is not valid: use 0 (ordinary buffers) or 1 (allocHost buffers)`);
+}
+
+function timingFlag(value: string | boolean | undefined): BenchTiming {
+  if (value === undefined || value === 'median') return 'median';
+  if (value === 'mean') return 'mean';
+  throw invalidArgument(`-T ${String(value)} is not valid: use median (per-iteration, slowest rank) or mean (per call over back-to-back calls)`);
 }
 
 /** Raw commander values -> validated options. */
@@ -91,6 +107,7 @@ export function parseBenchOptions(raw: Record<string, string | boolean | undefin
     redop,
     root: int('--root', raw.root, 0, 0),
     register: registerFlag(raw.local_register),
+    timing: timingFlag(raw.timing),
     json: raw.json === true,
   };
 }

@@ -1,11 +1,13 @@
 /**
- * `mics bench partition`: the partition-group all-gather of MiCS, hierarchical
- * against flat, on the groups createGroups() makes (S = --partition-size).
- * Same table conventions as the collectives bench: size is the gathered output,
- * busbw = algbw x (S-1)/S, time is the median over iterations of the slowest rank.
+ * `mics bench partition`: the partition-group all-gather (or, with --op
+ * reduce_scatter, the gradient reduce-scatter) of MiCS, hierarchical against flat,
+ * on the groups createGroups() makes (S = --partition-size). Same table conventions
+ * as the collectives bench: size is the gathered output (the reduce-scatter's
+ * input), busbw = algbw x (S-1)/S, time is the median over iterations of the
+ * slowest rank.
  */
 import type { Communicator } from '../../comm/communicator';
-import { allGather } from '../../comm/collectives';
+import { allGather, reduceScatter } from '../../comm/collectives';
 import { createGroups, destroyGroups } from '../../comm/mics-groups';
 import type { BenchCell } from './collectives';
 import type { SweepOptions } from './options';
@@ -13,6 +15,8 @@ import type { SweepOptions } from './options';
 export interface PartitionBenchOptions extends SweepOptions {
   partitionSize: number | 'auto';
   modes: ('hierarchical' | 'flat')[];
+  /** all_gather (default) or reduce_scatter (sum). */
+  op?: 'all_gather' | 'reduce_scatter';
 }
 
 export interface PartitionBenchRow {
@@ -34,16 +38,29 @@ export async function runPartitionBench(world: Communicator, o: PartitionBenchOp
     for (let bytes = o.minBytes; bytes <= o.maxBytes; bytes *= o.stepFactor) {
       const n = Math.floor(bytes / 4 / S);
       if (n === 0) continue;
-      const input = new Float32Array(n).map((_, i) => (groups.partition.rank * 31 + i) % 1024);
-      const output = new Float32Array(S * n);
+      const me = groups.partition.rank;
+      const gather = o.op !== 'reduce_scatter';
+      // all_gather: shard -> S shards; reduce_scatter: S blocks -> this rank's block (small integers: exact sums).
+      const input = gather
+        ? new Float32Array(n).map((_, i) => (me * 31 + i) % 1024)
+        : new Float32Array(S * n).map((_, i) => (me * 7 + i) % 64);
+      const output = new Float32Array(gather ? S * n : n);
+      const expected = (i: number): number => {
+        if (gather) return (Math.floor(i / n) * 31 + (i % n)) % 1024;
+        let sum = 0;
+        for (let r = 0; r < S; r++) sum += (r * 7 + me * n + i) % 64;
+        return sum;
+      };
       for (const mode of o.modes) {
         if (mode === 'hierarchical' && !groups.layout.hierarchical) continue;
-        const run = (): Promise<void> => allGather(groups, input, output, { hierarchical: mode === 'hierarchical' });
+        const hierarchical = mode === 'hierarchical';
+        const run = (): Promise<void> =>
+          gather ? allGather(groups, input, output, { hierarchical }) : reduceScatter(groups, input, output, { hierarchical });
         let wrong = 0;
         if (o.check) {
           output.fill(-1);
           await run();
-          for (let i = 0; i < output.length; i++) if (output[i] !== (Math.floor(i / n) * 31 + (i % n)) % 1024) wrong++;
+          for (let i = 0; i < output.length; i++) if (output[i] !== expected(i)) wrong++;
         }
         for (let i = 0; i < o.warmup; i++) await run();
         await world.barrier();
@@ -71,10 +88,10 @@ export async function runPartitionBench(world: Communicator, o: PartitionBenchOp
   }
 }
 
-export function formatPartitionTable(rows: PartitionBenchRow[], header: string): string {
+export function formatPartitionTable(rows: PartitionBenchRow[], header: string, op = 'all_gather'): string {
   const pad = (s: string | number, w: number): string => String(s).padStart(w);
   const lines = [
-    `# partition all_gather: ${header}`,
+    `# partition ${op}: ${header}`,
     `# ${pad('mode', 12)} ${pad('S', 3)} ${pad('nodes', 5)} ${pad('size(B)', 10)} ${pad('count', 10)} ${pad('time(us)', 11)} ${pad('algbw', 7)} ${pad('busbw', 7)} ${pad('#wrong', 6)}`,
   ];
   for (const r of rows) {
