@@ -45,4 +45,11 @@ int ResolveDevice(int device, const std::string& what) {
   return device;
 }
 
+size_t TotalMemory(int device, const std::string& what) {
+  int resolved = ResolveDevice(device, what);
+  cudaDeviceProp properties{};
+  CheckCuda(cudaGetDeviceProperties(&properties, resolved), what + ": cudaGetDeviceProperties");
+  return properties.totalGlobalMem;
+}
+
 }  // namespace mics::cuda

@@ -695,6 +695,25 @@ Napi::Value DeviceTensorWrap::ToString(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaTotalMemory(device?): bytes of the device's memory (the current device when absent).
+static Napi::Value CudaTotalMemory(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    int device = -1;
+    if (info.Length() > 0 && !info[0].IsUndefined()) {
+      if (!info[0].IsNumber()) {
+        throw Error(ErrorCode::kInvalidArgument, "cudaTotalMemory: device must be a number");
+      }
+      device = info[0].As<Napi::Number>().Int32Value();
+      if (device < 0) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "cudaTotalMemory: device " + std::to_string(device) + " is not valid: use an index >= 0");
+      }
+    }
+    size_t total = cuda::TotalMemory(device, "cudaTotalMemory");
+    return Napi::Number::New(info.Env(), static_cast<double>(total));
+  });
+}
+
 void InitDeviceTensor(Napi::Env env, Napi::Object exports) {
   DeviceTensorWrap::Init(env, exports);
   Napi::Object kernels = Napi::Object::New(env);
@@ -708,6 +727,7 @@ void InitDeviceTensor(Napi::Env env, Napi::Object exports) {
   kernels.Set("hasNonFinite", Napi::Function::New(env, HasNonFinite, "hasNonFinite"));
   kernels.Set("checkNonFiniteInto", Napi::Function::New(env, CheckNonFiniteInto, "checkNonFiniteInto"));
   exports.Set("cudaKernels", kernels);
+  exports.Set("cudaTotalMemory", Napi::Function::New(env, CudaTotalMemory, "cudaTotalMemory"));
 }
 
 }  // namespace mics::napi

@@ -199,6 +199,8 @@ export interface NativeCudaKernels {
 export interface NativeCudaParts {
   DeviceTensor?: NativeDeviceTensorClass;
   cudaKernels?: NativeCudaKernels;
+  /** Bytes of memory of a device (the current one when absent). */
+  cudaTotalMemory?(device?: number): number;
 }
 
 // ---- the CPU kernels (typed wrappers in lib/kernels/host.ts) ----

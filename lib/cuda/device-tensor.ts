@@ -103,6 +103,18 @@ function cudaParts(what: string): Required<NativeCudaParts> {
 }
 
 /**
+ * Bytes of memory of CUDA device `device` (default: the calling thread's current
+ * device). Throws MICS_UNAVAILABLE, naming why, where CUDA is not usable.
+ */
+export function cudaTotalMemory(device?: number): number {
+  const query = (cudaParts('cudaTotalMemory') as NativeCudaParts).cudaTotalMemory;
+  if (query === undefined) {
+    throw new MicsError('cudaTotalMemory: the loaded addon predates it; rebuild mics (npm rebuild mics)', 'MICS_UNAVAILABLE');
+  }
+  return query(device);
+}
+
+/**
  * A 1-D tensor in device memory. Views share the memory (zero-copy); it is freed
  * when the last tensor referring to it is garbage-collected or released. The JS
  * garbage collector does not see device memory: call `release()` on large tensors

@@ -7,7 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { toBFloat16Bits, toFloat16Bits, type HostArrayTypes as HostArrayOf } from '../../lib/core/dtypes';
-import { cudaAvailable, cudaKernels, DeviceTensor } from '../../lib/cuda/device-tensor';
+import { cudaAvailable, cudaKernels, cudaTotalMemory, DeviceTensor } from '../../lib/cuda/device-tensor';
 import { mulberry32 } from '../helpers/random';
 import { gpuTest } from '../helpers/require-gpu';
 
@@ -63,6 +63,13 @@ const allDtypes = ['f32', 'f64', 'f16', 'bf16', 'i8', 'u8', 'i32', 'i64'] as con
 const elemBytes = { f32: 4, f64: 8, f16: 2, bf16: 2, i8: 1, u8: 1, i32: 4, i64: 8 } as const;
 
 describe('DeviceTensor (GPU)', () => {
+  gpuIt("cudaTotalMemory is the device's memory (what partitionSize 'auto' plans with), and names a bad device", () => {
+    const total = cudaTotalMemory(0);
+    expect(total).toBeGreaterThan(2 ** 30);
+    expect(cudaTotalMemory()).toBe(total); // the current device is 0 here
+    expect(() => cudaTotalMemory(1 << 20)).toThrow(/device 1048576 is not valid: this process sees \d+ CUDA device/);
+  });
+
   gpuIt('allocates every dtype and describes itself', () => {
     for (const dtype of allDtypes) {
       const t = DeviceTensor.alloc(dtype, 1001, 0);

@@ -18,14 +18,14 @@ interface Probe {
   build: { cuda: boolean; buildSystem: string; cudaVersion: string };
   caps: { compiled: boolean; deviceCount: number; reason?: string; driverVersion: number; runtimeVersion: number };
   avail: { ok: boolean; reason: string };
-  nativeExports: { DeviceTensor: string; cudaKernels: string[] };
+  nativeExports: { DeviceTensor: string; cudaKernels: string[]; cudaTotalMemory: string };
   calls: Record<string, { code?: string; name?: string; message: string; micsError: boolean } | 'ok'>;
 }
 
 // Runs in the child: loads the addon the way lib/ does and tries every entry point.
 const probeScript = `
 const { loadAddon } = require('./dist/core/native');
-const { cudaAvailable, DeviceTensor, cudaKernels } = require('./dist/cuda/device-tensor');
+const { cudaAvailable, cudaTotalMemory, DeviceTensor, cudaKernels } = require('./dist/cuda/device-tensor');
 const loaded = loadAddon();
 const addon = loaded.addon;
 const calls = {};
@@ -36,11 +36,14 @@ const attempt = (name, fn) => {
 attempt('ts.alloc', () => DeviceTensor.alloc('f32', 16));
 attempt('ts.fromHost', () => DeviceTensor.fromHost('f32', new Float32Array(4)));
 attempt('ts.adamw', () => cudaKernels.adamw({ step: 1 }));
+attempt('ts.cudaTotalMemory', () => cudaTotalMemory(0));
 if (addon.DeviceTensor) {
   attempt('native.alloc', () => addon.DeviceTensor.alloc('f32', 16));
   attempt('native.allocBadDtype', () => addon.DeviceTensor.alloc('f8', 16));
   attempt('native.construct', () => new addon.DeviceTensor());
   for (const k of Object.keys(addon.cudaKernels)) attempt('native.' + k, () => addon.cudaKernels[k]());
+  attempt('native.cudaTotalMemory', () => addon.cudaTotalMemory(0));
+  attempt('native.cudaTotalMemoryBadDevice', () => addon.cudaTotalMemory(-1));
 }
 console.log(JSON.stringify({
   variant: loaded.variant,
@@ -51,6 +54,7 @@ console.log(JSON.stringify({
   nativeExports: {
     DeviceTensor: typeof addon.DeviceTensor,
     cudaKernels: addon.cudaKernels ? Object.keys(addon.cudaKernels).sort() : [],
+    cudaTotalMemory: typeof addon.cudaTotalMemory,
   },
   calls,
 }));
@@ -98,7 +102,8 @@ describe('CUDA parts without a usable GPU', () => {
     expect(p.avail.ok).toBe(false);
     expect(p.avail.reason).toMatch(/no CUDA parts/);
     expect(p.nativeExports.DeviceTensor).toBe('undefined');
-    for (const name of ['ts.alloc', 'ts.fromHost', 'ts.adamw']) {
+    expect(p.nativeExports.cudaTotalMemory).toBe('undefined');
+    for (const name of ['ts.alloc', 'ts.fromHost', 'ts.adamw', 'ts.cudaTotalMemory']) {
       const call = p.calls[name];
       expect(call).toMatchObject({ code: 'MICS_UNAVAILABLE' });
       expect(call !== 'ok' && call.message).toMatch(/CUDA is unavailable: .*no CUDA parts/);
@@ -134,6 +139,7 @@ describe('CUDA parts without a usable GPU', () => {
     }
     expect(p.nativeExports.DeviceTensor).toBe('function');
     expect(p.nativeExports.cudaKernels).toEqual(kernelNames);
+    expect(p.nativeExports.cudaTotalMemory).toBe('function');
   });
 
   registeredIt('without a device every DeviceTensor and kernel call throws MICS_UNAVAILABLE naming why', () => {
@@ -147,7 +153,7 @@ describe('CUDA parts without a usable GPU', () => {
     const reason = p.caps.reason ?? '';
     expect(reason.length).toBeGreaterThan(0);
     const unavailable = [
-      'ts.alloc', 'ts.fromHost', 'ts.adamw', 'native.alloc', 'native.allocBadDtype',
+      'ts.alloc', 'ts.fromHost', 'ts.adamw', 'ts.cudaTotalMemory', 'native.alloc', 'native.allocBadDtype', 'native.cudaTotalMemory',
       ...kernelNames.map((k) => `native.${k}`),
     ];
     for (const name of unavailable) {
@@ -162,6 +168,8 @@ describe('CUDA parts without a usable GPU', () => {
     }
     expect(p.calls['native.alloc']).toMatchObject({ message: `DeviceTensor.alloc: CUDA is unavailable: ${reason}` });
     expect(p.calls['native.adamw']).toMatchObject({ message: `cudaKernels.adamw: CUDA is unavailable: ${reason}` });
+    expect(p.calls['native.cudaTotalMemory']).toMatchObject({ message: `cudaTotalMemory: CUDA is unavailable: ${reason}` });
+    expect(p.calls['native.cudaTotalMemoryBadDevice']).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/device -1 is not valid/) });
     // Objects come only from alloc: the constructor refuses JS callers, with a MicsError like every other error.
     expect(p.calls['native.construct']).toMatchObject({
       name: 'MicsError',
