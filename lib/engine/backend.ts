@@ -6,6 +6,7 @@
  */
 import type { DType, HostArrayOf } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
+import type { Communicator } from '../comm/communicator';
 import type { Tensor } from '../comm/tensor';
 import { allocHost } from '../comm/host-memory';
 import { cudaKernels, DeviceTensor } from '../cuda/device-tensor';
@@ -241,4 +242,9 @@ export class DeviceBackend implements EngineBackend<DeviceTensor> {
       ...call,
     });
   }
+}
+
+/** The backend for buffers a communicator can carry: device memory on nccl, host memory on cpu. */
+export function backendFor(comm: Communicator): EngineBackend<HostArrayOf<DType>> | EngineBackend<DeviceTensor> {
+  return comm.backend === 'nccl' ? new DeviceBackend(comm.device ?? 0) : new HostBackend();
 }

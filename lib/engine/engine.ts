@@ -25,15 +25,17 @@
 import { elementBytes, type DType } from '../core/dtypes';
 import { MicsError, invalidArgument, toMicsError } from '../core/errors';
 import { allGather, reduceScatter } from '../comm/collectives';
-import type { Communicator } from '../comm/communicator';
-import type { MicsGroups } from '../comm/mics-groups';
+import { Communicator } from '../comm/communicator';
+import { createGroups, destroyGroups, type MicsGroups } from '../comm/mics-groups';
+import type { PartitionChoice } from '../plan/planner';
 import { DeviceTensor } from '../cuda/device-tensor';
-import { DeviceBackend, HostBackend, type EngineBackend, type FloatDType, type HalfDType } from './backend';
+import { backendFor, type EngineBackend, type FloatDType, type HalfDType } from './backend';
 import { BufferPool } from './buffer-pool';
 import { beginSave, exportWeights, importWeights, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import type { ExportOptions, ExportResult, ImportResult, LoadOptions, LoadResult, PendingSave, SaveOptions, SaveResult } from './checkpoint/types';
 import { initialValues } from './initial-values';
 import { planLayout, unitSegments, type ModelLayout, type UnitLayout } from './layout';
+import { choosePartitionForEngine } from './partition';
 import { DynamicLossScaler } from './loss-scaler';
 import { resolveGroups, resolveOptimizer, type ResolvedGroup, type ResolvedOptimizer } from './optimizer';
 import { makeSchedule, type Schedule, type ScheduleSpec } from './schedule';
@@ -89,15 +91,48 @@ function checkCount(what: string, value: unknown, fallback: number, min: number)
 /**
  * Creates the engine over the MiCS groups of this rank. Collective over the world:
  * every rank calls it with the same parameters and options.
+ *
+ * Given the world communicator instead of groups, the engine makes its groups (and
+ * destroys them with itself), with `options.partitionSize`: by default 'auto', the
+ * smallest partition size whose memory holds the model states (see
+ * {@link Engine.partitionChoice}).
  */
-export async function createEngine<T extends EngineTensor = Float32Array>(groups: MicsGroups, options: EngineOptions): Promise<Engine<T>> {
-  if (!groups || typeof groups !== 'object' || !groups.partition || !groups.replication || !groups.world) {
-    throw invalidArgument('createEngine(groups, options): groups must be the result of createGroups(world, ...)');
-  }
+export async function createEngine<T extends EngineTensor = Float32Array>(
+  groupsOrWorld: MicsGroups | Communicator,
+  options: EngineOptions,
+): Promise<Engine<T>> {
   if (!options || typeof options !== 'object') throw invalidArgument('createEngine(groups, options): options are required');
+  if (groupsOrWorld instanceof Communicator) return createOwningEngine<T>(groupsOrWorld, options);
+  const groups = groupsOrWorld;
+  if (!groups || typeof groups !== 'object' || !groups.partition || !groups.replication || !groups.world) {
+    throw invalidArgument('createEngine(groups, options): groups must be the result of createGroups(world, ...), or pass the world communicator');
+  }
+  for (const key of ['partitionSize', 'hierarchical', 'deviceMemoryBytes'] as const) {
+    if (options[key] !== undefined && !(key === 'partitionSize' && options[key] === groups.partition.size)) {
+      throw invalidArgument(
+        `createEngine(groups, options): option ${key} is for createEngine(world, options); ` +
+          `these groups already have partition size ${groups.partition.size}`,
+      );
+    }
+  }
   const engine = new Engine<T>(groups, options);
   await engine.initialise(options.init);
   return engine;
+}
+
+/** createEngine(world, options): the engine makes (and later destroys) its groups, choosing S when asked. */
+async function createOwningEngine<T extends EngineTensor>(world: Communicator, options: EngineOptions): Promise<Engine<T>> {
+  const choice = await choosePartitionForEngine(world, options);
+  const partitionSize = typeof choice === 'number' ? choice : choice.partitionSize;
+  const groups = await createGroups(world, { partitionSize, hierarchical: options.hierarchical });
+  try {
+    const engine = new Engine<T>(groups, options, { ownsGroups: true, partitionChoice: typeof choice === 'number' ? undefined : choice });
+    await engine.initialise(options.init);
+    return engine;
+  } catch (err) {
+    destroyGroups(groups);
+    throw err;
+  }
 }
 
 /** Ends a micro-step and, at the accumulation boundary, runs the optimizer; see {@link Engine.step}. */
@@ -122,6 +157,8 @@ export class Engine<T extends EngineTensor = Float32Array> {
   readonly reduceDtype: FloatDType;
   /** The schedule as data (undefined for a user function). */
   readonly schedule: ScheduleSpec | undefined;
+  /** With createEngine(world, {partitionSize: 'auto'}): the planner's choice of S, and why. */
+  readonly partitionChoice: PartitionChoice | undefined;
 
   private readonly backend: EngineBackend<Buf>;
   private readonly scheduleFn: Schedule;
@@ -148,12 +185,16 @@ export class Engine<T extends EngineTensor = Float32Array> {
   private steps = 0;
   private failure: MicsError | undefined;
   private destroyed = false;
+  /** Made by createEngine(world, ...): destroy() destroys the groups too. */
+  private readonly ownsGroups: boolean;
   /** A checkpoint's copy of the model states in progress: the optimizer waits for it. */
   private snapshotting: Promise<unknown> | undefined;
 
   /** @internal Use createEngine(). */
-  constructor(groups: MicsGroups, options: EngineOptions) {
+  constructor(groups: MicsGroups, options: EngineOptions, ownership: { ownsGroups: boolean; partitionChoice?: PartitionChoice } = { ownsGroups: false }) {
     this.groups = groups;
+    this.ownsGroups = ownership.ownsGroups;
+    this.partitionChoice = ownership.partitionChoice;
     const S = groups.partition.size;
     this.layout = planLayout(options.parameters, S, { ...options.units, alignment: options.alignment });
     this.optimizer = resolveOptimizer(options.optimizer);
@@ -186,7 +227,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
     this.stats = new StatsRecorder(groups.world.rank, options.trace === true);
 
     const comm = groups.partition;
-    this.backend = (comm.backend === 'nccl' ? new DeviceBackend(comm.device ?? 0) : new HostBackend()) as unknown as EngineBackend<Buf>;
+    this.backend = backendFor(comm) as unknown as EngineBackend<Buf>;
     const n = this.layout.shardNumel;
     this.params = this.backend.alloc(this.gatherDtype, n);
     this.master = this.gatherDtype === 'f32' ? this.params : this.backend.alloc('f32', n);
@@ -937,10 +978,16 @@ export class Engine<T extends EngineTensor = Float32Array> {
     return importWeights(this, location);
   }
 
-  /** Drops the engine's buffers (the groups stay: they are the caller's). Later calls reject with MICS_ABORTED. */
+  /**
+   * Drops the engine's buffers, and the groups it made when created from the world
+   * (groups passed to createEngine stay: they are the caller's). Later calls reject
+   * with MICS_ABORTED.
+   */
   destroy(): void {
+    if (this.destroyed) return;
     this.destroyed = true;
     for (const pool of this.pools.values()) pool.clear();
+    if (this.ownsGroups) destroyGroups(this.groups);
   }
 
   // ---------------------------------------------------------------- failures

@@ -1,4 +1,5 @@
 /** The engine's public option and result types. */
+import type { HierarchicalOption } from '../comm/groups';
 import type { DeviceTensor } from '../cuda/device-tensor';
 import type { FloatDType } from './backend';
 import type { ParameterSpec, UnitLayout, UnitOptions } from './layout';
@@ -68,6 +69,21 @@ export interface EngineOptions {
   alignment?: number;
   /** Record a timeline of every op (engine.writeTrace()). Default false. */
   trace?: boolean;
+  /**
+   * With createEngine(world, ...) only: S, the ranks that together hold one replica
+   * of the model states. 'auto' (the default there) takes the smallest S whose
+   * memory holds the model states and the units in flight (MiCS' scale-aware
+   * partitioning; engine.partitionChoice says why); a number is used as given.
+   */
+  partitionSize?: number | 'auto';
+  /** With createEngine(world, ...) only: createGroups' `hierarchical` (default true). */
+  hierarchical?: HierarchicalOption;
+  /**
+   * With partitionSize 'auto': bytes one rank may use. Default: its device's memory
+   * (nccl), or the host's memory divided by the ranks on the node (cpu). The
+   * smallest value over the ranks decides.
+   */
+  deviceMemoryBytes?: number;
 }
 
 /** A gathered unit: its full parameters, as views by name into one flat buffer. */

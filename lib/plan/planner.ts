@@ -29,8 +29,12 @@ export interface PartitionChoiceInput {
   readonly deviceMemoryBytes: number;
   /** Model-state bytes per parameter before sharding; default 18 (this engine: bf16 shard, fp32 master, Adam m and v, fp32 gradient accumulator). */
   readonly stateBytesPerParameter?: number;
-  /** Elements of the largest unit; gathered buffers cost (prefetchDepth + 1) x 2 B and the gradient 4 B per element. Default 0. */
+  /** Elements of the largest unit: (prefetchDepth + 1) gathered copies and one gradient buffer are in flight. Default 0. */
   readonly largestUnitElements?: number;
+  /** Bytes per element of a gathered unit (default 2: bf16). */
+  readonly gatheredBytesPerElement?: number;
+  /** Bytes per element of a unit's gradient buffer (default 4: fp32). */
+  readonly gradientBytesPerElement?: number;
   /** Units prefetched ahead (default 1). */
   readonly prefetchDepth?: number;
   /** Bytes per rank that do not shrink with S (activations, runtime), default 0. */
@@ -81,7 +85,15 @@ function divisorsOf(n: number): number[] {
   return out;
 }
 
-const gib = (b: number): string => `${(b / GiB).toFixed(1)} GiB`;
+/** Bytes in the largest binary unit that keeps the figure >= 1 (models of any size read well). */
+function bytes(b: number): string {
+  const units = ['GiB', 'MiB', 'KiB'] as const;
+  for (let i = 0; i < units.length; i++) {
+    const size = GiB / 1024 ** i;
+    if (b >= size) return `${(b / size).toFixed(1)} ${units[i]}`;
+  }
+  return `${Math.round(b)} B`;
+}
 
 /**
  * Scale-aware partitioning: the smallest S dividing W whose per-rank memory fits,
@@ -100,6 +112,8 @@ export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoic
   const depth = input.prefetchDepth ?? 1;
   const other = input.otherBytes ?? 0;
   const fragmentation = input.fragmentation ?? 0.1;
+  const gatheredBytes = input.gatheredBytesPerElement === undefined ? 2 : positive('gatheredBytesPerElement', input.gatheredBytesPerElement, true);
+  const gradientBytes = input.gradientBytesPerElement === undefined ? 4 : positive('gradientBytesPerElement', input.gradientBytesPerElement, true);
   if (!(unit >= 0)) throw invalidArgument(`largestUnitElements must be >= 0, got ${unit}`);
   if (!Number.isInteger(depth) || depth < 0) throw invalidArgument(`prefetchDepth must be an integer >= 0, got ${depth}`);
   if (!(other >= 0)) throw invalidArgument(`otherBytes must be >= 0, got ${other}`);
@@ -109,12 +123,12 @@ export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoic
   const evaluate = (S: number): PartitionCandidate => {
     const straddles = S > G && S % G !== 0;
     const states = (paddedElements(P, S) * stateBytes) / S;
-    const units = S > 1 ? (depth + 1) * unit * 2 : 0;
-    const required = states + units + unit * 4 + other;
+    const units = S > 1 ? (depth + 1) * unit * gatheredBytes : 0;
+    const required = states + units + unit * gradientBytes + other;
     const fits = required <= usable;
     const reason = fits
-      ? `fits: ${gib(required)} of ${gib(usable)} usable, model states ${gib(states)}`
-      : `needs ${gib(required)} > ${gib(usable)} usable, model states ${gib(states)}`;
+      ? `fits: ${bytes(required)} of ${bytes(usable)} usable, model states ${bytes(states)}`
+      : `needs ${bytes(required)} > ${bytes(usable)} usable, model states ${bytes(states)}`;
     return { partitionSize: S, requiredBytes: required, fits, straddlesNodes: straddles, reason };
   };
   const all = divisorsOf(W).map(evaluate);
@@ -124,7 +138,7 @@ export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoic
     const last = all[all.length - 1];
     throw invalidArgument(
       `the model (${formatCount(P)} parameters, ${stateBytes} B each) fits at no partition size on ${W} ranks: ` +
-        `even S = ${W} needs ${gib(last.requiredBytes)} per rank and ${gib(usable)} is usable; use more ranks or devices with more memory`,
+        `even S = ${W} needs ${bytes(last.requiredBytes)} per rank and ${bytes(usable)} is usable; use more ranks or devices with more memory`,
     );
   }
   const S = chosen.partitionSize;
@@ -243,8 +257,8 @@ function partitionCandidates(o: TrainingOptions, worldSize: number, microBatch: 
     const memory = memoryFor(o, 'mics', S, microBatch, sequence);
     const straddles = S > G && S % G !== 0;
     const reason = memory.fits
-      ? `fits: ${gib(memory.total)} of ${gib(memory.usable)} usable`
-      : `needs ${gib(memory.total)} > ${gib(memory.usable)} usable (model states ${gib(memory.modelStates)}, activations ${gib(memory.activations)})`;
+      ? `fits: ${bytes(memory.total)} of ${bytes(memory.usable)} usable`
+      : `needs ${bytes(memory.total)} > ${bytes(memory.usable)} usable (model states ${bytes(memory.modelStates)}, activations ${bytes(memory.activations)})`;
     return { partitionSize: S, requiredBytes: memory.total, fits: memory.fits, straddlesNodes: straddles, reason, memory };
   });
 }

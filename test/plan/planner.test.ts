@@ -66,6 +66,14 @@ describe('choosePartitionSize (what the engine calls for partitionSize: auto)', 
     expect(choosePartitionSize({ ...input, largestUnitElements: 0.2e9 }).hierarchical).toBe(true);
   });
 
+  it('counts gathered units at their dtype: fp32 units (4 B) move 0.09e9-element units from S = 8 to 16', () => {
+    // At S = 8: 2.25 GB + 2 x 0.09e9 x 4 B + 0.09e9 x 4 B = 3.33 GB > 3 GB usable; at S = 16, 2.205 GB.
+    const c = choosePartitionSize({ ...input, largestUnitElements: 0.09e9, gatheredBytesPerElement: 4 });
+    expect(c.partitionSize).toBe(16);
+    expect(c.requiredBytes).toBeCloseTo(1.125e9 + 0.72e9 + 0.36e9, -3);
+    expect(() => choosePartitionSize({ ...input, gatheredBytesPerElement: 1.5 })).toThrow(/gatheredBytesPerElement must be a positive integer, got 1.5/);
+  });
+
   it('prefers whole nodes: skips S = 12 on nodes of 8 and says so', () => {
     const c = choosePartitionSize({ parameterCount: 1e9, worldSize: 24, ranksPerNode: 8, deviceMemoryBytes: 1.6e9 / 0.9 });
     expect(c.partitionSize).toBe(24);
@@ -75,7 +83,7 @@ describe('choosePartitionSize (what the engine calls for partitionSize: auto)', 
 
   it('names the model, the world and what S = W would need when it fits nowhere', () => {
     expect(() => choosePartitionSize({ ...input, deviceMemoryBytes: 1e9 })).toThrow(
-      /the model \(1B parameters, 18 B each\) fits at no partition size on 16 ranks: even S = 16 needs 1\.0 GiB per rank and 0\.8 GiB is usable/,
+      /the model \(1B parameters, 18 B each\) fits at no partition size on 16 ranks: even S = 16 needs 1\.0 GiB per rank and 858\.3 MiB is usable/,
     );
   });
 

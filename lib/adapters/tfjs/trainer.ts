@@ -11,6 +11,7 @@
  * gradient accumulators (16 bytes per parameter with AdamW, divided by S).
  */
 import type * as tfjs from '@tensorflow/tfjs';
+import { Communicator } from '../../comm/communicator';
 import type { MicsGroups } from '../../comm/mics-groups';
 import { invalidArgument } from '../../core/errors';
 import { createEngine, type Engine } from '../../engine/engine';
@@ -59,15 +60,17 @@ const totalMs = (c: CopyStatistics): number => c.parametersIn.ms + c.gradientsOu
 /**
  * Creates the engine for a tfjs model: one parameter per trainable variable (named
  * by the variable), units by layer. Collective over the world: every rank calls it
- * with the same model architecture and options.
+ * with the same model architecture and options. Given the world communicator, the
+ * engine makes its groups (`options.partitionSize`, default 'auto': see createEngine).
  *
  * @example
  *   const trainer = await createTrainer(groups, model, { optimizer: { type: 'adamw', lr: 1e-3 } });
  *   const { loss } = await trainer.trainStep(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs)));
  */
-export async function createTrainer(groups: MicsGroups, model: TrainableModel, options: TrainerOptions): Promise<TfjsTrainer> {
-  if (!groups || typeof groups !== 'object' || !groups.world) {
-    throw invalidArgument('createTrainer(groups, model, options): groups must be the result of createGroups(world, ...)');
+export async function createTrainer(groups: MicsGroups | Communicator, model: TrainableModel, options: TrainerOptions): Promise<TfjsTrainer> {
+  const world = groups instanceof Communicator ? groups : groups?.world;
+  if (!world) {
+    throw invalidArgument('createTrainer(groups, model, options): groups must be the result of createGroups(world, ...), or the world communicator');
   }
   if (!options || typeof options !== 'object') throw invalidArgument('createTrainer(groups, model, options): options (at least {optimizer}) are required');
   if ('parameters' in options) throw invalidArgument('createTrainer: the parameters come from the model: leave options.parameters out');
@@ -76,7 +79,7 @@ export async function createTrainer(groups: MicsGroups, model: TrainableModel, o
     throw invalidArgument(`createTrainer: init ${JSON.stringify(init)} is not valid: use 'rank0' (rank 0's variables, broadcast) or 'every-rank'`);
   }
   const { entries, parameters } = buildRegistry(model, unitOf);
-  const readsOwn = init === 'every-rank' || groups.world.rank === 0;
+  const readsOwn = init === 'every-rank' || world.rank === 0;
   const weights: Record<string, Float32Array> = {};
   if (readsOwn) for (const e of entries) weights[e.name] = e.variable.dataSync() as Float32Array;
   const engine = await createEngine<EngineTensor>(groups, { ...engineOptions, parameters, init: { weights, from: init === 'rank0' ? 'rank0' : 'every-rank' } });
@@ -249,7 +252,7 @@ export class TfjsTrainer {
     return { ...result, loss, metrics, computeMs };
   }
 
-  /** Drops the engine's buffers (the groups and the model stay: they are yours). */
+  /** Drops the engine's buffers, and its groups when it made them (the model, and groups you passed, stay yours). */
   destroy(): void {
     this.engine.destroy();
   }

@@ -211,6 +211,21 @@ describe("the trainer's contract (one process, W = 1)", () => {
     viaApply.destroy();
   });
 
+  it("given the world, the engine makes its groups with partitionSize 'auto' and trains the same", async () => {
+    const a = setUp();
+    const b = setUp();
+    const viaGroups = await createTrainer(groups, a.model, { optimizer: { type: 'sgd', lr: 0.5 } });
+    const viaWorld = await createTrainer(groups.world, b.model, { optimizer: { type: 'sgd', lr: 0.5 }, partitionSize: 'auto' });
+    expect(viaWorld.engine.partitionChoice?.partitionSize).toBe(1);
+    for (let i = 0; i < 3; i++) {
+      await viaGroups.trainStep(a.loss);
+      await viaWorld.trainStep(b.loss);
+    }
+    expect(Object.values(await viaWorld.engine.fullParameters())).toEqual(Object.values(await viaGroups.engine.fullParameters()));
+    viaGroups.destroy();
+    viaWorld.destroy();
+  });
+
   it('after an optimizer step the variables are refreshed by the next gather(), or at once by syncVariables()', async () => {
     const { model, loss, prefix } = setUp();
     const trainer = await createTrainer(groups, model, { optimizer: { type: 'sgd', lr: 0.5 } });
@@ -266,6 +281,6 @@ describe("the trainer's contract (one process, W = 1)", () => {
       const err = await rejection(createTrainer(groups, model, options as never));
       expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(message)]);
     }
-    expect((await rejection(createTrainer({} as never, model, { optimizer: { type: 'sgd' } }))).message).toMatch(/groups must be the result of createGroups/);
+    expect((await rejection(createTrainer({} as never, model, { optimizer: { type: 'sgd' } }))).message).toMatch(/groups must be the result of createGroups\(world, \.\.\.\), or the world communicator/);
   });
 });
