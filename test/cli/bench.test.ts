@@ -88,7 +88,7 @@ describe('mics bench runs', () => {
     );
     expect([result.status, result.stderr]).toEqual([0, '']);
     const { rows } = JSON.parse(result.stdout) as {
-      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
+      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; replayMs: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
     };
     expect(rows.map((r) => [r.strategy, r.partitionSize, r.hierarchical])).toEqual([
       ['ddp', 1, false],
@@ -99,6 +99,7 @@ describe('mics bench runs', () => {
     for (const r of rows) {
       expect(r.stepMs).toBeGreaterThan(0);
       expect(r.aloneMs).toBeGreaterThan(0);
+      expect(r.replayMs).toBeGreaterThan(0);
       expect(r.stats.microSteps).toBe(2);
     }
     // bf16 gathers: 3 units x 4096 params, re-gathered in backward: 2 all-gathers per unit per micro-step

@@ -1,0 +1,118 @@
+/**
+ * `mics bench step --overhead`, the replay: one optimizer step's collectives and
+ * kernels issued straight on the communicators and the CPU kernels, in the engine's
+ * order and with its overlap (the next unit's all-gather issued before the current
+ * one is awaited; reduce-scatters and their accumulation running while backward goes
+ * on), on buffers of the engine's kinds and sizes: the step a hand-written program
+ * would run without the engine's bookkeeping. Its time against the engine's step is
+ * what the engine itself adds; the parts timed alone (step.ts) are what each op
+ * costs back to back on buffers that stay in cache.
+ */
+import { performance } from 'node:perf_hooks';
+import { allocHost } from '../../comm/host-memory';
+import { allGather, reduceScatter } from '../../comm/collectives';
+import type { Communicator } from '../../comm/communicator';
+import type { MicsGroups } from '../../comm/mics-groups';
+import type { DType, HostArrayOf } from '../../core/dtypes';
+import { HostBackend, type FloatDType, type HalfDType } from '../../engine/backend';
+import type { Engine } from '../../engine/engine';
+import type { UnitLayout } from '../../engine/layout';
+import type { EngineTensor } from '../../engine/types';
+
+type Host = HostArrayOf<DType>;
+
+export interface ReplayOptions {
+  accumulation: number;
+  reduceDtype: FloatDType;
+  computeMs: number;
+  iters: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Median over `iters` replayed steps of the slowest rank's time (ms). Host buffers (cpu backend) only. */
+export async function replayStepMs(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): Promise<number> {
+  const backend = new HostBackend();
+  const S = groups.partition.size;
+  const R = groups.replication.size;
+  const units = engine.units;
+  const gatherDtype = engine.gatherDtype;
+  const rd = o.reduceDtype;
+  const n = engine.layout.shardNumel;
+  const largest = Math.max(...units.map((u) => u.paddedNumel));
+  const params = allocHost(gatherDtype, n) as Host;
+  const master = (gatherDtype === 'f32' ? params : allocHost('f32', n)) as Host;
+  const acc = allocHost('f32', n) as Host;
+  const expAvg = allocHost('f32', n) as Host;
+  const expAvgSq = allocHost('f32', n) as Host;
+  const norm = allocHost('f64', 1) as Host;
+  // The engine's pools keep two full buffers of each kind in use at a time (the unit and the one prefetched).
+  const gathered = [allocHost(gatherDtype, largest), allocHost(gatherDtype, largest)] as Host[];
+  const grads = [allocHost(rd, largest), allocHost(rd, largest)] as Host[];
+  const temps = units.map((u) => allocHost(rd, u.shardNumel) as Host);
+  const shard = (buffer: Host, u: UnitLayout): Host => backend.view(buffer, u.shardOffset, u.shardNumel);
+  const full = (buffers: Host[], u: UnitLayout): Host => backend.view(buffers[u.index % 2], 0, u.paddedNumel);
+
+  const gather = (u: UnitLayout): Promise<void> =>
+    S === 1 ? Promise.resolve() : allGather(groups, backend.tensor(shard(params, u), gatherDtype), backend.tensor(full(gathered, u), gatherDtype));
+  const reduce = async (u: UnitLayout, first: boolean): Promise<void> => {
+    const into = shard(acc, u);
+    const gradient = full(grads, u);
+    if (S === 1) {
+      if (first && rd === 'f32') backend.copy(into, gradient);
+      else if (first) await backend.cast(into, 'f32', gradient, rd);
+      else await backend.accumulate(into, gradient, rd);
+      return;
+    }
+    const direct = first && rd === 'f32';
+    const out = direct ? into : temps[u.index];
+    await reduceScatter(groups, backend.tensor(gradient, rd), backend.tensor(out, rd), { op: 'sum' });
+    if (direct) return;
+    if (first) await backend.cast(into, 'f32', out, rd);
+    else await backend.accumulate(into, out, rd);
+  };
+
+  const step = async (): Promise<void> => {
+    for (let a = 0; a < o.accumulation; a++) {
+      let next: Promise<void> | undefined = gather(units[0]);
+      for (let i = 0; i < units.length; i++) {
+        const current = next;
+        next = i + 1 < units.length ? gather(units[i + 1]) : undefined;
+        await current;
+        if (o.computeMs > 0) await sleep(o.computeMs);
+      }
+      const reductions: Promise<void>[] = [];
+      next = gather(units[units.length - 1]);
+      for (let i = units.length - 1; i >= 0; i--) {
+        const current = next;
+        next = i > 0 ? gather(units[i - 1]) : undefined;
+        await current;
+        if (o.computeMs > 0) await sleep(2 * o.computeMs);
+        reductions.push(reduce(units[i], a === 0));
+      }
+      await Promise.all(reductions);
+    }
+    if (R > 1) await groups.replication.allReduce(backend.tensor(acc, 'f32'), { op: 'sum' });
+    let sumOfSquares = await backend.sumOfSquares(acc);
+    if (S > 1) {
+      backend.write(norm, [sumOfSquares]);
+      await groups.partition.allReduce(backend.tensor(norm, 'f64'), { op: 'sum' });
+      sumOfSquares = backend.read64(norm)[0];
+    }
+    const half = gatherDtype === 'f32' ? undefined : { buffer: params, dtype: gatherDtype as HalfDType };
+    const gradScale = 1 / (world.size * o.accumulation * Math.max(1, Math.sqrt(sumOfSquares)));
+    await backend.adamw(master, acc, expAvg, expAvgSq, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale }, half);
+  };
+
+  await step();
+  const times: number[] = [];
+  for (let i = 0; i < o.iters; i++) {
+    await world.barrier();
+    const start = performance.now();
+    await step();
+    const elapsed = Float64Array.of(performance.now() - start);
+    await world.allReduce(elapsed, { op: 'max' });
+    times.push(elapsed[0]);
+  }
+  return [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)];
+}
