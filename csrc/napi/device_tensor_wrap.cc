@@ -700,14 +700,12 @@ static Napi::Value CudaTotalMemory(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     int device = -1;
     if (info.Length() > 0 && !info[0].IsUndefined()) {
-      if (!info[0].IsNumber()) {
-        throw Error(ErrorCode::kInvalidArgument, "cudaTotalMemory: device must be a number");
+      double value = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+      if (!(value >= 0 && value <= 2147483647.0) || value != std::floor(value)) {
+        throw Error(ErrorCode::kInvalidArgument, "cudaTotalMemory: device " + info[0].ToString().Utf8Value() +
+                                                     " is not valid: use an integer index >= 0");
       }
-      device = info[0].As<Napi::Number>().Int32Value();
-      if (device < 0) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "cudaTotalMemory: device " + std::to_string(device) + " is not valid: use an index >= 0");
-      }
+      device = static_cast<int>(value);
     }
     size_t total = cuda::TotalMemory(device, "cudaTotalMemory");
     return Napi::Number::New(info.Env(), static_cast<double>(total));

@@ -44,6 +44,8 @@ if (addon.DeviceTensor) {
   for (const k of Object.keys(addon.cudaKernels)) attempt('native.' + k, () => addon.cudaKernels[k]());
   attempt('native.cudaTotalMemory', () => addon.cudaTotalMemory(0));
   attempt('native.cudaTotalMemoryBadDevice', () => addon.cudaTotalMemory(-1));
+  attempt('native.cudaTotalMemoryFraction', () => addon.cudaTotalMemory(1.5));
+  attempt('native.cudaTotalMemoryString', () => addon.cudaTotalMemory('0'));
 }
 console.log(JSON.stringify({
   variant: loaded.variant,
@@ -169,7 +171,12 @@ describe('CUDA parts without a usable GPU', () => {
     expect(p.calls['native.alloc']).toMatchObject({ message: `DeviceTensor.alloc: CUDA is unavailable: ${reason}` });
     expect(p.calls['native.adamw']).toMatchObject({ message: `cudaKernels.adamw: CUDA is unavailable: ${reason}` });
     expect(p.calls['native.cudaTotalMemory']).toMatchObject({ message: `cudaTotalMemory: CUDA is unavailable: ${reason}` });
-    expect(p.calls['native.cudaTotalMemoryBadDevice']).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/device -1 is not valid/) });
+    for (const [name, shown] of [['BadDevice', '-1'], ['Fraction', '1.5'], ['String', '0']]) {
+      expect(p.calls[`native.cudaTotalMemory${name}`]).toMatchObject({
+        code: 'MICS_INVALID_ARGUMENT',
+        message: `cudaTotalMemory: device ${shown} is not valid: use an integer index >= 0`,
+      });
+    }
     // Objects come only from alloc: the constructor refuses JS callers, with a MicsError like every other error.
     expect(p.calls['native.construct']).toMatchObject({
       name: 'MicsError',
