@@ -6,24 +6,12 @@
 #include "cuda/kernel_args.h"
 #include "cuda/kernel_util.cuh"
 #include "cuda/kernels.h"
-#include "cuda/optimizer_args.h"
 
 namespace mics::cuda {
 
 namespace {
 
-struct AdamWScalars {
-  float gradScale;
-  bool scaleGrad;
-  float decay;  // 1 - lr * weightDecay
-  bool decoupledDecay;
-  float lerpWeight;  // 1 - beta1
-  float beta2;
-  float oneMinusBeta2;
-  float bc2Sqrt;         // sqrt(1 - beta2^step)
-  float eps;
-  float negStepSize;     // -(lr / (1 - beta1^step))
-};
+using kernels::AdamWScalars;
 
 template <typename G, typename H>
 __global__ void AdamWKernel(float* __restrict__ p, const G* __restrict__ g, float* __restrict__ m,
@@ -102,31 +90,12 @@ void AdamW(const DeviceTensor& params, const DeviceTensor& grads, const DeviceTe
         .Disjoint(halfParams, "halfParams", expAvg, "expAvg")
         .Disjoint(halfParams, "halfParams", expAvgSq, "expAvgSq");
   }
-  RequireFiniteAtLeast(args, "lr", o.lr, 0.0);
-  RequireFiniteAtLeast(args, "eps", o.eps, 0.0);
-  RequireFiniteAtLeast(args, "weightDecay", o.weightDecay, 0.0);
-  RequireUnitInterval(args, "beta1", o.beta1);
-  RequireUnitInterval(args, "beta2", o.beta2);
-  RequireStep(args, o.step);
-  if (!std::isfinite(o.gradScale)) args.Fail("gradScale = " + std::to_string(o.gradScale) + " is not finite");
+  kernels::CheckAdamWOptions(o, "adamw");
   if (params.length() == 0) return;
   DeviceGuard guard(stream.device());
 
   // Host scalars in double, as PyTorch computes them from Python floats.
-  const double step = static_cast<double>(o.step);
-  const double bc1 = 1.0 - std::pow(o.beta1, step);
-  const double bc2 = 1.0 - std::pow(o.beta2, step);
-  AdamWScalars s;
-  s.gradScale = static_cast<float>(o.gradScale);
-  s.scaleGrad = o.gradScale != 1.0;
-  s.decay = static_cast<float>(1.0 - o.lr * o.weightDecay);
-  s.decoupledDecay = o.weightDecay != 0.0;
-  s.lerpWeight = static_cast<float>(1.0 - o.beta1);
-  s.beta2 = static_cast<float>(o.beta2);
-  s.oneMinusBeta2 = static_cast<float>(1.0 - o.beta2);
-  s.bc2Sqrt = static_cast<float>(std::sqrt(bc2));
-  s.eps = static_cast<float>(o.eps);
-  s.negStepSize = static_cast<float>(-(o.lr / bc1));
+  const AdamWScalars s = kernels::MakeAdamWScalars(o);
 
   cudaStream_t st = stream.native();
   switch (grads.dtype()) {

@@ -14,6 +14,7 @@
 
 #include "cuda/cuda_stream.h"
 #include "cuda/device_tensor.h"
+#include "kernels/optimizer_scalars.h"
 
 namespace mics::cuda {
 
@@ -29,16 +30,10 @@ void Scale(const DeviceTensor& x, double alpha, const CudaStream& stream);
 // overflow becomes inf), bf16 / f16 -> f32 (exact). Same length, no overlap.
 void Cast(const DeviceTensor& dst, const DeviceTensor& src, const CudaStream& stream);
 
-// AdamW hyper-parameters. The names and defaults are torch.optim.AdamW's.
-struct AdamWOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weightDecay = 1e-2;
-  int64_t step = 1;         // 1-based: the step being taken (PyTorch's state['step'] after += 1)
-  double gradScale = 1.0;   // grads are multiplied by this first (unscaling, clipping); 1 = off
-};
+// AdamW and SGD hyper-parameters (torch.optim's names and defaults), checked and turned
+// into the kernels' f32 scalars by the same host code as the CPU kernels.
+using AdamWOptions = kernels::AdamWOptions;
+using SgdOptions = kernels::SgdOptions;
 
 // One AdamW step on fp32 master shards, exactly PyTorch's AdamW
 // (torch.optim.AdamW, amsgrad=False, maximize=False; _single_tensor_adam):
@@ -57,17 +52,6 @@ struct AdamWOptions {
 void AdamW(const DeviceTensor& params, const DeviceTensor& grads, const DeviceTensor& expAvg,
            const DeviceTensor& expAvgSq, const DeviceTensor& halfParams, const AdamWOptions& options,
            const CudaStream& stream);
-
-// SGD hyper-parameters. The names and defaults are torch.optim.SGD's.
-struct SgdOptions {
-  double lr = 1e-3;
-  double momentum = 0;
-  double dampening = 0;
-  double weightDecay = 0;
-  bool nesterov = false;
-  int64_t step = 1;        // 1-based; at step 1 the momentum buffer is initialised (below)
-  double gradScale = 1.0;
-};
 
 // One SGD step, exactly PyTorch's SGD (torch.optim.SGD, maximize=False):
 //   d = grad * gradScale                                     (skipped when gradScale == 1)

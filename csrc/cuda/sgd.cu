@@ -7,24 +7,12 @@
 #include "cuda/kernel_args.h"
 #include "cuda/kernel_util.cuh"
 #include "cuda/kernels.h"
-#include "cuda/optimizer_args.h"
 
 namespace mics::cuda {
 
 namespace {
 
-struct SgdScalars {
-  float gradScale;
-  bool scaleGrad;
-  float weightDecay;
-  bool hasWeightDecay;
-  float momentum;
-  bool hasMomentum;
-  float oneMinusDampening;
-  bool nesterov;
-  bool firstStep;
-  float negLr;
-};
+using kernels::SgdScalars;
 
 template <typename G, typename H>
 __global__ void SgdKernel(float* __restrict__ p, const G* __restrict__ g, float* __restrict__ buf,
@@ -81,15 +69,7 @@ void Sgd(const DeviceTensor& params, const DeviceTensor& grads, const DeviceTens
       .DTypeIn(grads, "grads", {DType::kF32, DType::kBF16, DType::kF16})
       .SameLength(params, "params", grads, "grads")
       .Disjoint(params, "params", grads, "grads");
-  RequireFiniteAtLeast(args, "lr", o.lr, 0.0);
-  RequireFiniteAtLeast(args, "momentum", o.momentum, 0.0);
-  RequireFiniteAtLeast(args, "weightDecay", o.weightDecay, 0.0);
-  if (!std::isfinite(o.dampening)) args.Fail("dampening = " + std::to_string(o.dampening) + " is not finite");
-  RequireStep(args, o.step);
-  if (!std::isfinite(o.gradScale)) args.Fail("gradScale = " + std::to_string(o.gradScale) + " is not finite");
-  if (o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0)) {
-    args.Fail("nesterov momentum requires a momentum > 0 and zero dampening");
-  }
+  kernels::CheckSgdOptions(o, "sgd");
   const bool hasMomentum = o.momentum != 0.0;
   if (hasMomentum) {
     if (!momentumBuffer.defined()) args.Fail("momentumBuffer is required when momentum != 0");
@@ -110,17 +90,7 @@ void Sgd(const DeviceTensor& params, const DeviceTensor& grads, const DeviceTens
   if (params.length() == 0) return;
   DeviceGuard guard(stream.device());
 
-  SgdScalars s;
-  s.gradScale = static_cast<float>(o.gradScale);
-  s.scaleGrad = o.gradScale != 1.0;
-  s.weightDecay = static_cast<float>(o.weightDecay);
-  s.hasWeightDecay = o.weightDecay != 0.0;
-  s.momentum = static_cast<float>(o.momentum);
-  s.hasMomentum = hasMomentum;
-  s.oneMinusDampening = static_cast<float>(1.0 - o.dampening);
-  s.nesterov = o.nesterov;
-  s.firstStep = o.step == 1;
-  s.negLr = static_cast<float>(-o.lr);
+  const SgdScalars s = kernels::MakeSgdScalars(o);
 
   float* buf = hasMomentum ? static_cast<float*>(momentumBuffer.data()) : nullptr;  // unused without momentum
   cudaStream_t st = stream.native();
