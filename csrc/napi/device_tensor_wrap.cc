@@ -76,38 +76,6 @@ DType DTypeArg(const Napi::Value& value, const std::string& what) {
   return ParseDType(value.As<Napi::String>().Utf8Value());
 }
 
-// The TypedArray that carries each dtype on the host (bf16/f16: Uint16Array).
-napi_typedarray_type ArrayTypeFor(DType dtype) {
-  switch (dtype) {
-    case DType::kF32: return napi_float32_array;
-    case DType::kF64: return napi_float64_array;
-    case DType::kF16:
-    case DType::kBF16: return napi_uint16_array;
-    case DType::kI8: return napi_int8_array;
-    case DType::kU8: return napi_uint8_array;
-    case DType::kI32: return napi_int32_array;
-    case DType::kI64: return napi_bigint64_array;
-  }
-  return napi_uint8_array;
-}
-
-const char* ArrayTypeName(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
-    default: return "TypedArray";
-  }
-}
-
 struct HostSpan {
   void* data;
   std::size_t bytes;

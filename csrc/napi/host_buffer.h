@@ -21,6 +21,8 @@
 #include <cstddef>
 #include <string>
 
+#include "core/dtype.h"
+
 namespace mics::napi {
 
 struct HostBytes {
@@ -32,5 +34,11 @@ struct HostBytes {
 // Throws mics::Error(kInvalidArgument) naming `role` when value is no TypedArray
 // over a plain, attached, fixed-length ArrayBuffer.
 HostBytes HostBytesOf(Napi::Env env, const Napi::Value& value, const std::string& role);
+
+// The TypedArray that carries `dtype` on the host (bf16 / f16: their bits in a Uint16Array).
+napi_typedarray_type ArrayTypeFor(DType dtype);
+
+// "Float32Array", ... for error messages.
+const char* ArrayTypeName(napi_typedarray_type type);
 
 }  // namespace mics::napi

@@ -17,6 +17,7 @@
 #include "kernels/optimizer_scalars.h"
 #include "kernels/vector_ops.h"
 #include "napi/errors.h"
+#include "napi/host_buffer.h"
 
 namespace mics::napi {
 
@@ -81,34 +82,6 @@ void CheckStatus(Napi::Env env, napi_status status) {
   if (status != napi_ok) throw Napi::Error::New(env);
 }
 
-const char* ArrayTypeName(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
-    default: return "TypedArray";
-  }
-}
-
-// The TypedArray that carries each float dtype (bf16 / f16: their bits in a Uint16Array).
-std::optional<napi_typedarray_type> ArrayTypeFor(DType dtype) {
-  switch (dtype) {
-    case DType::kF32: return napi_float32_array;
-    case DType::kF64: return napi_float64_array;
-    case DType::kF16:
-    case DType::kBF16: return napi_uint16_array;
-    default: return std::nullopt;
-  }
-}
-
 // A host range a kernel reads or writes (plain data: it travels to the pool thread).
 struct HostArg {
   char* data = nullptr;
@@ -161,7 +134,7 @@ HostArg TensorArg(Napi::Env env, const Napi::Value& value, const std::string& op
   }
   if (!ok) throw Invalid(what + " has dtype " + DTypeName(dtype) + " but must be " + names);
   Napi::Value data = object.Get("data");
-  const napi_typedarray_type want = *ArrayTypeFor(dtype);
+  const napi_typedarray_type want = ArrayTypeFor(dtype);
   if (!data.IsTypedArray()) throw Invalid(what + ": data must be a " + ArrayTypeName(want) + " (dtype " + DTypeName(dtype) + ")");
   napi_typedarray_type type;
   std::size_t length = 0, byteOffset = 0;
