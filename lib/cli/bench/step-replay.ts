@@ -8,7 +8,7 @@
  * what the engine itself adds; the parts timed alone (step.ts) are what each op
  * costs back to back on buffers that stay in cache.
  */
-import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { allocHost } from '../../comm/host-memory';
 import { allGather, reduceScatter } from '../../comm/collectives';
 import type { Communicator } from '../../comm/communicator';
@@ -25,13 +25,10 @@ export interface ReplayOptions {
   accumulation: number;
   reduceDtype: FloatDType;
   computeMs: number;
-  iters: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Median over `iters` replayed steps of the slowest rank's time (ms). Host buffers (cpu backend) only. */
-export async function replayStepMs(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): Promise<number> {
+/** One replayed optimizer step, to time (its buffers are allocated once, here). Host buffers (cpu backend) only. */
+export function replayedStep(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): () => Promise<void> {
   const backend = new HostBackend();
   const S = groups.partition.size;
   const R = groups.replication.size;
@@ -72,7 +69,7 @@ export async function replayStepMs(world: Communicator, groups: MicsGroups, engi
     else await backend.accumulate(into, out, rd);
   };
 
-  const step = async (): Promise<void> => {
+  return async (): Promise<void> => {
     for (let a = 0; a < o.accumulation; a++) {
       let next: Promise<void> | undefined = gather(units[0]);
       for (let i = 0; i < units.length; i++) {
@@ -103,16 +100,4 @@ export async function replayStepMs(world: Communicator, groups: MicsGroups, engi
     const gradScale = 1 / (world.size * o.accumulation * Math.max(1, Math.sqrt(sumOfSquares)));
     await backend.adamw(master, acc, expAvg, expAvgSq, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale }, half);
   };
-
-  await step();
-  const times: number[] = [];
-  for (let i = 0; i < o.iters; i++) {
-    await world.barrier();
-    const start = performance.now();
-    await step();
-    const elapsed = Float64Array.of(performance.now() - start);
-    await world.allReduce(elapsed, { op: 'max' });
-    times.push(elapsed[0]);
-  }
-  return [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)];
 }

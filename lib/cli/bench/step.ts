@@ -7,6 +7,7 @@
  * steps of the slowest rank; bytes and waits come from engine.statistics().
  */
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { allocHost } from '../../comm/host-memory';
 import type { Communicator } from '../../comm/communicator';
 import { createGroups, destroyGroups, type MicsGroups } from '../../comm/mics-groups';
@@ -17,7 +18,7 @@ import type { FloatDType } from '../../engine/backend';
 import type { StepStats } from '../../engine/stats';
 import type { EngineTensor, Precision } from '../../engine/types';
 import { hostKernels } from '../../kernels/host';
-import { replayStepMs } from './step-replay';
+import { replayedStep } from './step-replay';
 
 /** The strategies: DDP, ZeRO-3 (flat, S = W), MiCS with S spanning 2 nodes (hierarchical), MiCS with S = one node. */
 export type StepStrategy = 'ddp' | 'zero3' | 'mics-span' | 'mics-node';
@@ -56,7 +57,6 @@ export interface StepBenchRow {
   replayMs?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** S for a strategy on this world; undefined when the layout has no such group. */
@@ -89,6 +89,7 @@ async function microStep(engine: Engine<EngineTensor>, computeMs: number): Promi
   }
 }
 
+/** The median over `iters` runs of `body` (after one to warm up) of the slowest rank's time, in ms. */
 async function timeAlone(world: Communicator, iters: number, body: () => Promise<void>): Promise<number> {
   await body();
   const times: number[] = [];
@@ -188,7 +189,7 @@ export async function runStepBench(world: Communicator, ranksPerNode: number, o:
       if (o.overhead) {
         row.aloneParts = await aloneParts(world, groups, engine, o);
         row.aloneMs = Object.values(row.aloneParts).reduce((a, b) => a + b, 0);
-        row.replayMs = await replayStepMs(world, groups, engine, o);
+        row.replayMs = await timeAlone(world, o.iters, replayedStep(world, groups, engine, o));
       }
       rows.push(row);
     } finally {
