@@ -4,7 +4,7 @@
  * for NCCL. The orchestration (engine.ts) is written once over this interface, so
  * the CPU tests exercise the logic that runs on GPUs.
  */
-import type { DType, HostArrayOf } from '../core/dtypes';
+import type { DType, HostArrayOf, ReduceOp } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
 import type { Communicator } from '../comm/communicator';
 import type { Tensor } from '../comm/tensor';
@@ -247,4 +247,29 @@ export class DeviceBackend implements EngineBackend<DeviceTensor> {
 /** The backend for buffers a communicator can carry: device memory on nccl, host memory on cpu. */
 export function backendFor(comm: Communicator): EngineBackend<HostArrayOf<DType>> | EngineBackend<DeviceTensor> {
   return comm.backend === 'nccl' ? new DeviceBackend(comm.device ?? 0) : new HostBackend();
+}
+
+/**
+ * Reduces host numbers over `comm` in place: straight on a cpu communicator, through
+ * device memory on nccl (which reduces device memory only). `run` issues the
+ * collective (the engine passes its chain of collectives).
+ */
+export async function allReduceHostValues(
+  comm: Communicator,
+  values: Float64Array,
+  op: ReduceOp,
+  run: (launch: () => Promise<void>) => Promise<void> = (launch) => launch(),
+): Promise<void> {
+  if (comm.size === 1) return;
+  if (comm.backend !== 'nccl') {
+    await run(() => comm.allReduce(values, { op }));
+    return;
+  }
+  const device = DeviceTensor.fromHost('f64', values, comm.device ?? 0);
+  try {
+    await run(() => comm.allReduce(device, { op }));
+    device.download(values);
+  } finally {
+    device.release();
+  }
 }

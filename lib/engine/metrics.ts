@@ -6,7 +6,7 @@
  * the timing of its own ops); a failure aborts the engine like a failure of its own.
  */
 import { invalidArgument } from '../core/errors';
-import { DeviceTensor } from '../cuda/device-tensor';
+import { allReduceHostValues } from './backend';
 import type { Engine } from './engine';
 import type { EngineTensor } from './types';
 
@@ -47,21 +47,7 @@ export async function averageOverWorld<K extends string>(
   const sums = new Float64Array(names.length + 1);
   names.forEach((name, i) => (sums[i] = weight * values[name]));
   sums[names.length] = weight;
-  const world = engine.groups.world;
-  if (world.size > 1) {
-    if (world.backend === 'nccl') {
-      // an NCCL communicator reduces device memory only
-      const device = DeviceTensor.fromHost('f64', sums, world.device ?? 0);
-      try {
-        await engine.runCollective(() => world.allReduce(device, { op: 'sum' }));
-        device.download(sums);
-      } finally {
-        device.release();
-      }
-    } else {
-      await engine.runCollective(() => world.allReduce(sums, { op: 'sum' }));
-    }
-  }
+  await allReduceHostValues(engine.groups.world, sums, 'sum', (launch) => engine.runCollective(launch));
   const total = sums[names.length];
   if (total === 0) throw invalidArgument('averageOverWorld: the weights of all ranks add up to 0');
   const out = {} as Record<K, number>;

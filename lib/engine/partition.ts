@@ -15,7 +15,7 @@ import type { Communicator } from '../comm/communicator';
 import { ranksPerNodeOf } from '../comm/mics-groups';
 import { cudaTotalMemory } from '../cuda/device-tensor';
 import { choosePartitionSize, type PartitionChoice } from '../plan/planner';
-import { backendFor, type EngineBackend } from './backend';
+import { allReduceHostValues } from './backend';
 import { planLayout } from './layout';
 import { resolveOptimizer } from './optimizer';
 import type { EngineOptions, Precision } from './types';
@@ -47,12 +47,9 @@ function localMemoryBytes(world: Communicator, ranksPerNode: number): number {
 
 /** The smallest value every world rank holds (a collective over the world). */
 async function worldMinimum(world: Communicator, value: number): Promise<number> {
-  if (world.size === 1) return value;
-  const backend = backendFor(world) as EngineBackend<unknown>;
-  const buffer = backend.alloc('f64', 1);
-  backend.write(buffer, [value]);
-  await world.allReduce(backend.tensor(buffer, 'f64'), { op: 'min' });
-  return backend.read64(buffer)[0];
+  const values = Float64Array.of(value);
+  await allReduceHostValues(world, values, 'min');
+  return values[0];
 }
 
 /**
