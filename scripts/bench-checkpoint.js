@@ -25,6 +25,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
+const { rankEnvironment } = require(path.join(root, 'dist', 'comm', 'environment'));
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -95,14 +96,18 @@ async function job(config) {
             ...process.env,
             BENCH_RANK: '1',
             BENCH_CONFIG: JSON.stringify(config),
-            RANK: String(r),
-            WORLD_SIZE: String(W),
-            LOCAL_RANK: String(r),
-            LOCAL_WORLD_SIZE: String(W),
-            GROUP_RANK: '0',
-            MASTER_ADDR: '127.0.0.1',
-            MASTER_PORT: String(port),
-            MICS_STORE_TOKEN: 'bench-checkpoint-token-0123456789abcdef',
+            ...rankEnvironment({
+              rank: r,
+              worldSize: W,
+              localRank: r,
+              localWorldSize: W,
+              node: 0,
+              nodeCount: 1,
+              masterAddr: '127.0.0.1',
+              masterPort: port,
+              storeToken: 'bench-checkpoint-token-0123456789abcdef',
+              storeHosted: false, // rank 0 hosts the store
+            }),
           };
           const child = spawn(process.execPath, ['--max-old-space-size=8192', __filename], { env, stdio: ['ignore', 'pipe', 'inherit'] });
           let out = '';

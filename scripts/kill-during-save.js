@@ -25,6 +25,7 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const mics = require(path.join(root, 'dist'));
+const { rankEnvironment } = require(path.join(root, 'dist', 'comm', 'environment'));
 const script = path.join(root, 'test', 'fixtures', 'engine', 'train.js');
 
 function option(name, fallback) {
@@ -68,14 +69,18 @@ async function job(config) {
   for (let r = 0; r < W; r++) {
     const env = {
       ...process.env,
-      RANK: String(r),
-      WORLD_SIZE: String(W),
-      LOCAL_RANK: String(r),
-      LOCAL_WORLD_SIZE: String(W),
-      GROUP_RANK: '0',
-      MASTER_ADDR: '127.0.0.1',
-      MASTER_PORT: String(port),
-      MICS_STORE_TOKEN: 'kill-during-save-token-0123456789abcdef',
+      ...rankEnvironment({
+        rank: r,
+        worldSize: W,
+        localRank: r,
+        localWorldSize: W,
+        node: 0,
+        nodeCount: 1,
+        masterAddr: '127.0.0.1',
+        masterPort: port,
+        storeToken: 'kill-during-save-token-0123456789abcdef',
+        storeHosted: false, // rank 0 hosts the store
+      }),
     };
     runs.push(
       new Promise((resolve) => {
