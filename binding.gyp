@@ -40,6 +40,7 @@
         "csrc/napi/communicator_wrap.cc",
         "csrc/napi/errors.cc",
         "csrc/napi/host_buffer.cc",
+        "csrc/napi/kernel_options.cc",
         "csrc/napi/host_kernels.cc",
         "csrc/napi/host_memory.cc",
         "csrc/napi/large_array_buffer.cc",

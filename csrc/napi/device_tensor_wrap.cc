@@ -21,6 +21,7 @@
 #include "napi/device_work.h"
 #include "napi/errors.h"
 #include "napi/host_buffer.h"
+#include "napi/kernel_options.h"
 
 namespace mics::napi {
 
@@ -66,11 +67,6 @@ std::size_t Count(const Napi::Value& value, const std::string& what) {
   return static_cast<std::size_t>(d);
 }
 
-double NumberArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsNumber()) throw Invalid(what + " must be a number");
-  return value.As<Napi::Number>().DoubleValue();
-}
-
 DType DTypeArg(const Napi::Value& value, const std::string& what) {
   if (!value.IsString()) throw Invalid(what + " must be a dtype name (f32, f64, f16, bf16, i8, u8, i32, i64)");
   return ParseDType(value.As<Napi::String>().Utf8Value());
@@ -107,12 +103,6 @@ Napi::Value NewHostArray(Napi::Env env, DType dtype, std::size_t length) {
 // Optional property of an options object.
 Napi::Value Prop(const Napi::Object& o, const char* key) { return o.Has(key) ? o.Get(key) : Napi::Value(); }
 
-double OptNumber(const Napi::Object& o, const char* key, double fallback, const std::string& op) {
-  Napi::Value v = Prop(o, key);
-  if (v.IsEmpty() || v.IsUndefined()) return fallback;
-  return NumberArg(v, op + ": " + key);
-}
-
 const cuda::DeviceTensor& TensorProp(Napi::Env env, const Napi::Object& o, const char* key, const std::string& op) {
   Napi::Value v = Prop(o, key);
   if (v.IsEmpty() || v.IsUndefined()) throw Invalid(op + ": " + key + " is required (a DeviceTensor)");
@@ -125,20 +115,6 @@ cuda::DeviceTensor OptTensorProp(Napi::Env env, const Napi::Object& o, const cha
   return DeviceTensorWrap::Get(env, v, key);
 }
 
-int64_t StepProp(const Napi::Object& o, const std::string& op) {
-  Napi::Value v = Prop(o, "step");
-  if (v.IsEmpty() || v.IsUndefined()) throw Invalid(op + ": step is required (1 for the first step)");
-  double d = NumberArg(v, op + ": step");
-  if (d != std::floor(d) || d < 1 || d > 9007199254740991.0) {
-    throw Invalid(op + ": step = " + v.ToString().Utf8Value() + " is not valid: steps are integers from 1");
-  }
-  return static_cast<int64_t>(d);
-}
-
-Napi::Object OptionsArg(const Napi::CallbackInfo& info, const std::string& op) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw Invalid(op + ": an options object is required");
-  return info[0].As<Napi::Object>();
-}
 
 // A Promise for the work queued on `stream` so far: settled on the JS thread once
 // the stream reaches this point (rejected with the work's CUDA error), holding the
@@ -216,14 +192,7 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
     const cuda::DeviceTensor& expAvg = TensorProp(env, o, "expAvg", op);
     const cuda::DeviceTensor& expAvgSq = TensorProp(env, o, "expAvgSq", op);
     cuda::DeviceTensor half = OptTensorProp(env, o, "halfParams");
-    cuda::AdamWOptions options;
-    options.lr = OptNumber(o, "lr", options.lr, op);
-    options.beta1 = OptNumber(o, "beta1", options.beta1, op);
-    options.beta2 = OptNumber(o, "beta2", options.beta2, op);
-    options.eps = OptNumber(o, "eps", options.eps, op);
-    options.weightDecay = OptNumber(o, "weightDecay", options.weightDecay, op);
-    options.gradScale = OptNumber(o, "gradScale", options.gradScale, op);
-    options.step = StepProp(o, op);
+    const cuda::AdamWOptions options = AdamWOptionsOf(o, op);
     cuda::CudaStream& s = JsStream(params.device());
     cuda::AdamW(params, grads, expAvg, expAvgSq, half, options, s);
     return Track(env, s, what, {params, grads, expAvg, expAvgSq, half});
@@ -238,15 +207,7 @@ Napi::Value Sgd(const Napi::CallbackInfo& info) {
     const cuda::DeviceTensor& grads = TensorProp(env, o, "grads", op);
     cuda::DeviceTensor buffer = OptTensorProp(env, o, "momentumBuffer");
     cuda::DeviceTensor half = OptTensorProp(env, o, "halfParams");
-    cuda::SgdOptions options;
-    options.lr = OptNumber(o, "lr", options.lr, op);
-    options.momentum = OptNumber(o, "momentum", options.momentum, op);
-    options.dampening = OptNumber(o, "dampening", options.dampening, op);
-    options.weightDecay = OptNumber(o, "weightDecay", options.weightDecay, op);
-    options.gradScale = OptNumber(o, "gradScale", options.gradScale, op);
-    Napi::Value nesterov = Prop(o, "nesterov");
-    options.nesterov = !nesterov.IsEmpty() && nesterov.ToBoolean().Value();
-    options.step = StepProp(o, op);
+    const cuda::SgdOptions options = SgdOptionsOf(o, op);
     cuda::CudaStream& s = JsStream(params.device());
     cuda::Sgd(params, grads, buffer, half, options, s);
     return Track(env, s, what, {params, grads, buffer, half});

@@ -18,6 +18,7 @@
 #include "kernels/vector_ops.h"
 #include "napi/errors.h"
 #include "napi/host_buffer.h"
+#include "napi/kernel_options.h"
 
 namespace mics::napi {
 
@@ -179,32 +180,6 @@ void Disjoint(const std::string& op, const HostArg& a, const char* roleA, const 
   if (Overlap(a, b)) throw Invalid(op + ": " + roleA + " and " + roleB + " overlap in memory");
 }
 
-double NumberArg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsNumber()) throw Invalid(what + " must be a number");
-  return value.As<Napi::Number>().DoubleValue();
-}
-
-double OptNumber(const Napi::Object& o, const char* key, double fallback, const std::string& op) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  return NumberArg(v, op + ": " + key);
-}
-
-int64_t StepProp(const Napi::Object& o, const std::string& op) {
-  Napi::Value v = o.Get("step");
-  if (v.IsUndefined()) throw Invalid(op + ": step is required (1 for the first step)");
-  const double d = NumberArg(v, op + ": step");
-  if (d != std::floor(d) || d < 1 || d > 9007199254740991.0) {
-    throw Invalid(op + ": step = " + v.ToString().Utf8Value() + " is not valid: steps are integers from 1");
-  }
-  return static_cast<int64_t>(d);
-}
-
-Napi::Object OptionsArg(const Napi::CallbackInfo& info, const std::string& op) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw Invalid(op + ": an options object is required");
-  return info[0].As<Napi::Object>();
-}
-
 // Parses and checks the arguments on the JS thread, then queues the kernel. Any
 // failure, here or in the kernel, rejects the returned Promise (never a throw), so
 // callers handle one error path.
@@ -301,14 +276,7 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
       Disjoint(op, half, "halfParams", expAvg, "expAvg");
       Disjoint(op, half, "halfParams", expAvgSq, "expAvgSq");
     }
-    kernels::AdamWOptions options;
-    options.lr = OptNumber(o, "lr", options.lr, op);
-    options.beta1 = OptNumber(o, "beta1", options.beta1, op);
-    options.beta2 = OptNumber(o, "beta2", options.beta2, op);
-    options.eps = OptNumber(o, "eps", options.eps, op);
-    options.weightDecay = OptNumber(o, "weightDecay", options.weightDecay, op);
-    options.gradScale = OptNumber(o, "gradScale", options.gradScale, op);
-    options.step = StepProp(o, op);
+    const kernels::AdamWOptions options = AdamWOptionsOf(o, op);
     kernels::CheckAdamWOptions(options, op);
     const kernels::AdamWScalars scalars = kernels::MakeAdamWScalars(options);
     return [params, grads, expAvg, expAvgSq, half, scalars]() -> Result {
@@ -330,14 +298,7 @@ Napi::Value Sgd(const Napi::CallbackInfo& info) {
     HostArg half = OptionalTensorArg(env, o, "halfParams", op, {DType::kBF16, DType::kF16}, keep);
     SameLength(op, params, "params", grads, "grads");
     Disjoint(op, params, "params", grads, "grads");
-    kernels::SgdOptions options;
-    options.lr = OptNumber(o, "lr", options.lr, op);
-    options.momentum = OptNumber(o, "momentum", options.momentum, op);
-    options.dampening = OptNumber(o, "dampening", options.dampening, op);
-    options.weightDecay = OptNumber(o, "weightDecay", options.weightDecay, op);
-    options.gradScale = OptNumber(o, "gradScale", options.gradScale, op);
-    options.nesterov = o.Get("nesterov").ToBoolean().Value();
-    options.step = StepProp(o, op);
+    const kernels::SgdOptions options = SgdOptionsOf(o, op);
     kernels::CheckSgdOptions(options, op);
     const bool hasMomentum = options.momentum != 0.0;
     if (hasMomentum) {
