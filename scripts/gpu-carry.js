@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // What scripts/gpu-check.sh carries to a GPU machine without Node.js (the lent device
 // machine): the builds (dist/, build-cmake/Release/mics.node, build/Release/mics.node) and node_modules limited
-// to the production dependencies plus jest, ts-jest, typescript and the type packages (the GPU tests are
-// .ts files) with everything they depend on. Prints one path per line, relative to the
+// to the production dependencies plus jest, ts-jest, typescript, the type packages (the GPU tests are
+// .ts files) and tsx with everything they depend on. Prints one path per line, relative to the
 // package root, directories first-level only (tar recurses); nested node_modules of a
 // listed package are inside it. `--sizes` prints "bytes<TAB>path" instead.
 'use strict';
@@ -10,8 +10,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-// ts-jest type-checks the tests: it needs the type packages too.
-const TEST_TOOLS = ['jest', 'ts-jest', 'typescript', '@types/jest', '@types/node'];
+// ts-jest type-checks the tests: it needs the type packages too. tsx is an optional peer
+// (not a dependency), which the tests that launch .ts scripts use.
+const TEST_TOOLS = ['jest', 'ts-jest', 'typescript', '@types/jest', '@types/node', 'tsx'];
 
 // Node's resolution of a package directory from `fromDir` (hoisted or nested).
 function resolvePackage(name, fromDir) {
