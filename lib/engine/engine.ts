@@ -63,6 +63,8 @@ interface UnitState {
   held: boolean;
   /** Gathered or asked for in this micro-step (a gradient is only accepted then). */
   gatheredThisMicroStep: boolean;
+  /** The optimizer step whose parameters the last gather() returned (-1: none since the start or a load). */
+  gatheredAtStep: number;
   /** The gradient buffer handed out by gradientBuffer() (reduce dtype). */
   gradBuffer?: Buf;
   /** This micro-step's gradient was handed back. */
@@ -240,7 +242,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
     }
     this.normScratch = this.backend.alloc('f64', 1);
     this.flagScratch = this.backend.alloc('i32', 1);
-    this.state = this.layout.units.map(() => ({ held: false, gatheredThisMicroStep: false, gradReceived: false }));
+    this.state = this.layout.units.map(() => ({ held: false, gatheredThisMicroStep: false, gatheredAtStep: -1, gradReceived: false }));
   }
 
   /** The units, in registry order. */
@@ -373,6 +375,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       const u = this.resolveUnit(unit, 'gather');
       const state = this.state[u.index];
       state.gatheredThisMicroStep = true;
+      state.gatheredAtStep = this.steps;
       this.startGather(u);
       this.prefetchAfter(u.index);
       await state.gathering;
@@ -386,6 +389,25 @@ export class Engine<T extends EngineTensor = Float32Array> {
     } finally {
       this.stats.leave();
     }
+  }
+
+  /**
+   * Counts as this micro-step's gather of `unit` without communicating, for a caller
+   * that keeps its own full copy of the parameters (a framework whose variables hold
+   * them, as tfjs's do) and gathered them earlier in this accumulation window.
+   * Returns false, and counts nothing, when the unit was not gathered since the last
+   * optimizer step (which changed the parameters) or checkpoint load: gather it then.
+   * Gathers are collective: every rank of the partition group must make the same
+   * choice in the same micro-step (the answer is the same on every rank that made
+   * the same calls).
+   */
+  reuseGathered(unit: number | string | UnitLayout): boolean {
+    this.ensureUsable('reuseGathered');
+    const u = this.resolveUnit(unit, 'reuseGathered');
+    const state = this.state[u.index];
+    if (state.gatheredAtStep !== this.steps) return false;
+    state.gatheredThisMicroStep = true;
+    return true;
   }
 
   /** Gathers every unit (for models that fit); views by parameter name. */
@@ -935,6 +957,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       s.held = false;
       s.gradReceived = false;
       s.gatheredThisMicroStep = false;
+      s.gatheredAtStep = -1;
       if (s.gradBuffer !== undefined) this.pool(this.reduceDtype).give(s.gradBuffer);
       s.gradBuffer = undefined;
       this.dropGathered(u);

@@ -99,6 +99,31 @@ describe('units and views', () => {
   });
 });
 
+describe('reuseGathered: a caller that keeps its own full copy skips later gathers of the window', () => {
+  it('counts as the gather only between a gather and the next optimizer step', async () => {
+    const engine = await engineWith({ accumulationSteps: 2 });
+    expect(engine.reuseGathered('a')).toBe(false); // never gathered
+    await engine.gather('a');
+    engine.release('a');
+    expect(engine.reuseGathered('a')).toBe(true); // same micro-step: fine
+    expect(engine.reuseGathered('b')).toBe(false);
+    await engine.gather('b');
+    await engine.reduceGradients('a', { 'a.weight': new Float32Array(12), 'a.bias': new Float32Array(4) });
+    await engine.reduceGradients('b', { 'b.weight': new Float32Array(8) });
+    expect(await engine.step()).toMatchObject({ stepped: false, microStep: 1 });
+    // the second micro-step of the window: the parameters have not changed, a gradient is accepted after reuse
+    expect(engine.reuseGathered('a')).toBe(true);
+    expect(engine.reuseGathered('b')).toBe(true);
+    await engine.reduceGradients('a', { 'a.weight': new Float32Array(12), 'a.bias': new Float32Array(4) });
+    await engine.reduceGradients('b', { 'b.weight': new Float32Array(8) });
+    expect(await engine.step()).toMatchObject({ stepped: true, step: 1 });
+    // the optimizer step changed the parameters: the old copy is stale
+    expect(engine.reuseGathered('a')).toBe(false);
+    const err = await rejection(engine.reduceGradients('a', { 'a.weight': new Float32Array(12), 'a.bias': new Float32Array(4) }));
+    expect(err.message).toMatch(/not gathered in this micro-step/);
+  });
+});
+
 describe('gradient buffers', () => {
   it('are zero-filled by default; with {zero: false} only the padding is zeroed (the parameters\' elements are left as the buffer held them)', async () => {
     const engine = await engineWith({ alignment: 8 }); // unit 'a' is 16 elements, padded to 16; 'b' 8 -> 8

@@ -96,6 +96,8 @@ export class TfjsTrainer {
   private readonly entries: ReadonlyMap<string, RegistryEntry>;
   /** engine.stepCount when the variables were last written from the engine (-1: never). */
   private writtenStep: number;
+  /** engine.stepCount when this trainer last gathered every unit into the variables (-1: never). */
+  private gatheredStep = -1;
   /** gather() ran in the current micro-step. */
   private gathered = false;
   /** A call that issues collectives is running (they must not interleave). */
@@ -121,9 +123,10 @@ export class TfjsTrainer {
   }
 
   /**
-   * Puts the current parameters into the variables: all-gathers every unit (the
-   * next one prefetched) and, when an optimizer step changed them since the last
-   * time, writes each variable. Call it at the start of every micro-step before
+   * Puts the current parameters into the variables: in the first micro-step after an
+   * optimizer step, all-gathers every unit (the next one prefetched) and writes each
+   * variable; in the later micro-steps of the window the variables already hold them
+   * and nothing is gathered. Call it at the start of every micro-step before
    * computing with the model (trainStep does). Collective over the partition group.
    */
   gather(): Promise<void> {
@@ -160,6 +163,14 @@ export class TfjsTrainer {
   }
 
   private async gatherInto(force: boolean): Promise<void> {
+    // Later micro-steps of a window: the variables hold the parameters this trainer
+    // gathered in its first one, and no optimizer step or load changed them since (the
+    // engine's answer): no all-gather. Both are alike on every rank (they made the same
+    // calls), so every rank skips or none does.
+    if (!force && this.gatheredStep === this.engine.stepCount && this.engine.units.every((unit) => this.engine.reuseGathered(unit))) {
+      this.gathered = true;
+      return;
+    }
     const stale = force || this.writtenStep !== this.engine.stepCount;
     for (const unit of this.engine.units) {
       const { params } = await this.engine.gather(unit);
@@ -174,6 +185,7 @@ export class TfjsTrainer {
       }
     }
     if (stale) this.writtenStep = this.engine.stepCount;
+    this.gatheredStep = this.engine.stepCount;
     this.gathered = true;
   }
 

@@ -133,6 +133,22 @@ describe('the adapter against plain tfjs (W=4 on 2 emulated nodes, 20 steps)', (
     }
   });
 
+  it('parameters are all-gathered once per optimizer step, not once per micro-step: the variables keep them through the window', () => {
+    for (const r of results) {
+      for (const [withA1, withA2] of [
+        [0, 1],
+        [2, 3],
+      ]) {
+        const one = r.json.runs[withA1].gatherBytes;
+        const two = r.json.runs[withA2].gatherBytes;
+        expect([one.length, two.length]).toEqual([STEPS, STEPS]);
+        expect(one[0]).toBeGreaterThan(0);
+        // accumulation 2 moves what accumulation 1 does per optimizer step
+        expect(two).toEqual(one);
+      }
+    }
+  });
+
   it("init 'every-rank' from different weights: every rank of a replica that differs rejects with MICS_MISMATCH naming the ranks", () => {
     for (const r of results) {
       expect(r.json.mismatch).toEqual({ micsError: true, code: 'MICS_MISMATCH', message: expect.stringMatching(/replicas of the parameters differ.*world ranks \[0\] vs \[2\]/) });
