@@ -6,7 +6,7 @@
 // 4 ranks on 2 emulated nodes. One partition group of S = 4 spans both nodes: each
 // rank holds a quarter of the AdamW states and master weights, gathered hierarchically
 // (across the nodes, then inside each). Every rank trains on its own slice of the data
-// (DistributedSampler), 2 micro-batches of 100 per optimizer step (global batch 800).
+// (DistributedSampler), 2 micro-batches of 200 per optimizer step (global batch 1600).
 // Rank 0 shows a progress bar and a line per epoch, saves a checkpoint per epoch
 // (--resume continues from the latest), prints the test accuracy and writes the
 // loss/accuracy curve as an SVG.
@@ -27,9 +27,9 @@ const HELP = `usage: npx mics-launch [launcher options] examples/mnist.js [optio
        node examples/mnist.js --plain [options]
 
   --epochs N            epochs (default 10)
-  --batch N             micro-batch per rank (default 100)
+  --batch N             micro-batch per rank (default 200)
   --accumulation N      micro-batches per optimizer step (default 2)
-  --lr X                AdamW learning rate (default 0.003)
+  --lr X                AdamW learning rate (default 0.005)
   --partition-size S    ranks sharing one copy of the model states (default: two nodes' ranks)
   --train N, --test N   examples to train on and to test on (default 8000 and 2000)
   --checkpoint-dir DIR  where a checkpoint is saved after every epoch (default mnist-checkpoints)
@@ -43,9 +43,9 @@ const HELP = `usage: npx mics-launch [launcher options] examples/mnist.js [optio
 const { values: opts } = parseArgs({
   options: {
     epochs: { type: 'string', default: '10' },
-    batch: { type: 'string', default: '100' },
+    batch: { type: 'string', default: '200' },
     accumulation: { type: 'string', default: '2' },
-    lr: { type: 'string', default: '0.003' },
+    lr: { type: 'string', default: '0.005' },
     'partition-size': { type: 'string' },
     train: { type: 'string', default: '8000' },
     test: { type: 'string', default: '2000' },
@@ -266,9 +266,12 @@ const seconds = (s) => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s %
 // engine.save(dir, {userState}) writes this rank's shard of the model states and, on
 // success, points dir/latest at the new checkpoint (the last 2 are kept);
 // engine.load(dir) restores the latest and returns its userState. Both are collective.
+// The tags name the launch (mics-launch's run id, the same on every rank): a new run
+// started without --resume in the directory of an earlier one then never writes the tag
+// that is the directory's latest, which save refuses to replace in place.
+const RUN_TAG = (process.env.TORCHELASTIC_RUN_ID ?? 'default').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.-]/, '_');
 async function saveCheckpoint(engine, dir, userState) {
-  await engine.save(dir, { userState, keep: 2 });
-  return true;
+  await engine.save(dir, { userState, keep: 2, tag: `${RUN_TAG}-step-${String(engine.stepCount).padStart(8, '0')}` });
 }
 
 async function loadCheckpoint(engine, dir) {
@@ -342,7 +345,6 @@ async function distributed() {
   const progress = rank0 ? makeProgress(stepsPerEpoch) : undefined;
   const runStart = Date.now();
   let stepsThisRun = 0;
-  let saved = true;
   for (let epoch = firstEpoch; epoch <= EPOCHS; epoch++) {
     const batches = sampler.batches(epoch, B, true);
     const epochStart = Date.now();
@@ -383,11 +385,11 @@ async function distributed() {
     const to = Math.floor(((world.rank + 1) * data.test.size) / W);
     const { accuracy: testAccuracy } = await averageOverWorld(engine, { accuracy: to > from ? correctIn(model, data.test, from, to) / (to - from) : 0 }, { weight: to - from });
     history.epochs.push({ epoch, step: engine.stepCount, testAccuracy });
-    saved = await saveCheckpoint(engine, opts['checkpoint-dir'], { epoch, history });
+    await saveCheckpoint(engine, opts['checkpoint-dir'], { epoch, history });
     progress?.line(
       `epoch ${epoch}/${EPOCHS}: loss ${(lossSum / stepsPerEpoch).toFixed(4)}, accuracy ${pct(accuracySum / stepsPerEpoch)}, ` +
-        `test accuracy ${pct(testAccuracy)}, ${Math.round((globalBatch * stepsPerEpoch) / epochSeconds)} samples/s, ${epochSeconds.toFixed(1)} s` +
-        (saved ? `, checkpoint saved in ${opts['checkpoint-dir']}` : ''),
+        `test accuracy ${pct(testAccuracy)}, ${Math.round((globalBatch * stepsPerEpoch) / epochSeconds)} samples/s, ${epochSeconds.toFixed(1)} s, ` +
+        `checkpoint saved in ${opts['checkpoint-dir']}`,
     );
   }
   progress?.stop();

@@ -2,14 +2,14 @@
  * The README's main job, examples/mnist.js, at reduced size (800 digits to train on,
  * 200 to test, one short epoch) on 4 ranks as 2 emulated nodes: it trains (the loss
  * falls), prints the test accuracy, writes the curve, exits 0; it saves a checkpoint
- * per epoch and --resume continues from it. The full-size run is the benchmark
+ * per epoch and --resume continues from it; a new run in the same directory does not
+ * trip over the earlier run's checkpoints. The full-size run is the benchmark
  * (docs/benchmarks.md).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Engine } from '../../lib';
 import { repoRoot } from '../helpers/run-node';
 
 const SMALL = ['--train', '800', '--test', '200', '--batch', '25', '--accumulation', '2', '--progress', 'lines'];
@@ -22,9 +22,6 @@ function launch(args: string[]): { status: number | null; stdout: string; stderr
   );
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
-
-/** Engine checkpoints (engine.save / engine.load) are another change; until they are in, the example says it saved nothing. */
-const hasCheckpoints = typeof (Engine.prototype as unknown as { save?: unknown }).save === 'function';
 
 describe('examples/mnist.js (the main job) at reduced size', () => {
   let dir: string;
@@ -50,10 +47,22 @@ describe('examples/mnist.js (the main job) at reduced size', () => {
     expect(curve.match(/<polyline /g)).toHaveLength(3);
     // only rank 0 prints
     expect(r.stdout).not.toMatch(/\[rank [123]\]/);
-    if (!hasCheckpoints) expect(r.stdout).toMatch(/\[rank 0\] checkpoints: not saved \(this version of mics has no engine.save\(\)\)/);
   }, 150000);
 
-  (hasCheckpoints ? it : it.skip)('saves a checkpoint per epoch, and --resume continues from the latest', () => {
+  it('a new run without --resume in the directory of an earlier one starts afresh and saves beside it', () => {
+    const ck = path.join(dir, 'ck');
+    const before = fs.readFileSync(path.join(ck, 'latest'), 'utf8').trim();
+    const r = launch(['--epochs', '1', '--checkpoint-dir', ck, '--svg', path.join(dir, 'again.svg')]);
+    expect([r.status, r.stderr]).toEqual([0, expect.any(String)]);
+    expect(r.stdout).toMatch(/\[rank 0\] epoch 1\/1: .*checkpoint saved in/);
+    // the same step, under this launch's tag: the earlier latest is kept as the older one
+    const latest = fs.readFileSync(path.join(ck, 'latest'), 'utf8').trim();
+    expect(latest).toMatch(/-step-00000004$/);
+    expect(latest).not.toBe(before);
+    expect(fs.readdirSync(ck).filter((f) => !f.startsWith('.') && f !== 'latest').sort()).toEqual([before, latest].sort());
+  }, 150000);
+
+  it('saves a checkpoint per epoch, and --resume continues from the latest', () => {
     const ck = path.join(dir, 'ck');
     const r = launch(['--epochs', '2', '--resume', '--checkpoint-dir', ck, '--svg', path.join(dir, 'resumed.svg')]);
     expect([r.status, r.stderr]).toEqual([0, expect.any(String)]);
@@ -62,7 +71,4 @@ describe('examples/mnist.js (the main job) at reduced size', () => {
     expect(r.stdout).toMatch(/\[rank 0\] epoch 2\/2: .*checkpoint saved in/);
     expect(r.stdout).toMatch(/test accuracy [\d.]+% on 200 held-out digits after 2 epochs/);
   }, 150000);
-  if (!hasCheckpoints) {
-    console.log('examples/mnist.js --resume is not tested: this version of mics has no engine.save()/engine.load() (the checkpoints change)');
-  }
 });
