@@ -27,6 +27,7 @@ export {
   type Backend,
   type CollectiveOptions,
   type ReduceOptions,
+  type AccumulateOptions,
   type BroadcastOptions,
 } from './comm/communicator';
 export {

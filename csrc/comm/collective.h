@@ -34,6 +34,10 @@ struct Collective {
   DType dtype = DType::kU8;
   ReduceOp op = ReduceOp::kSum;
   int root = 0;
+  // reduceScatter on the CPU backend: recv += the reduction (gradient accumulation in
+  // the same pass) instead of recv = it. Never in place. Not part of the signature:
+  // it only changes what a rank does with its own block.
+  bool accumulate = false;
 };
 
 // Fixed-size, trivially copyable: it is written into shared memory and onto sockets.

@@ -175,7 +175,13 @@ void CpuCommunicator::Run(const Collective& c, Deadline deadline) {
         ring_->SetCurrentOp(sig.Describe());
         switch (c.type) {
           case CollectiveType::kAllGather: ring::AllGather(*ring_, c, sig, deadline); break;
-          case CollectiveType::kReduceScatter: ring::ReduceScatter(*ring_, c, sig, deadline); break;
+          case CollectiveType::kReduceScatter:
+            if (c.accumulate) {
+              RingReduceScatterAccumulate(c, sig, deadline);
+            } else {
+              ring::ReduceScatter(*ring_, c, sig, deadline);
+            }
+            break;
           case CollectiveType::kAllReduce: ring::AllReduce(*ring_, c, sig, deadline); break;
           case CollectiveType::kBroadcast: ring::Broadcast(*ring_, c, sig, deadline); break;
           case CollectiveType::kBarrier: ring::Barrier(*ring_, sig, deadline); break;
@@ -230,8 +236,27 @@ void CpuCommunicator::FailWith(const Error& e, const Signature& sig) {
 void CpuCommunicator::RunSelf(const Collective& c) {
   const std::size_t bytes = c.count * ElementSize(c.dtype);
   if (c.type == CollectiveType::kBarrier || bytes == 0) return;
+  if (c.accumulate) {  // recv += the one input (never in place)
+    const void* sources[2] = {c.recv, c.send};
+    kernels::ReduceMany(c.dtype, ReduceOp::kSum, c.recv, sources, 2, c.count);
+    return;
+  }
   // Every op on one rank is a copy (avg divides by 1; halves round-trip exactly).
   if (c.recv != c.send) std::memmove(c.recv, c.send, bytes);
+}
+
+void CpuCommunicator::RingReduceScatterAccumulate(const Collective& c, const Signature& sig, Deadline deadline) {
+  // The ring's last step writes its result into recv: reduce into a block of our
+  // own, then add it (the same bits as a reduce-scatter followed by a sum).
+  const std::size_t bytes = c.count * ElementSize(c.dtype);
+  if (accumulateScratch_.size() < bytes) accumulateScratch_.resize(bytes);
+  Collective into = c;
+  into.accumulate = false;
+  into.recv = accumulateScratch_.data();
+  ring::ReduceScatter(*ring_, into, sig, deadline);
+  if (c.count == 0) return;
+  const void* sources[2] = {c.recv, accumulateScratch_.data()};
+  kernels::ReduceMany(c.dtype, ReduceOp::kSum, c.recv, sources, 2, c.count);
 }
 
 void CpuCommunicator::Fail(const Error& error) {

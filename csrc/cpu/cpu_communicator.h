@@ -59,6 +59,7 @@ class CpuCommunicator : public Communicator {
  private:
   enum class Transport { kNone, kSelf, kShm, kTcp };
   void RunSelf(const Collective& c);
+  void RingReduceScatterAccumulate(const Collective& c, const Signature& sig, Deadline deadline);
   void Fail(const Error& error);
   [[noreturn]] void FailWith(const Error& e, const Signature& sig);
 
@@ -77,6 +78,8 @@ class CpuCommunicator : public Communicator {
   // used by one thread at a time: the caller runs an op inline only when the
   // progress thread has nothing queued, and queues the rest behind it.
   std::optional<Signature> startedInline_;
+  // The ring reduce-scatter's result before it is added (accumulate): ops run on one thread at a time.
+  std::vector<char> accumulateScratch_;
   mutable std::mutex failureMutex_;
   std::optional<Error> failure_;
 };

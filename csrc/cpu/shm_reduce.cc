@@ -13,11 +13,36 @@ namespace {
 constexpr std::size_t kPassElements = 8 * 1024;
 }  // namespace
 
+namespace {
+
+// c.accumulate: out += the reduction, pass by pass: each pass's result stays in a
+// block that fits the cache and is added to out in the same pass, with the bits a
+// reduction into a temporary followed by an out + temporary sum would give.
+void AccumulateSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, char* dst) {
+  const std::size_t elem = ElementSize(c.dtype);
+  thread_local std::vector<char> block;
+  block.resize(kPassElements * elem);
+  Collective once = c;
+  once.accumulate = false;
+  thread_local std::vector<const char*> at;
+  at.resize(nsources);
+  for (std::size_t done = 0; done < count; done += kPassElements) {
+    const std::size_t n = std::min(kPassElements, count - done), offset = done * elem;
+    for (int r = 0; r < nsources; ++r) at[r] = sources[r] + offset;
+    ReduceSources(once, at.data(), nsources, n, block.data());
+    const void* sum[2] = {dst + offset, block.data()};
+    kernels::ReduceMany(c.dtype, ReduceOp::kSum, dst + offset, sum, 2, n);
+  }
+}
+
+}  // namespace
+
 // Every pass reads its block of every source before it writes the block of the
-// output, so the output may be one of the sources (in place).
+// output, so the output may be one of the sources (in place; not when accumulating).
 void ReduceSources(const Collective& c, const char* const* sources, int nsources, std::size_t count, void* out) {
   const std::size_t elem = ElementSize(c.dtype);
   char* dst = static_cast<char*>(out);
+  if (c.accumulate) return AccumulateSources(c, sources, nsources, count, dst);
   if (nsources < 2) {
     // One rank: the result is its input, through the accumulator (avg divides by 1).
     thread_local std::vector<char> acc;

@@ -465,7 +465,7 @@ mics::Collective CommunicatorWrap::ParseOp(Napi::Env env, const OpArguments& a, 
   return c;
 }
 
-// collective(kind, send, recv, dtype, op, root, timeoutMs)
+// collective(kind, send, recv, dtype, op, root, timeoutMs[, accumulate])
 Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -475,6 +475,19 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
     auto op = std::make_unique<PendingOp>();
     auto buffers = std::make_shared<OpBuffers>();
     mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get(), buffers.get());
+    if (info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value()) {
+      if (c.type != CollectiveType::kReduceScatter) throw InvalidArgument("accumulate: only reduceScatter adds into its output");
+      if (comm_->usesDeviceMemory()) {
+        throw InvalidArgument("reduceScatter: accumulate is for the CPU backend (on NCCL, reduce-scatter into a buffer and add it)");
+      }
+      const std::size_t bytes = c.count * ElementSize(c.dtype);
+      const char* send = static_cast<const char*>(c.send);
+      const char* recv = static_cast<const char*>(c.recv);
+      if (bytes > 0 && recv < send + bytes * static_cast<std::size_t>(comm_->size()) && send < recv + bytes) {
+        throw InvalidArgument("reduceScatter: accumulate adds into the output, which must not overlap the input (no in place)");
+      }
+      c.accumulate = true;
+    }
     auto comm = comm_;
     if (pending_ == 0) {
       const Deadline deadline = DeadlineAfter(timeoutMs);

@@ -11,7 +11,7 @@
  * - broadcast, barrier: the partition group.
  * dtype follows the arrays; in place follows NCCL's layout convention.
  */
-import type { BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions } from './communicator';
+import type { AccumulateOptions, BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions } from './communicator';
 import { Communicator as CommunicatorClass } from './communicator';
 import { isTensor, type Tensor } from './tensor';
 import { invalidArgument } from '../core/errors';
@@ -32,8 +32,8 @@ export interface AllGatherOptions extends CollectiveOptions, GroupSelection {
   hierarchical?: boolean;
 }
 
-/** Options of reduceScatter. */
-export interface ReduceScatterOptions extends ReduceOptions, GroupSelection {
+/** Options of reduceScatter (`accumulate`: add into output; CPU backend). */
+export interface ReduceScatterOptions extends AccumulateOptions, GroupSelection {
   /**
    * With MicsGroups: use the two-stage algorithm when the groups allow it (default
    * true; `avg` always runs flat). Integer results, max and min equal the flat

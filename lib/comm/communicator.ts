@@ -24,6 +24,17 @@ export interface ReduceOptions extends CollectiveOptions {
   op?: ReduceOp;
 }
 
+/** Options of Communicator.reduceScatter. */
+export interface AccumulateOptions extends ReduceOptions {
+  /**
+   * Add the result into `output` (output += the reduction) in the same pass instead
+   * of overwriting it: gradient accumulation without a temporary buffer, with the
+   * bits of a reduce-scatter into a temporary followed by output + temporary. CPU
+   * backend only (NCCL rejects it); `output` must not overlap `input`.
+   */
+  accumulate?: boolean;
+}
+
 /** Options of broadcast. */
 export interface BroadcastOptions extends CollectiveOptions {
   /** The rank whose buffer is sent (default 0). */
@@ -123,14 +134,18 @@ export class Communicator {
 
   /**
    * Reduces `input` (size x output elements) across ranks and leaves block `rank`
-   * of the result in `output`. In place: pass input's own slot as output.
+   * of the result in `output` (or adds it there: `accumulate`). In place: pass
+   * input's own slot as output.
    */
-  reduceScatter(input: Tensor, output: Tensor, options: ReduceOptions = {}): Promise<void> {
+  reduceScatter(input: Tensor, output: Tensor, options: AccumulateOptions = {}): Promise<void> {
     return rejecting(() => {
       const send = this.buffer(input, 'reduceScatter input');
       const recv = this.buffer(output, 'reduceScatter output');
       this.sameDtype('reduceScatter', send.dtype, recv.dtype);
-      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
+      if (options.accumulate !== undefined && typeof options.accumulate !== 'boolean') {
+        throw invalidArgument(`reduceScatter: accumulate ${String(options.accumulate)} is not valid: use true or false`);
+      }
+      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options, options.accumulate === true);
     });
   }
 
@@ -319,10 +334,11 @@ export class Communicator {
     op: ReduceOp,
     root: number,
     options: CollectiveOptions,
+    accumulate = false,
   ): Promise<void> {
     this.ensureUsable(kind);
     const timeoutMs = this.timeout(kind, options);
-    return this.settle(() => this.native.collective(kind, send, recv, dtype, op, root, timeoutMs));
+    return this.settle(() => this.native.collective(kind, send, recv, dtype, op, root, timeoutMs, accumulate));
   }
 
   /**

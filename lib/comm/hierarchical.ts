@@ -30,7 +30,7 @@
  * and the cause, instead of at their timeout. (A failed second stage needs no
  * such message: every op of the first stage was issued before it.)
  */
-import type { Communicator, ReduceOptions } from './communicator';
+import type { AccumulateOptions, Communicator } from './communicator';
 import { ARRAY_TYPES, elementBytes, type DType } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
 import { DeviceTensor } from '../cuda/device-tensor';
@@ -319,7 +319,7 @@ export function hierarchicalReduceScatter(
   comms: HierarchyComms,
   input: Tensor,
   output: Tensor,
-  options: ReduceOptions & { chunkElements?: number } = {},
+  options: AccumulateOptions & { chunkElements?: number } = {},
 ): Promise<void> {
   return inCallOrder(reduceCalls, comms, async () => reduceScatterNow(await reduceHierarchyOf(comms), input, output, options));
 }
@@ -328,7 +328,7 @@ async function reduceScatterNow(
   comms: HierarchyComms,
   input: Tensor,
   output: Tensor,
-  options: ReduceOptions & { chunkElements?: number },
+  options: AccumulateOptions & { chunkElements?: number },
 ): Promise<void> {
   const send = spanOf(input, 'reduceScatter input');
   const out = spanOf(output, 'reduceScatter output');
@@ -352,7 +352,12 @@ async function reduceScatterNow(
       `reduceScatter: output overlaps input but is not this rank's slot (in place means output = input[rank*count .. (rank+1)*count))`,
     );
   }
+  if (options.accumulate === true && out.overlaps(send)) {
+    throw invalidArgument('reduceScatter: accumulate adds into the output, which must not overlap the input (no in place)');
+  }
   const opOptions = { op: options.op, timeoutMs: options.timeoutMs };
+  // Only the last stage writes the output: it adds there when accumulating.
+  const lastOptions = { ...opOptions, accumulate: options.accumulate };
   // partials: block j' is the node partial of partition j' x G + l (chunk by chunk:
   // chunk [c0, c0 + len) of the N blocks at N x c0). In place, the output (our block
   // of the input) is written only by stage 2 of a chunk, after it was packed or read.
@@ -365,7 +370,7 @@ async function reduceScatterNow(
       ops.add(comms.intraNode.reduceScatter(send.sub(jj * G * n, G * n).tensor, partials.sub(jj * n, n).tensor, opOptions), stage1Failed);
     }
     await ops.settle();
-    await comms.interNode.reduceScatter(partials.tensor, out.tensor, opOptions);
+    await comms.interNode.reduceScatter(partials.tensor, out.tensor, lastOptions);
     return;
   }
   // Pipelined. Stage 1 of a chunk is issued only once the chunk is packed, so a rank
@@ -401,7 +406,7 @@ async function reduceScatterNow(
     }
     // The link first: stage 2 of chunk k goes out before chunk k+1 is packed (into
     // the buffer of chunk k-1, whose stage 1 is done).
-    ops.add(comms.interNode.reduceScatter(partials.sub(N * c0, N * len).tensor, out.sub(c0, len).tensor, opOptions), stage2Failed);
+    ops.add(comms.interNode.reduceScatter(partials.sub(N * c0, N * len).tensor, out.sub(c0, len).tensor, lastOptions), stage2Failed);
     if (k + 1 < chunks) startStage1(k + 1);
   }
   await ops.settle();

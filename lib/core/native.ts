@@ -100,7 +100,7 @@ export interface NativeCommunicator {
   /** Collectives that read the peers' registered inputs in place. */
   readonly directOps: number;
   connect(addresses: string[], timeoutMs: number): Promise<void>;
-  collective(...args: [...NativeOp, timeoutMs: number]): Promise<void>;
+  collective(...args: [...NativeOp, timeoutMs: number, accumulate?: boolean]): Promise<void>;
   /** Several ops as one grouped call (NCCL group; in order on the CPU backend). */
   group(ops: NativeOp[], timeoutMs: number): Promise<void>;
   abort(reason?: string): void;

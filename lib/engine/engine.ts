@@ -645,7 +645,9 @@ export class Engine<T extends EngineTensor = Float32Array> {
 
   /**
    * Reduce-scatter (sum) into the accumulator: the first micro-step writes it (f32
-   * straight into it; a half reduce through a temporary and a cast), later ones add.
+   * straight into it; a half reduce through a temporary and a cast), later ones add
+   * (f32 on the CPU backend in the reduce-scatter's own pass; otherwise through a
+   * temporary and the accumulate kernel: the same bits).
    */
   private async reduceInto(u: UnitLayout, full: Buf, first: boolean, fill: Promise<void> | undefined): Promise<void> {
     const shard = this.shardOf(this.accumulator, u);
@@ -659,10 +661,11 @@ export class Engine<T extends EngineTensor = Float32Array> {
       else await this.backend.accumulate(shard, full, dtype);
     } else {
       this.countReduce(u, dtype);
-      const direct = first && dtype === 'f32';
+      const accumulate = !first && dtype === 'f32' && partition.backend === 'cpu';
+      const direct = (first && dtype === 'f32') || accumulate;
       const out = direct ? shard : this.pool(dtype).take(u.shardNumel);
       // Hierarchically when the groups are (intra-node first, then across nodes).
-      await this.issue(() => reduceScatter(this.groups, this.backend.tensor(full, dtype), this.backend.tensor(out, dtype), { op: 'sum' }), fill);
+      await this.issue(() => reduceScatter(this.groups, this.backend.tensor(full, dtype), this.backend.tensor(out, dtype), { op: 'sum', accumulate }), fill);
       if (!direct) {
         if (first) await this.backend.cast(shard, 'f32', out, dtype);
         else await this.backend.accumulate(shard, out, dtype);

@@ -27,6 +27,11 @@ export interface ReplayOptions {
   computeMs: number;
 }
 
+/** Whether the engine adds later micro-steps' gradients in the reduce-scatter itself (f32 on the CPU backend, S > 1), as the replay does. */
+export function fusedAccumulate(groups: MicsGroups, o: { reduceDtype: string }): boolean {
+  return groups.partition.size > 1 && o.reduceDtype === 'f32' && groups.partition.backend === 'cpu';
+}
+
 /** One replayed optimizer step, to time (its buffers are allocated once, here). Host buffers (cpu backend) only. */
 export function replayedStep(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): () => Promise<void> {
   const backend = new HostBackend();
@@ -61,9 +66,10 @@ export function replayedStep(world: Communicator, groups: MicsGroups, engine: En
       else await backend.accumulate(into, gradient, rd);
       return;
     }
-    const direct = first && rd === 'f32';
+    const accumulate = !first && fusedAccumulate(groups, o);
+    const direct = (first && rd === 'f32') || accumulate;
     const out = direct ? into : temps[u.index];
-    await reduceScatter(groups, backend.tensor(gradient, rd), backend.tensor(out, rd), { op: 'sum' });
+    await reduceScatter(groups, backend.tensor(gradient, rd), backend.tensor(out, rd), { op: 'sum', accumulate });
     if (direct) return;
     if (first) await backend.cast(into, 'f32', out, rd);
     else await backend.accumulate(into, out, rd);

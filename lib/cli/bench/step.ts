@@ -18,7 +18,7 @@ import type { FloatDType } from '../../engine/backend';
 import type { StepStats } from '../../engine/stats';
 import type { EngineTensor, Precision } from '../../engine/types';
 import { hostKernels } from '../../kernels/host';
-import { replayedStep } from './step-replay';
+import { fusedAccumulate, replayedStep } from './step-replay';
 
 /** The strategies: DDP, ZeRO-3 (flat, S = W), MiCS with S spanning 2 nodes (hierarchical), MiCS with S = one node. */
 export type StepStrategy = 'ddp' | 'zero3' | 'mics-span' | 'mics-node';
@@ -123,6 +123,11 @@ async function aloneParts(world: Communicator, groups: MicsGroups, engine: Engin
     const out = allocHost(o.reduceDtype, shard);
     const rs = await timeAlone(world, iters, () => groups.partition.reduceScatter({ data: grad, dtype: o.reduceDtype }, { data: out, dtype: o.reduceDtype }));
     parts.reduceScatter = rs * o.units * o.accumulation;
+    if (fusedAccumulate(groups, o) && o.accumulation > 1) {
+      // Later micro-steps add into the accumulator in the reduce-scatter's own pass.
+      const added = await timeAlone(world, iters, () => groups.partition.reduceScatter({ data: grad, dtype: 'f32' }, { data: out, dtype: 'f32' }, { accumulate: true }));
+      parts.reduceScatter = rs * o.units + added * o.units * (o.accumulation - 1);
+    }
   }
   const total = engine.layout.shardNumel;
   if (R > 1) {
@@ -137,7 +142,7 @@ async function aloneParts(world: Communicator, groups: MicsGroups, engine: Engin
     await hostKernels.sumOfSquares(g);
     await hostKernels.adamw({ params: p, grads: g, expAvg: m, expAvgSq: v, step: 1, lr: 1e-3 });
   });
-  if (o.accumulation > 1) {
+  if (o.accumulation > 1 && !fusedAccumulate(groups, o)) {
     const temp = allocHost('f32', total);
     parts.accumulate = (await timeAlone(world, iters, () => hostKernels.accumulate(g, temp))) * (o.accumulation - 1);
   }
