@@ -11,9 +11,6 @@ namespace mics::shm {
 namespace {
 // Elements per reduction pass: the accumulator and the sources stay in L1/L2.
 constexpr std::size_t kPassElements = 8 * 1024;
-}  // namespace
-
-namespace {
 
 // c.accumulate: out += the reduction, pass by pass: each pass's result stays in a
 // block that fits the cache and is added to out in the same pass, with the bits a
