@@ -57,15 +57,19 @@ export interface HierarchicalAllGatherOptions {
 }
 
 /**
- * Shards from this size on are pipelined, in PIPELINE_CHUNKS chunks of at least
- * MIN_CHUNK_BYTES. Measured on 2 emulated nodes x 4 ranks, 64 MiB, 1 Gbit/s: 16 to
- * 32 chunks are equally good (8 leave 20-70 ms more of stage 1 exposed).
+ * Shards from this size on are pipelined, in PIPELINE_CHUNKS (all-gather) or
+ * REDUCE_PIPELINE_CHUNKS (reduce-scatter) chunks of at least MIN_CHUNK_BYTES.
+ * Measured on 2 emulated nodes x 4 ranks, 64 MiB, 1 Gbit/s: the all-gather is best
+ * at 16 to 32 chunks (8 leave 20-70 ms more of stage 1 exposed, 64 cost 20 ms more);
+ * the reduce-scatter, whose stage 1 (packing and reducing on the CPU) is much heavier,
+ * at 64 (1.63x flat against 1.44x at 16 and 1.56x at 32; 128 chunks of 64 KiB: 1.45x).
  */
 const PIPELINE_BYTES = 512 * 1024;
 const MIN_CHUNK_BYTES = 128 * 1024;
 const PIPELINE_CHUNKS = 16;
+const REDUCE_PIPELINE_CHUNKS = 64;
 
-function chunkLength(n: number, dtype: DType, requested: number | undefined): number {
+function chunkLength(n: number, dtype: DType, requested: number | undefined, chunks = PIPELINE_CHUNKS): number {
   if (requested !== undefined) {
     if (!Number.isSafeInteger(requested) || requested < 1) {
       throw invalidArgument(`chunkElements ${String(requested)} is not valid: use a positive integer`);
@@ -74,7 +78,7 @@ function chunkLength(n: number, dtype: DType, requested: number | undefined): nu
   }
   const elem = elementBytes(dtype);
   if (n * elem < PIPELINE_BYTES) return Math.max(n, 1);
-  return Math.max(Math.ceil(MIN_CHUNK_BYTES / elem), Math.ceil(n / PIPELINE_CHUNKS));
+  return Math.max(Math.ceil(MIN_CHUNK_BYTES / elem), Math.ceil(n / chunks));
 }
 
 /**
@@ -364,7 +368,7 @@ async function reduceScatterNow(
   const partials = scratch(send, N * n);
   const ops = new CallOps();
   const stage1Failed = abortOnFailure(comms.interNode, 'stage 1 (intra-node) of a hierarchical reduce-scatter');
-  const chunk = chunkLength(n, send.dtype, options.chunkElements);
+  const chunk = chunkLength(n, send.dtype, options.chunkElements, REDUCE_PIPELINE_CHUNKS);
   if (chunk >= n) {
     for (let jj = 0; jj < N; jj++) {
       ops.add(comms.intraNode.reduceScatter(send.sub(jj * G * n, G * n).tensor, partials.sub(jj * n, n).tensor, opOptions), stage1Failed);
