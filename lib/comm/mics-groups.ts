@@ -62,28 +62,34 @@ export async function createGroups(world: Communicator, options: CreateGroupsOpt
   });
   const mine = layout.forRank(world.rank);
   const S = layout.partitionSize;
-  // Every split is collective over the world, in the same order on every rank.
-  const partition = await world.split(mine.partitionIndex, mine.partitionRank, {
-    name: `partition[${mine.partitionIndex}]`,
-  });
-  const replication = await world.split(mine.partitionRank, mine.replicationRank, {
-    name: `replication[${mine.partitionRank}]`,
-  });
-  const groups: MicsGroups = { world, layout, mine, partition: partition!, replication: replication! };
-  if (layout.hierarchical) {
-    const G = layout.ranksPerNode;
-    groups.intraNode =
-      (await world.split(mine.node, mine.localRank, { name: `intraNode[${mine.node}]` })) ?? undefined;
-    const interColor = mine.partitionIndex * G + mine.localRank;
-    groups.interNode =
-      (await world.split(interColor, mine.interNodeRank ?? 0, {
-        name: `interNode[${mine.partitionIndex}.${mine.localRank}]`,
-      })) ?? undefined;
+  // A split that fails leaves the ones before it made, which the caller never sees:
+  // they are destroyed here before the error goes on.
+  const made: Communicator[] = [];
+  const keep = (comm: Communicator | null): Communicator | undefined => {
+    if (comm) made.push(comm);
+    return comm ?? undefined;
+  };
+  try {
+    // Every split is collective over the world, in the same order on every rank.
+    const partition = keep(await world.split(mine.partitionIndex, mine.partitionRank, { name: `partition[${mine.partitionIndex}]` }));
+    const replication = keep(await world.split(mine.partitionRank, mine.replicationRank, { name: `replication[${mine.partitionRank}]` }));
+    const groups: MicsGroups = { world, layout, mine, partition: partition!, replication: replication! };
+    if (layout.hierarchical) {
+      const G = layout.ranksPerNode;
+      groups.intraNode = keep(await world.split(mine.node, mine.localRank, { name: `intraNode[${mine.node}]` }));
+      const interColor = mine.partitionIndex * G + mine.localRank;
+      groups.interNode = keep(
+        await world.split(interColor, mine.interNodeRank ?? 0, { name: `interNode[${mine.partitionIndex}.${mine.localRank}]` }),
+      );
+    }
+    if (groups.partition.size !== S) {
+      throw new MicsError(`internal: partition group has ${groups.partition.size} ranks, expected ${S}`, 'MICS_INTERNAL');
+    }
+    return groups;
+  } catch (err) {
+    for (const comm of made.reverse()) comm.destroy();
+    throw err;
   }
-  if (groups.partition.size !== S) {
-    throw new MicsError(`internal: partition group has ${groups.partition.size} ranks, expected ${S}`, 'MICS_INTERNAL');
-  }
-  return groups;
 }
 
 /** Destroys every communicator createGroups made (not the world). */

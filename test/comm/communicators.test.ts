@@ -1,11 +1,13 @@
 /**
  * Communicator semantics on real processes: split (ncclCommSplit rules) and subgroup,
  * the transport each new group picks, two communicators with ops in flight at once,
- * issue-order completion, argument validation (and how it is reported), destroy, and
+ * issue-order completion, argument validation (and how it is reported), createGroups
+ * cleaning up after a failed split, destroy, and
  * 1,000 back-to-back ops without growth of memory, file descriptors, threads or
  * shared-memory segments.
  */
-import { describeRanks, killAllRanks, processAlive, runRanks, shmSegmentsOf, type RankResult } from '../helpers/ranks';
+import * as path from 'node:path';
+import { describeRanks, killAllRanks, processAlive, repoRoot, runRanks, shmSegmentsOf, type RankResult } from '../helpers/ranks';
 
 afterAll(() => killAllRanks());
 
@@ -143,6 +145,26 @@ describe('argument validation', () => {
       expect(r.destroyed.error.message).toMatch(/destroyed/);
     }
   }, 60000);
+});
+
+describe('createGroups when a split fails', () => {
+  it('destroys the communicators its earlier splits made and rejects with the split\'s error', async () => {
+    // 4 ranks, S = 2: rank 3 never makes the second (replication) split; the others time out there.
+    const results = await runRanks({
+      n: 4,
+      script: path.join(repoRoot, 'test', 'fixtures', 'comm', 'groups-cleanup.js'),
+      args: [JSON.stringify({ S: 2, stuck: 3, stuckMs: 5000 })],
+      env: { MICS_TIMEOUT_MS: '1500' },
+      timeoutMs: 60000,
+    });
+    expect([results.every((r) => r.code === 0 && r.json !== undefined), describeRanks(results)]).toEqual([true, expect.any(String)]);
+    for (const r of results.slice(0, 3)) {
+      expect(r.json.error).toMatchObject({ code: 'MICS_TIMEOUT' });
+      // its partition communicator (made by the first split) was destroyed before the error came back
+      expect(r.json.destroyed).toEqual([`partition[${r.rank < 2 ? 0 : 1}]`]);
+    }
+    expect(results[3].json).toEqual({ stuck: true });
+  }, 70000);
 });
 
 describe('destroy()', () => {
