@@ -5,22 +5,13 @@
  * on a one-rank world (no store needed).
  */
 import * as path from 'node:path';
-import { init, MicsError, type Communicator } from '../../lib';
+import { init, type Communicator } from '../../lib';
 import { commFixtures, killAllRanks, runRanks } from '../helpers/ranks';
+import { rejection } from '../helpers/errors';
 
 afterAll(killAllRanks);
 
 const oneRank = { RANK: '0', WORLD_SIZE: '1' };
-
-async function rejection(promise: Promise<unknown>): Promise<MicsError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MicsError);
-    return err as MicsError;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
 
 describe('init() reads its environment and names what is wrong', () => {
   it.each([['abc'], ['-5'], ['0'], ['Infinity']])('MICS_TIMEOUT_MS=%s rejects naming the variable', async (value) => {

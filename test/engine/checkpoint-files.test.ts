@@ -12,7 +12,6 @@ import {
   createGroups,
   exportCheckpoint,
   init,
-  MicsError,
   SafetensorsFile,
   writeSafetensors,
   type Communicator,
@@ -21,6 +20,7 @@ import {
   type MicsGroups,
 } from '../../lib';
 import { removeTemporaryDirectories, temporaryDirectory } from '../helpers/checkpoints';
+import { rejection } from '../helpers/errors';
 
 const parameters = [
   { name: 'a.weight', shape: [4, 3], unit: 'a' },
@@ -38,16 +38,6 @@ afterAll(() => {
   world.destroy();
   removeTemporaryDirectories();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<MicsError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MicsError);
-    return err as MicsError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function engineWith(options: Partial<EngineOptions> = {}): Promise<Engine> {
   return createEngine(groups, { parameters, optimizer: { type: 'adamw', lr: 0.1 }, init: { seed: 1 }, ...options });

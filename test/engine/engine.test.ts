@@ -3,7 +3,8 @@
  * and views, the accumulation boundary, memory, and every out-of-order call
  * rejecting with MICS_INVALID_ARGUMENT naming what was expected.
  */
-import { createEngine, createGroups, init, MicsError, step, type Communicator, type Engine, type MicsGroups } from '../../lib';
+import { createEngine, createGroups, init, step, type Communicator, type Engine, type MicsGroups } from '../../lib';
+import { rejection, thrown } from '../helpers/errors';
 
 const parameters = [
   { name: 'a.weight', shape: [4, 3], unit: 'a' },
@@ -18,26 +19,6 @@ beforeAll(async () => {
   groups = await createGroups(world, { partitionSize: 1 });
 });
 afterAll(() => world.destroy());
-
-async function rejection(promise: Promise<unknown>): Promise<MicsError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(MicsError);
-    return err as MicsError;
-  }
-  throw new Error('expected a rejection');
-}
-
-function thrown(fn: () => unknown): MicsError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MicsError);
-    return err as MicsError;
-  }
-  throw new Error('expected a throw');
-}
 
 function engineWith(options: Partial<Parameters<typeof createEngine>[1]> = {}): Promise<Engine> {
   return createEngine(groups, { parameters, optimizer: { type: 'sgd', lr: 0.1 }, init: { seed: 1 }, ...options });

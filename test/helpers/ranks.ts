@@ -10,9 +10,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { rankEnvironment as contractEnvironment } from '../../lib/comm/environment';
+import { freePort } from '../../lib/cli/bench/local-ranks';
+
+/** A TCP port that was free a moment ago (the library's own, which `mics bench` uses). */
+export { freePort };
 
 export const repoRoot = path.resolve(__dirname, '..', '..');
 export const commFixtures = path.join(repoRoot, 'test', 'fixtures', 'comm');
@@ -84,17 +87,6 @@ export function killAllRanks(): void {
   }
 }
 
-/** A TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address() as net.AddressInfo;
-      server.close(() => resolve(address.port));
-    });
-  });
-}
 
 function nodeOf(rank: number, n: number, nodes: number | number[] | undefined): { node: number; localRank: number; localSize: number } {
   const list =

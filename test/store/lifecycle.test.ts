@@ -11,7 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { StoreClient, StoreServer } from '../../lib/store';
 import { BodyReader, BodyWriter, FrameDecoder, MAGIC, Op, PROTOCOL_VERSION, Status, authProof } from '../../lib/store/protocol';
-import { rejection } from '../helpers/store';
+import { rejection } from '../helpers/errors';
+import { freePort } from '../helpers/ranks';
 
 const TOKEN = 'lifecycle-token-7d2e';
 const repoRoot = path.resolve(__dirname, '..', '..');
@@ -28,15 +29,6 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 async function listen(server: net.Server, port = 0): Promise<number> {

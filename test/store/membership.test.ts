@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { StoreClient, StoreServer } from '../../lib/store';
-import { rejection } from '../helpers/store';
+import { rejection } from '../helpers/errors';
 
 const TOKEN = 'membership-test-token';
 const SCOPE = 'mics/run/0';

@@ -1,6 +1,6 @@
 /** Every store operation, over real TCP on localhost, as the ranks use them. */
 import { StoreClient, StoreServer } from '../../lib/store';
-import { rejection } from '../helpers/store';
+import { rejection } from '../helpers/errors';
 
 const TOKEN = 'operations-test-token';
 

@@ -5,17 +5,7 @@
  */
 import { buildRegistry } from '../../../lib/adapters/tfjs/registry';
 import { tf } from '../../../lib/adapters/tfjs';
-import { MicsError } from '../../../lib';
-
-function thrown(fn: () => unknown): MicsError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MicsError);
-    return err as MicsError;
-  }
-  throw new Error('expected a throw');
-}
+import { thrown } from '../../helpers/errors';
 
 /** A 3-4-2 perceptron with layers `${prefix}hidden` and `${prefix}out` (tfjs names must be unique in a process). */
 function mlp(prefix: string): import('@tensorflow/tfjs').Sequential {

@@ -10,9 +10,10 @@
 import * as path from 'node:path';
 import type * as tfjs from '@tensorflow/tfjs';
 import { createTrainer, tf } from '../../../lib/adapters/tfjs';
-import { createGroups, init, MicsError, type Communicator, type MicsGroups } from '../../../lib';
+import { createGroups, init, type Communicator, type MicsGroups } from '../../../lib';
 import { describeRanks, killAllRanks, repoRoot, runRanks, type RankResult } from '../../helpers/ranks';
 import { runNode } from '../../helpers/run-node';
+import { rejection } from '../../helpers/errors';
 
 const fixtures = path.join(repoRoot, 'test', 'fixtures', 'adapters');
 afterAll(killAllRanks);
@@ -181,16 +182,6 @@ describe("the trainer's contract (one process, W = 1)", () => {
     const ys = tf.tensor2d([1, 0, 0, 1, 1, 0, 0, 1], [4, 2]);
     const loss = (): tfjs.Scalar => tf.losses.softmaxCrossEntropy(ys, model.apply(xs) as tfjs.Tensor) as tfjs.Scalar;
     return { model, xs, ys, loss, prefix };
-  }
-
-  async function rejection(promise: Promise<unknown>): Promise<MicsError> {
-    try {
-      await promise;
-    } catch (err) {
-      expect(err).toBeInstanceOf(MicsError);
-      return err as MicsError;
-    }
-    throw new Error('expected a rejection');
   }
 
   it('trainStep returns the loss and the metrics as numbers, and leaves no tensor behind', async () => {

@@ -1,7 +1,6 @@
 /** Runs the compiled launcher as a real process and reads what its ranks printed. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -75,16 +74,7 @@ export function rankEnvs(stdout: string): Record<string, string | boolean | stri
 }
 
 /** A TCP port that was free a moment ago (tests never use the shared default 29500). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../../lib/cli/bench/local-ranks';
 
 const tempDirs: string[] = [];
 // Registered when a test file imports the harness: its temporary directories go with the file.
