@@ -20,12 +20,12 @@
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const { rankEnvironment } = require(path.join(root, 'dist', 'comm', 'environment'));
+const { freePort } = require(path.join(root, 'dist', 'cli', 'bench', 'local-ranks'));
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -74,16 +74,6 @@ async function rank() {
 }
 
 // ------------------------------------------------------------------ driver
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function job(config) {
   const port = await freePort();
   const W = 4;

@@ -19,13 +19,13 @@
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const mics = require(path.join(root, 'dist'));
 const { rankEnvironment } = require(path.join(root, 'dist', 'comm', 'environment'));
+const { freePort } = require(path.join(root, 'dist', 'cli', 'bench', 'local-ranks'));
 const script = path.join(root, 'test', 'fixtures', 'engine', 'train.js');
 
 function option(name, fallback) {
@@ -50,16 +50,6 @@ function mulberry32(seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Runs W ranks of train.js with `config`; resolves to [{rank, code, signal, json}]. */
