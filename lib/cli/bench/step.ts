@@ -122,12 +122,12 @@ async function aloneParts(world: Communicator, groups: MicsGroups, engine: Engin
     const grad = allocHost(o.reduceDtype, shard * S);
     const out = allocHost(o.reduceDtype, shard);
     const rs = await timeAlone(world, iters, () => groups.partition.reduceScatter({ data: grad, dtype: o.reduceDtype }, { data: out, dtype: o.reduceDtype }));
-    parts.reduceScatter = rs * o.units * o.accumulation;
-    if (fusedAccumulate(groups, o) && o.accumulation > 1) {
-      // Later micro-steps add into the accumulator in the reduce-scatter's own pass.
-      const added = await timeAlone(world, iters, () => groups.partition.reduceScatter({ data: grad, dtype: 'f32' }, { data: out, dtype: 'f32' }, { accumulate: true }));
-      parts.reduceScatter = rs * o.units + added * o.units * (o.accumulation - 1);
-    }
+    // Later micro-steps add into the accumulator in the reduce-scatter's own pass when the engine fuses it.
+    const later =
+      fusedAccumulate(groups, o) && o.accumulation > 1
+        ? await timeAlone(world, iters, () => groups.partition.reduceScatter({ data: grad, dtype: 'f32' }, { data: out, dtype: 'f32' }, { accumulate: true }))
+        : rs;
+    parts.reduceScatter = o.units * (rs + later * (o.accumulation - 1));
   }
   const total = engine.layout.shardNumel;
   if (R > 1) {
