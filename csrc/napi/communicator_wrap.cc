@@ -50,6 +50,17 @@ HostView ViewOf(Napi::Env env, const Napi::Value& value, const char* role, bool 
   return HostView{bytes.data, bytes.bytes};
 }
 
+// An op's short name argument (kind, dtype, reduction) without a heap string:
+// every op parses three. Longer than any valid name: kept whole for the error.
+std::string ShortName(Napi::Env env, const Napi::Value& value) {
+  char text[32];
+  std::size_t length = 0;
+  if (napi_get_value_string_latin1(env, value, text, sizeof(text), &length) != napi_ok || length + 1 >= sizeof(text)) {
+    return value.As<Napi::String>().Utf8Value();
+  }
+  return std::string(text, length);  // small-string optimisation: no allocation
+}
+
 bool Overlap(const HostView& a, const HostView& b) {
   return a.bytes > 0 && b.bytes > 0 && a.data < b.data + b.bytes && b.data < a.data + a.bytes;
 }
@@ -200,6 +211,7 @@ void CommunicatorWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceAccessor<&CommunicatorWrap::Pending>("pending"),
           InstanceAccessor<&CommunicatorWrap::Backend>("backend"),
           InstanceAccessor<&CommunicatorWrap::CanSplit>("canSplit"),
+          InstanceAccessor<&CommunicatorWrap::Settled>("settled"),
           InstanceMethod<&CommunicatorWrap::Connect>("connect"),
           InstanceMethod<&CommunicatorWrap::Collective>("collective"),
           InstanceMethod<&CommunicatorWrap::Group>("group"),
@@ -447,22 +459,34 @@ Napi::Value CommunicatorWrap::Connect(const Napi::CallbackInfo& info) {
   });
 }
 
-mics::Collective CommunicatorWrap::ParseOp(Napi::Env env, const OpArguments& a, PendingOp* op,
-                                           OpBuffers* buffers) const {
+mics::Collective CommunicatorWrap::ParseOp(Napi::Env env, const OpArguments& a, OpBuffers* buffers) const {
   if (!a[0].IsString() || !a[3].IsString() || !a[4].IsString() || !a[5].IsNumber()) {
     throw InvalidArgument("an op is (kind: string, send, recv, dtype: string, op: string, root: number)");
   }
-  CollectiveType type = ParseCollective(a[0].As<Napi::String>().Utf8Value());
-  DType dtype = ParseDType(a[3].As<Napi::String>().Utf8Value());
+  CollectiveType type = ParseCollective(ShortName(env, a[0]));
+  DType dtype = ParseDType(ShortName(env, a[3]));
   const bool device = comm_->usesDeviceMemory();
   HostView send = ViewOf(env, a[1], "input", device, dtype, buffers);
   HostView recv = ViewOf(env, a[2], "output", device, dtype, buffers);
-  mics::Collective c = Describe(type, send, recv, dtype, ParseReduceOp(a[4].As<Napi::String>().Utf8Value()),
+  mics::Collective c = Describe(type, send, recv, dtype, ParseReduceOp(ShortName(env, a[4])),
                                 a[5].As<Napi::Number>().Int32Value(), comm_->rank(), comm_->size());
+  return c;
+}
+
+void CommunicatorWrap::HoldBuffers(const OpArguments& a, PendingOp* op) {
   for (int i = 1; i <= 2; ++i) {
     if (a[i].IsObject()) op->buffers.push_back(Napi::Persistent(a[i]));
   }
-  return c;
+}
+
+Napi::Value CommunicatorWrap::Settled(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (settled_.IsEmpty()) {
+    Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    settled_ = Napi::Persistent(done.Promise());
+  }
+  return settled_.Value();
 }
 
 // collective(kind, send, recv, dtype, op, root, timeoutMs[, accumulate])
@@ -472,9 +496,9 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
     EnsureUsable("collective");
     if (info.Length() < 7) throw InvalidArgument("collective(kind, send, recv, dtype, op, root, timeoutMs): 7 arguments");
     const double timeoutMs = ParseTimeout(info[6], "collective");
-    auto op = std::make_unique<PendingOp>();
-    auto buffers = std::make_shared<OpBuffers>();
-    mics::Collective c = ParseOp(env, {info[0], info[1], info[2], info[3], info[4], info[5]}, op.get(), buffers.get());
+    const OpArguments arguments{info[0], info[1], info[2], info[3], info[4], info[5]};
+    OpBuffers parsed;
+    mics::Collective c = ParseOp(env, arguments, &parsed);
     if (info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value()) {
       if (c.type != CollectiveType::kReduceScatter) throw InvalidArgument("accumulate: only reduceScatter adds into its output");
       if (comm_->usesDeviceMemory()) {
@@ -488,15 +512,17 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
       }
       c.accumulate = true;
     }
-    auto comm = comm_;
+    // The timeout counts from when the op starts, behind the ops queued before it
+    // (an op the calling thread started keeps its deadline).
+    std::optional<Deadline> started;
     if (pending_ == 0) {
       const Deadline deadline = DeadlineAfter(timeoutMs);
       // Nothing queued: a small op may run right here (Communicator::RunInline; the CPU
       // backend only: others answer kNotRun). A failure rejects its Promise, as on the
-      // progress thread.
+      // progress thread. Nothing below allocates unless the op leaves this thread.
       Communicator::InlineResult result = Communicator::InlineResult::kNotRun;
       try {
-        result = comm->RunInline(c, deadline);
+        result = comm_->RunInline(c, deadline);
       } catch (const Error& e) {
         Napi::Promise::Deferred failed = Napi::Promise::Deferred::New(env);
         napi_value error = MakeJsError(env, e);
@@ -504,21 +530,15 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
         failed.Reject(Napi::Value(env, error));
         return failed.Promise();
       }
-      switch (result) {
-        case Communicator::InlineResult::kDone: {
-          Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
-          done.Resolve(env.Undefined());
-          return done.Promise();
-        }
-        case Communicator::InlineResult::kStarted:  // Run finishes it on the progress thread
-          return Enqueue(env, std::move(op), [comm, c, deadline, buffers] { RunOps(*comm, {c}, *buffers, deadline); });
-        case Communicator::InlineResult::kNotRun:
-          break;
-      }
+      if (result == Communicator::InlineResult::kDone) return Settled(info);
+      if (result == Communicator::InlineResult::kStarted) started = deadline;  // Run finishes it on the progress thread
     }
-    // The timeout counts from when the op starts, behind the ops queued before it.
-    return Enqueue(env, std::move(op), [comm, c, timeoutMs, buffers] {
-      RunOps(*comm, {c}, *buffers, DeadlineAfter(timeoutMs));
+    auto op = std::make_unique<PendingOp>();
+    HoldBuffers(arguments, op.get());
+    auto buffers = std::make_shared<OpBuffers>(std::move(parsed));
+    auto comm = comm_;
+    return Enqueue(env, std::move(op), [comm, c, timeoutMs, started, buffers] {
+      RunOps(*comm, {c}, *buffers, started ? *started : DeadlineAfter(timeoutMs));
     });
   });
 }
@@ -538,7 +558,9 @@ Napi::Value CommunicatorWrap::Group(const Napi::CallbackInfo& info) {
       Napi::Value entry = list.Get(i);
       if (!entry.IsArray()) throw InvalidArgument("group: ops[" + std::to_string(i) + "] is not [kind, send, recv, dtype, op, root]");
       Napi::Array a = entry.As<Napi::Array>();
-      collectives.push_back(ParseOp(env, {a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), a.Get(5u)}, op.get(), buffers.get()));
+      const OpArguments arguments{a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), a.Get(5u)};
+      collectives.push_back(ParseOp(env, arguments, buffers.get()));
+      HoldBuffers(arguments, op.get());
     }
     auto comm = comm_;
     return Enqueue(env, std::move(op), [comm, collectives, timeoutMs, buffers] {

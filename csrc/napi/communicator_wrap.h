@@ -94,6 +94,7 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
   Napi::Value Pending(const Napi::CallbackInfo& info);
   Napi::Value CanSplit(const Napi::CallbackInfo& info);
   Napi::Value SplitInto(const Napi::CallbackInfo& info);
+  Napi::Value Settled(const Napi::CallbackInfo& info);
 
   // Queues work on the progress thread; returns the op's Promise.
   Napi::Value Enqueue(Napi::Env env, std::unique_ptr<PendingOp> op, std::function<void()> work);
@@ -101,9 +102,11 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
   // Starts the teardown (idempotent); ops in flight fail with `reason`.
   void Retire(const std::string& reason) noexcept;
 
-  // One op's arguments: kind, send, recv, dtype, op, root. Buffers are kept in `op`.
+  // One op's arguments: kind, send, recv, dtype, op, root.
   using OpArguments = std::array<Napi::Value, 6>;
-  mics::Collective ParseOp(Napi::Env env, const OpArguments& args, PendingOp* op, OpBuffers* buffers) const;
+  mics::Collective ParseOp(Napi::Env env, const OpArguments& args, OpBuffers* buffers) const;
+  // Keeps an op's JS buffers alive until it settles (ops that leave the JS thread).
+  static void HoldBuffers(const OpArguments& args, PendingOp* op);
   // Runs on the progress thread: the op(s), holding the buffers' device memory (NCCL).
   static void RunOps(Communicator& comm, const std::vector<mics::Collective>& ops, OpBuffers& buffers,
                      Deadline deadline);
@@ -112,6 +115,9 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
   std::string backend_;
   Core* core_ = nullptr;  // null once retired (the Core may be gone)
   int pending_ = 0;       // JS thread only
+  // The already-resolved Promise that every op completed on the calling thread
+  // returns: one object instead of a new Promise per small op (JS tells it apart).
+  Napi::Reference<Napi::Promise> settled_;
 };
 
 }  // namespace mics::napi

@@ -17,6 +17,31 @@ void ClearPending(napi_env env) {
   }
 }
 
+// The property name "resizable", made once per thread's environment: looked up by
+// a C string, Node-API would internalize it again on every op. Held in an array
+// because Node 20's references take objects only.
+napi_value ResizableKey(napi_env env) {
+  struct Key {
+    napi_env env = nullptr;
+    napi_ref holder = nullptr;
+  };
+  thread_local Key key;
+  napi_value holder = nullptr;
+  napi_value value = nullptr;
+  if (key.env == env && napi_get_reference_value(env, key.holder, &holder) == napi_ok && holder != nullptr &&
+      napi_get_element(env, holder, 0, &value) == napi_ok) {
+    return value;
+  }
+  if (napi_create_string_utf8(env, "resizable", NAPI_AUTO_LENGTH, &value) != napi_ok ||
+      napi_create_array_with_length(env, 1, &holder) != napi_ok || napi_set_element(env, holder, 0, value) != napi_ok) {
+    return nullptr;
+  }
+  // Never deleted: one small reference per environment, freed with it.
+  napi_ref ref = nullptr;
+  if (napi_create_reference(env, holder, 1, &ref) == napi_ok) key = Key{env, ref};
+  return value;
+}
+
 }  // namespace
 
 HostBytes HostBytesOf(Napi::Env env, const Napi::Value& value, const std::string& role) {
@@ -43,7 +68,9 @@ HostBytes HostBytesOf(Napi::Env env, const Napi::Value& value, const std::string
   napi_value resizable = nullptr;
   bool isResizable = false;
   // undefined (so false) where ArrayBuffers cannot be resizable; a throwing getter counts as false.
-  if (napi_get_named_property(env, buffer, "resizable", &resizable) == napi_ok) {
+  napi_value key = ResizableKey(env);
+  if ((key != nullptr ? napi_get_property(env, buffer, key, &resizable)
+                      : napi_get_named_property(env, buffer, "resizable", &resizable)) == napi_ok) {
     napi_get_value_bool(env, resizable, &isResizable);
   }
   ClearPending(env);

@@ -57,6 +57,9 @@ export interface GroupContext {
   device?: number;
 }
 
+/** The options of a call that passed none (shared: options are only read). */
+const NO_OPTIONS: Readonly<AccumulateOptions> = Object.freeze({});
+
 /** Which backend runs the collectives. */
 export type Backend = 'cpu' | 'nccl';
 
@@ -74,6 +77,13 @@ export class Communicator {
   private readonly children = new Set<Communicator>();
   private destroyed = false;
   private onDestroy: (() => void) | undefined;
+  /** The native op's Promise when it completed on the calling thread (see run()). */
+  private readonly settled: Promise<void>;
+  /** The context's timeout when it is valid (run() then skips checking it per op). */
+  private readonly defaultTimeoutMs: number | undefined;
+  private readonly rethrowAnnotated = (err: unknown): never => {
+    throw this.annotate(err);
+  };
 
   /** @internal Use init(), split() or subgroup(). */
   constructor(
@@ -84,6 +94,9 @@ export class Communicator {
     this.rank = native.rank;
     this.size = native.size;
     this.name = native.name;
+    this.settled = native.settled;
+    const timeoutMs = context.timeoutMs;
+    this.defaultTimeoutMs = timeoutMs > 0 && Number.isFinite(timeoutMs) ? Math.ceil(timeoutMs) : undefined;
   }
 
   /** 'self', 'shm' (one node) or 'tcp' (spans nodes). */
@@ -123,13 +136,16 @@ export class Communicator {
    * Gathers every rank's `input` into `output` (size x input elements, rank r's
    * piece at offset r x input.length). In place: pass `output`'s own slot as input.
    */
-  allGather(input: Tensor, output: Tensor, options: CollectiveOptions = {}): Promise<void> {
-    return rejecting(() => {
+  allGather(input: Tensor, output: Tensor, options: CollectiveOptions = NO_OPTIONS): Promise<void> {
+    // try/catch rather than rejecting(): a closure per call costs small ops.
+    try {
       const send = this.buffer(input, 'allGather input');
       const recv = this.buffer(output, 'allGather output');
       this.sameDtype('allGather', send.dtype, recv.dtype);
       return this.run('allGather', send.native, recv.native, send.dtype, 'sum', 0, options);
-    });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -137,8 +153,8 @@ export class Communicator {
    * of the result in `output` (or adds it there: `accumulate`). In place: pass
    * input's own slot as output.
    */
-  reduceScatter(input: Tensor, output: Tensor, options: AccumulateOptions = {}): Promise<void> {
-    return rejecting(() => {
+  reduceScatter(input: Tensor, output: Tensor, options: AccumulateOptions = NO_OPTIONS): Promise<void> {
+    try {
       const send = this.buffer(input, 'reduceScatter input');
       const recv = this.buffer(output, 'reduceScatter output');
       this.sameDtype('reduceScatter', send.dtype, recv.dtype);
@@ -146,20 +162,26 @@ export class Communicator {
         throw invalidArgument(`reduceScatter: accumulate ${String(options.accumulate)} is not valid: use true or false`);
       }
       return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options, options.accumulate === true);
-    });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Reduces across ranks: in place as `allReduce(buffer, options)`, or into `output`. */
   allReduce(buffer: Tensor, options?: ReduceOptions): Promise<void>;
   allReduce(input: Tensor, output: Tensor, options?: ReduceOptions): Promise<void>;
   allReduce(input: Tensor, second?: Tensor | ReduceOptions, third?: ReduceOptions): Promise<void> {
-    return rejecting(() => {
-      const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
+    try {
+      const inPlace = second === undefined || !isTensor(second);
+      const output = inPlace ? input : second;
+      const options = (inPlace ? second : third) ?? NO_OPTIONS;
       const send = this.buffer(input, 'allReduce input');
       const recv = output === input ? send : this.buffer(output, 'allReduce output');
       this.sameDtype('allReduce', send.dtype, recv.dtype);
       return this.run('allReduce', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options);
-    });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Copies root's buffer to every rank: in place as `broadcast(buffer, {root})`, or into `output`. */
@@ -316,7 +338,7 @@ export class Communicator {
 
   private reduceOp(options: ReduceOptions): ReduceOp {
     const op = options.op ?? 'sum';
-    if (!REDUCE_OPS.includes(op)) {
+    if (op !== 'sum' && !REDUCE_OPS.includes(op)) {
       throw invalidArgument(`reduction op '${String(op)}' is not valid: use one of ${REDUCE_OPS.join(', ')}`);
     }
     return op;
@@ -337,8 +359,16 @@ export class Communicator {
     accumulate = false,
   ): Promise<void> {
     this.ensureUsable(kind);
-    const timeoutMs = this.timeout(kind, options);
-    return this.settle(() => this.native.collective(kind, send, recv, dtype, op, root, timeoutMs, accumulate));
+    const timeoutMs = options.timeoutMs === undefined && this.defaultTimeoutMs !== undefined ? this.defaultTimeoutMs : this.timeout(kind, options);
+    let promise: Promise<void>;
+    try {
+      promise = this.native.collective(kind, send, recv, dtype, op, root, timeoutMs, accumulate);
+    } catch (err) {
+      return Promise.reject(this.annotate(err));
+    }
+    // An op that completed on the calling thread returns the one settled Promise:
+    // nothing to annotate, and no second Promise per small op.
+    return promise === this.settled ? promise : promise.catch(this.rethrowAnnotated);
   }
 
   /**

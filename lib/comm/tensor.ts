@@ -30,7 +30,7 @@ export interface ResolvedBuffer {
 
 /** Resolves a tensor argument; `role` names it in errors. */
 export function resolveBuffer(tensor: Tensor, role: string): ResolvedBuffer {
-  if (tensor instanceof DeviceTensor) {
+  if (!ArrayBuffer.isView(tensor) && tensor instanceof DeviceTensor) {
     return { native: tensor.native, dtype: tensor.dtype, length: tensor.length, device: true };
   }
   const { array, dtype } = resolveTensor(tensor, role);

@@ -121,8 +121,29 @@ function isDetached(buffer: ArrayBuffer): boolean {
   }
 }
 
+// The exact TypedArray classes that imply their dtype: the common case of
+// resolveTensor in one lookup (subclasses such as Buffer take the full path).
+const NATURAL_DTYPES = new Map<unknown, DType>([
+  [Float32Array, 'f32'],
+  [Float64Array, 'f64'],
+  [Int8Array, 'i8'],
+  [Uint8Array, 'u8'],
+  [Int32Array, 'i32'],
+  [BigInt64Array, 'i64'],
+]);
+
 /** Resolves a tensor argument; `role` names it in errors ("input", "output"). */
 export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor {
+  // Per-call cost matters for small collectives, which run this twice per call.
+  if (ArrayBuffer.isView(tensor)) {
+    const dtype = NATURAL_DTYPES.get(tensor.constructor);
+    if (dtype !== undefined) {
+      const buffer = tensor.buffer as ArrayBuffer & { resizable?: boolean };
+      // An ordinary fixed-length, attached ArrayBuffer needs no further checks.
+      if (!(buffer instanceof ArrayBuffer) || buffer.resizable === true || tensor.byteLength === 0) checkBacking(tensor, role);
+      return { array: tensor as HostArray, dtype };
+    }
+  }
   const view: TensorView = isView(tensor) ? tensor : { data: tensor as HostArray };
   const { data } = view;
   if (!ArrayBuffer.isView(data) || data instanceof DataView) {

@@ -101,6 +101,8 @@ export interface NativeCommunicator {
   readonly directOps: number;
   connect(addresses: string[], timeoutMs: number): Promise<void>;
   collective(...args: [...NativeOp, timeoutMs: number, accumulate?: boolean]): Promise<void>;
+  /** The already-resolved Promise that collective() returns for an op completed on the calling thread. */
+  readonly settled: Promise<void>;
   /** Several ops as one grouped call (NCCL group; in order on the CPU backend). */
   group(ops: NativeOp[], timeoutMs: number): Promise<void>;
   abort(reason?: string): void;

@@ -136,7 +136,8 @@ interface Case {
   count: number;
   size: number;
   busFactor: number;
-  run(inPlace: boolean): Promise<void>;
+  /** The op as a call with its arguments resolved once (the timed loops call it). */
+  call(inPlace: boolean): () => Promise<void>;
   prepare(inPlace: boolean): void;
   wrong(inPlace: boolean): number;
 }
@@ -158,14 +159,20 @@ function makeCase(world: Communicator, op: BenchOp, bytes: number, o: Collective
       return {
         count: count * n, size: count * n * elem, busFactor: (n - 1) / n,
         prepare: (inPlace) => filled(inPlace ? mine : shard, rank),
-        run: (inPlace) => world.allGather((inPlace ? mine : shard).tensor, full.tensor),
+        call: (inPlace) => {
+          const [input, output] = [(inPlace ? mine : shard).tensor, full.tensor];
+          return () => world.allGather(input, output);
+        },
         wrong: () => countWrong(full.download(), (i) => encode(dtype, inputValue(dtype, Math.floor(i / count), i % count))),
       };
     }
     return {
       count: count * n, size: count * n * elem, busFactor: (n - 1) / n,
       prepare: () => filled(full, rank),
-      run: (inPlace) => world.reduceScatter(full.tensor, (inPlace ? mine : shard).tensor, { op: o.redop }),
+      call: (inPlace) => {
+        const [input, output, options] = [full.tensor, (inPlace ? mine : shard).tensor, { op: o.redop }];
+        return () => world.reduceScatter(input, output, options);
+      },
       wrong: (inPlace) => {
         if (inPlace) full.download();
         return countWrong((inPlace ? mine : shard).download(), (i) => encode(dtype, reduce(o.redop, dtype, n, rank * count + i)));
@@ -180,36 +187,41 @@ function makeCase(world: Communicator, op: BenchOp, bytes: number, o: Collective
     return {
       count, size: count * elem, busFactor: (2 * (n - 1)) / n,
       prepare: () => filled(input, rank),
-      run: (inPlace) =>
-        inPlace ? world.allReduce(input.tensor, { op: o.redop }) : world.allReduce(input.tensor, output.tensor, { op: o.redop }),
+      call: (inPlace) => {
+        const [send, recv, options] = [input.tensor, output.tensor, { op: o.redop }];
+        return inPlace ? () => world.allReduce(send, options) : () => world.allReduce(send, recv, options);
+      },
       wrong: (inPlace) => countWrong((inPlace ? input : output).download(), (i) => encode(dtype, reduce(o.redop, dtype, n, i))),
     };
   }
   return {
     count, size: count * elem, busFactor: 1,
     prepare: () => filled(input, rank === o.root ? rank : rank + 1000),
-    run: (inPlace) =>
-      inPlace ? world.broadcast(input.tensor, { root: o.root }) : world.broadcast(input.tensor, output.tensor, { root: o.root }),
+    call: (inPlace) => {
+      const [send, recv, options] = [input.tensor, output.tensor, { root: o.root }];
+      return inPlace ? () => world.broadcast(send, options) : () => world.broadcast(send, recv, options);
+    },
     wrong: (inPlace) => countWrong((inPlace ? input : output).download(), (i) => encode(dtype, inputValue(dtype, o.root, i))),
   };
 }
 
 async function measure(world: Communicator, c: Case, inPlace: boolean, o: CollectivesBenchOptions): Promise<BenchCell> {
   let wrong = 0;
+  const run = c.call(inPlace);
   if (o.check) {
     c.prepare(inPlace);
-    await c.run(inPlace);
+    await run();
     wrong = c.wrong(inPlace);
   }
   c.prepare(inPlace);
-  for (let i = 0; i < o.warmup; i++) await c.run(inPlace);
+  for (let i = 0; i < o.warmup; i++) await run();
   await world.barrier();
   let timeUs: number;
   if (o.timing === 'mean') {
     // Back to back, one clock around all of them: the per-call cost as a loop of
     // small collectives (or a peer's benchmark loop) sees it.
     const start = process.hrtime.bigint();
-    for (let i = 0; i < o.iters; i++) await c.run(inPlace);
+    for (let i = 0; i < o.iters; i++) await run();
     const mean = Float64Array.of(Number(process.hrtime.bigint() - start) / 1e3 / o.iters);
     await reduceHost(world, mean, 'max');
     timeUs = mean[0];
@@ -217,7 +229,7 @@ async function measure(world: Communicator, c: Case, inPlace: boolean, o: Collec
     const times = new Float64Array(o.iters);
     for (let i = 0; i < o.iters; i++) {
       const start = process.hrtime.bigint();
-      await c.run(inPlace);
+      await run();
       times[i] = Number(process.hrtime.bigint() - start) / 1e3;
     }
     await reduceHost(world, times, 'max');
