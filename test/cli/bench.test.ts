@@ -88,7 +88,7 @@ describe('mics bench runs', () => {
     );
     expect([result.status, result.stderr]).toEqual([0, '']);
     const { rows } = JSON.parse(result.stdout) as {
-      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; replayMs: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
+      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; replayMs: number; inOrderMs: number; inOrderOps: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
     };
     expect(rows.map((r) => [r.strategy, r.partitionSize, r.hierarchical])).toEqual([
       ['ddp', 1, false],
@@ -100,8 +100,15 @@ describe('mics bench runs', () => {
       expect(r.stepMs).toBeGreaterThan(0);
       expect(r.aloneMs).toBeGreaterThan(0);
       expect(r.replayMs).toBeGreaterThan(0);
+      expect(r.inOrderMs).toBeGreaterThan(0);
       expect(r.stats.microSteps).toBe(2);
     }
+    // Timed one at a time: every op the layout implies, once. ddp (S = 1): per unit a copy
+    // then an accumulation, the replicas' all-reduce, the norm and AdamW; the sharded
+    // ones: 2 all-gathers and a reduce-scatter per unit and micro-step (later ones add
+    // in the reduce-scatter), the replicas' all-reduce where R > 1, the norm's
+    // all-reduce, the norm and AdamW.
+    expect(rows.map((r) => r.inOrderOps)).toEqual([3 * 2 + 3, 3 * 3 * 2 + 3, 3 * 3 * 2 + 3, 3 * 3 * 2 + 4]);
     // bf16 gathers: 3 units x 4096 params, re-gathered in backward: 2 all-gathers per unit per micro-step
     const zero3 = rows[1].stats.bytes;
     expect(zero3.partition.allGather).toBe(2 * 2 * 3 * 3 * 1024 * 2);

@@ -7,7 +7,13 @@
  * would run without the engine's bookkeeping. Its time against the engine's step is
  * what the engine itself adds; the parts timed alone (step.ts) are what each op
  * costs back to back on buffers that stay in cache.
+ *
+ * `inOrderParts` runs the same step one op at a time instead: each collective and
+ * kernel starts after a barrier with nothing else in flight and is timed alone, on
+ * the step's own buffers in the step's order (so with the cache state the step
+ * leaves it), and their times are summed.
  */
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allocHost } from '../../comm/host-memory';
 import { allGather, reduceScatter } from '../../comm/collectives';
@@ -34,6 +40,51 @@ export function fusedAccumulate(groups: MicsGroups, o: { reduceDtype: string }):
 
 /** One replayed optimizer step, to time (its buffers are allocated once, here). Host buffers (cpu backend) only. */
 export function replayedStep(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): () => Promise<void> {
+  const step = buildStep(world, groups, engine, o, (op) => op(), true);
+  return async () => {
+    await step();
+  };
+}
+
+/** One step's collectives and kernels timed one at a time: their number and this rank's summed time. */
+export interface InOrderParts {
+  ops: number;
+  ms: number;
+}
+
+/**
+ * One step with its ops one at a time, each after a barrier: resolves to the sum of
+ * this rank's times of its collectives and kernels, in ms (compute is not counted).
+ */
+export function inOrderParts(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): () => Promise<InOrderParts> {
+  let parts: InOrderParts = { ops: 0, ms: 0 };
+  const alone = async <T>(op: () => Promise<T> | T): Promise<T> => {
+    await world.barrier();
+    const start = performance.now();
+    const result = await op();
+    parts.ms += performance.now() - start;
+    parts.ops++;
+    return result;
+  };
+  const step = buildStep(world, groups, engine, o, alone, false);
+  return async () => {
+    parts = { ops: 0, ms: 0 };
+    await step();
+    return parts;
+  };
+}
+
+/** Runs one op of the step (as is, or timed alone). */
+type PartRunner = <T>(op: () => Promise<T> | T) => Promise<T> | T;
+
+function buildStep(
+  world: Communicator,
+  groups: MicsGroups,
+  engine: Engine<EngineTensor>,
+  o: ReplayOptions,
+  part: PartRunner,
+  overlap: boolean,
+): () => Promise<void> {
   const backend = new HostBackend();
   const S = groups.partition.size;
   const R = groups.replication.size;
@@ -55,55 +106,63 @@ export function replayedStep(world: Communicator, groups: MicsGroups, engine: En
   const shard = (buffer: Host, u: UnitLayout): Host => backend.view(buffer, u.shardOffset, u.shardNumel);
   const full = (buffers: Host[], u: UnitLayout): Host => backend.view(buffers[u.index % 2], 0, u.paddedNumel);
 
-  const gather = (u: UnitLayout): Promise<void> =>
-    S === 1 ? Promise.resolve() : allGather(groups, backend.tensor(shard(params, u), gatherDtype), backend.tensor(full(gathered, u), gatherDtype));
+  const gather = async (u: UnitLayout): Promise<void> => {
+    if (S > 1) await part(() => allGather(groups, backend.tensor(shard(params, u), gatherDtype), backend.tensor(full(gathered, u), gatherDtype)));
+  };
   const reduce = async (u: UnitLayout, first: boolean): Promise<void> => {
     const into = shard(acc, u);
     const gradient = full(grads, u);
     if (S === 1) {
-      if (first && rd === 'f32') backend.copy(into, gradient);
-      else if (first) await backend.cast(into, 'f32', gradient, rd);
-      else await backend.accumulate(into, gradient, rd);
+      if (first && rd === 'f32') await part(() => backend.copy(into, gradient));
+      else if (first) await part(() => backend.cast(into, 'f32', gradient, rd));
+      else await part(() => backend.accumulate(into, gradient, rd));
       return;
     }
     const accumulate = !first && fusedAccumulate(groups, o);
     const direct = (first && rd === 'f32') || accumulate;
     const out = direct ? into : temps[u.index];
-    await reduceScatter(groups, backend.tensor(gradient, rd), backend.tensor(out, rd), { op: 'sum', accumulate });
+    await part(() => reduceScatter(groups, backend.tensor(gradient, rd), backend.tensor(out, rd), { op: 'sum', accumulate }));
     if (direct) return;
-    if (first) await backend.cast(into, 'f32', out, rd);
-    else await backend.accumulate(into, out, rd);
+    if (first) await part(() => backend.cast(into, 'f32', out, rd));
+    else await part(() => backend.accumulate(into, out, rd));
   };
 
+  // With overlap, as the engine runs: the next unit's gather is issued before the
+  // current one is awaited, and reduce-scatters run on while backward goes on.
+  // Without, each op is awaited before the next starts.
   return async (): Promise<void> => {
     for (let a = 0; a < o.accumulation; a++) {
-      let next: Promise<void> | undefined = gather(units[0]);
+      let next: Promise<void> | undefined = overlap ? gather(units[0]) : undefined;
       for (let i = 0; i < units.length; i++) {
-        const current = next;
-        next = i + 1 < units.length ? gather(units[i + 1]) : undefined;
+        const current = overlap ? next : gather(units[i]);
+        next = overlap && i + 1 < units.length ? gather(units[i + 1]) : undefined;
         await current;
         if (o.computeMs > 0) await sleep(o.computeMs);
       }
       const reductions: Promise<void>[] = [];
-      next = gather(units[units.length - 1]);
+      next = overlap ? gather(units[units.length - 1]) : undefined;
       for (let i = units.length - 1; i >= 0; i--) {
-        const current = next;
-        next = i > 0 ? gather(units[i - 1]) : undefined;
+        const current = overlap ? next : gather(units[i]);
+        next = overlap && i > 0 ? gather(units[i - 1]) : undefined;
         await current;
         if (o.computeMs > 0) await sleep(2 * o.computeMs);
-        reductions.push(reduce(units[i], a === 0));
+        const reduction = reduce(units[i], a === 0);
+        if (overlap) reductions.push(reduction);
+        else await reduction;
       }
       await Promise.all(reductions);
     }
-    if (R > 1) await groups.replication.allReduce(backend.tensor(acc, 'f32'), { op: 'sum' });
-    let sumOfSquares = await backend.sumOfSquares(acc);
+    if (R > 1) await part(() => groups.replication.allReduce(backend.tensor(acc, 'f32'), { op: 'sum' }));
+    let sumOfSquares = await part(() => backend.sumOfSquares(acc));
     if (S > 1) {
       backend.write(norm, [sumOfSquares]);
-      await groups.partition.allReduce(backend.tensor(norm, 'f64'), { op: 'sum' });
+      await part(() => groups.partition.allReduce(backend.tensor(norm, 'f64'), { op: 'sum' }));
       sumOfSquares = backend.read64(norm)[0];
     }
     const half = gatherDtype === 'f32' ? undefined : { buffer: params, dtype: gatherDtype as HalfDType };
     const gradScale = 1 / (world.size * o.accumulation * Math.max(1, Math.sqrt(sumOfSquares)));
-    await backend.adamw(master, acc, expAvg, expAvgSq, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale }, half);
+    await part(() =>
+      backend.adamw(master, acc, expAvg, expAvgSq, { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale }, half),
+    );
   };
 }

@@ -18,7 +18,7 @@ import type { FloatDType } from '../../engine/backend';
 import type { StepStats } from '../../engine/stats';
 import type { EngineTensor, Precision } from '../../engine/types';
 import { hostKernels } from '../../kernels/host';
-import { fusedAccumulate, replayedStep } from './step-replay';
+import { fusedAccumulate, inOrderParts, replayedStep } from './step-replay';
 
 /** The strategies: DDP, ZeRO-3 (flat, S = W), MiCS with S spanning 2 nodes (hierarchical), MiCS with S = one node. */
 export type StepStrategy = 'ddp' | 'zero3' | 'mics-span' | 'mics-node';
@@ -55,6 +55,10 @@ export interface StepBenchRow {
   aloneParts?: Record<string, number>;
   /** With --overhead: the same collectives and kernels replayed in the engine's order without the engine (step-replay.ts). */
   replayMs?: number;
+  /** With --overhead: the step's collectives and kernels one at a time in its order on its buffers, each timed alone, summed. */
+  inOrderMs?: number;
+  /** With --overhead: how many collectives and kernels that is. */
+  inOrderOps?: number;
 }
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -102,6 +106,15 @@ async function timeAlone(world: Communicator, iters: number, body: () => Promise
   const slowest = Float64Array.from(times);
   await world.allReduce(slowest, { op: 'max' });
   return median(Array.from(slowest));
+}
+
+/** The median over `iters` runs of `body` (after one to warm up) of the largest of the ranks' results. */
+async function slowestResult(world: Communicator, iters: number, body: () => Promise<number>): Promise<number> {
+  await body();
+  const results = new Float64Array(iters);
+  for (let i = 0; i < iters; i++) results[i] = await body();
+  await world.allReduce(results, { op: 'max' });
+  return median(Array.from(results));
 }
 
 /** The step's collectives and kernels, each alone, with the engine's buffer kinds and sizes. */
@@ -195,6 +208,14 @@ export async function runStepBench(world: Communicator, ranksPerNode: number, o:
         row.aloneParts = await aloneParts(world, groups, engine, o);
         row.aloneMs = Object.values(row.aloneParts).reduce((a, b) => a + b, 0);
         row.replayMs = await timeAlone(world, o.iters, replayedStep(world, groups, engine, o));
+        const inOrder = inOrderParts(world, groups, engine, o);
+        let ops = 0;
+        row.inOrderMs = await slowestResult(world, o.iters, async () => {
+          const parts = await inOrder();
+          ops = parts.ops;
+          return parts.ms;
+        });
+        row.inOrderOps = ops;
       }
       rows.push(row);
     } finally {
@@ -265,6 +286,9 @@ export function formatStepTable(rows: StepBenchRow[], header: string, o: StepBen
       lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs its collectives and kernels alone ${r.aloneMs.toFixed(1)} ms (${parts}): overhead ${percent(r.aloneMs)}`);
       if (r.replayMs !== undefined) {
         lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs the same collectives and kernels replayed in its order without the engine ${r.replayMs.toFixed(1)} ms: overhead ${percent(r.replayMs)}`);
+      }
+      if (r.inOrderMs !== undefined) {
+        lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs its collectives and kernels each timed alone in its order on its buffers ${r.inOrderMs.toFixed(1)} ms: overhead ${percent(r.inOrderMs)}`);
       }
     }
   }
