@@ -209,7 +209,7 @@ export function formatPlan(plan: TrainingPlan, o: TrainingOptions): string {
     `  sequence ${plan.sequence}, accounting ${o.accounting ?? 'engine'} (${o.accounting === 'paper' ? '16' : '18'} B/parameter of model states), ` +
       `recomputation ${o.recompute === false ? 'off' : 'on'}, units per ${o.granularity === 'module' ? 'weight matrix' : 'layer'}`,
     '',
-    `partition size S = ${plan.partitionSize}, ${plan.replicationSize} replicas${plan.hierarchical ? `, hierarchical all-gather (${plan.partitionSize / c.gpusPerNode} nodes x ${c.gpusPerNode} GPUs per group)` : ''}`,
+    `partition size S = ${plan.partitionSize}, ${plan.replicationSize} replicas${plan.hierarchical ? `, hierarchical all-gather and reduce-scatter (${plan.partitionSize / c.gpusPerNode} nodes x ${c.gpusPerNode} GPUs per group)` : ''}`,
     `  ${plan.reason}`,
     `  ${pad('S', 5)}  ${pad('per GPU', 10)}  why`,
     ...plan.candidates.map((k) => `  ${pad(k.partitionSize, 5)}  ${pad(gib(k.requiredBytes), 10)}  ${k.reason}${k.straddlesNodes ? ' (groups straddle nodes)' : ''}`),

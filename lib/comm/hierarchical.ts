@@ -33,6 +33,7 @@
 import type { AccumulateOptions, Communicator } from './communicator';
 import { ARRAY_TYPES, elementBytes, type DType } from '../core/dtypes';
 import { invalidArgument } from '../core/errors';
+import { ALL_GATHER_PIPELINE_CHUNKS, pipelineChunkElements, REDUCE_SCATTER_PIPELINE_CHUNKS } from '../core/pipeline';
 import { DeviceTensor } from '../cuda/device-tensor';
 import { hierarchicalSlots } from './groups';
 import { allocHost } from './host-memory';
@@ -56,29 +57,15 @@ export interface HierarchicalAllGatherOptions {
   chunkElements?: number;
 }
 
-/**
- * Shards from this size on are pipelined, in PIPELINE_CHUNKS (all-gather) or
- * REDUCE_PIPELINE_CHUNKS (reduce-scatter) chunks of at least MIN_CHUNK_BYTES.
- * Measured on 2 emulated nodes x 4 ranks, 64 MiB, 1 Gbit/s: the all-gather is best
- * at 16 to 32 chunks (8 leave 20-70 ms more of stage 1 exposed, 64 cost 20 ms more);
- * the reduce-scatter, whose stage 1 (packing and reducing on the CPU) is much heavier,
- * at 64 (1.63x flat against 1.44x at 16 and 1.56x at 32; 128 chunks of 64 KiB: 1.45x).
- */
-const PIPELINE_BYTES = 512 * 1024;
-const MIN_CHUNK_BYTES = 128 * 1024;
-const PIPELINE_CHUNKS = 16;
-const REDUCE_PIPELINE_CHUNKS = 64;
-
-function chunkLength(n: number, dtype: DType, requested: number | undefined, chunks = PIPELINE_CHUNKS): number {
+/** Elements per pipeline chunk (core/pipeline.ts), or the caller's `chunkElements`. */
+function chunkLength(n: number, dtype: DType, requested: number | undefined, chunks: number): number {
   if (requested !== undefined) {
     if (!Number.isSafeInteger(requested) || requested < 1) {
       throw invalidArgument(`chunkElements ${String(requested)} is not valid: use a positive integer`);
     }
     return Math.min(requested, Math.max(n, 1));
   }
-  const elem = elementBytes(dtype);
-  if (n * elem < PIPELINE_BYTES) return Math.max(n, 1);
-  return Math.max(Math.ceil(MIN_CHUNK_BYTES / elem), Math.ceil(n / chunks));
+  return pipelineChunkElements(n, elementBytes(dtype), chunks);
 }
 
 /**
@@ -230,7 +217,7 @@ async function allGatherNow(comms: HierarchyComms, input: Tensor, output: Tensor
   if (out.length !== N * G * n) {
     throw invalidArgument(`allGather: output must hold size x input = ${N * G} x ${n} elements, got ${out.length}`);
   }
-  const chunk = chunkLength(n, send.dtype, options.chunkElements);
+  const chunk = chunkLength(n, send.dtype, options.chunkElements, ALL_GATHER_PIPELINE_CHUNKS);
   const opOptions = { timeoutMs: options.timeoutMs };
   if (chunk >= n) return unpipelinedAllGather(comms, send, out, opOptions);
 
@@ -368,7 +355,7 @@ async function reduceScatterNow(
   const partials = scratch(send, N * n);
   const ops = new CallOps();
   const stage1Failed = abortOnFailure(comms.interNode, 'stage 1 (intra-node) of a hierarchical reduce-scatter');
-  const chunk = chunkLength(n, send.dtype, options.chunkElements, REDUCE_PIPELINE_CHUNKS);
+  const chunk = chunkLength(n, send.dtype, options.chunkElements, REDUCE_SCATTER_PIPELINE_CHUNKS);
   if (chunk >= n) {
     for (let jj = 0; jj < N; jj++) {
       ops.add(comms.intraNode.reduceScatter(send.sub(jj * G * n, G * n).tensor, partials.sub(jj * n, n).tensor, opOptions), stage1Failed);

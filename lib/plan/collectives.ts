@@ -20,6 +20,7 @@
  *
  * @packageDocumentation
  */
+import { ALL_GATHER_PIPELINE_CHUNKS, pipelineChunkElements, REDUCE_SCATTER_PIPELINE_CHUNKS } from '../core/pipeline';
 import { linkBandwidth, type ClusterPreset } from './presets';
 
 /** The time of one collective and the bytes it moves. */
@@ -76,25 +77,70 @@ export function ringCollective(cluster: ClusterPreset, op: RingOp, bytes: number
   return { time: latency + Math.max(interTime, intraTime) + reduceTime, latency, intraBytesPerGpu, interBytesPerNode };
 }
 
+/** Pipeline chunks of a shard of `shardBytes`, as the package cuts it (core/pipeline.ts). */
+export function pipelineChunks(shardBytes: number, chunks: number): number {
+  if (shardBytes <= 0) return 1;
+  return Math.ceil(shardBytes / pipelineChunkElements(shardBytes, 1, chunks));
+}
+
+/**
+ * Two stages over `chunks` pieces, stage 2 of piece k beside stage 1 of piece k+1
+ * (as the package runs its hierarchical collectives): every piece pays both stages'
+ * latency and 1/chunks of their bandwidth time; after the first piece the slower
+ * stage sets the pace. One chunk: the stages one after the other.
+ */
+function pipelinedStages(first: CollectiveCost, second: CollectiveCost, chunks: number): { time: number; latency: number } {
+  const piece = (c: CollectiveCost): number => c.latency + (c.time - c.latency) / chunks;
+  const a = piece(first);
+  const b = piece(second);
+  const pacing = a >= b ? first : second;
+  return { time: a + b + (chunks - 1) * Math.max(a, b), latency: first.latency + second.latency + (chunks - 1) * pacing.latency };
+}
+
 /**
  * The two-stage all-gather of MiCS for a partition group of N nodes x G ranks and
  * a gathered output of `bytes`: stage 1 across nodes among the ranks with the same
  * local index (G groups of N ranks share each node's NICs), the re-arrangement
- * copy of the N pieces into their slots (through a temporary), stage 2 inside the
- * node as one grouped call. Inter-node bytes per node: (S-G)/S x bytes.
+ * copy of the N pieces into their slots, stage 2 inside the node as one grouped
+ * call; pipelined in chunks of the shard like the package's. Inter-node bytes per
+ * node: (S-G)/S x bytes.
  */
 export function hierarchicalAllGather(cluster: ClusterPreset, bytes: number, nodes: number): CollectiveCost {
   const G = cluster.gpusPerNode;
   if (nodes <= 1) return ringCollective(cluster, 'allGather', bytes, { ranks: G, perNode: G });
   const stage1 = ringCollective(cluster, 'allGather', bytes / G, { ranks: nodes, perNode: 1 });
-  // Read and write N pieces twice (into a temporary and out of it).
+  // Read and write the N pieces twice (into a staging buffer and out of it).
   const copy = (4 * (bytes / G)) / cluster.device.memoryBandwidth;
   const stage2 = ringCollective(cluster, 'allGather', bytes, { ranks: G, perNode: G });
+  const stages = pipelinedStages(stage1, stage2, pipelineChunks(bytes / (nodes * G), ALL_GATHER_PIPELINE_CHUNKS));
   return {
-    time: stage1.time + copy + stage2.time,
-    latency: stage1.latency + stage2.latency,
+    time: stages.time + copy,
+    latency: stages.latency,
     intraBytesPerGpu: stage1.intraBytesPerGpu + stage2.intraBytesPerGpu,
     interBytesPerNode: stage1.interBytesPerNode,
+  };
+}
+
+/**
+ * The two-stage reduce-scatter this package runs for a partition group of N nodes x
+ * G ranks and an input of `bytes`: the packing copy of the input (each chunk of every
+ * block into one buffer the node's ranks read in place), stage 1 inside the node on
+ * all of it, stage 2 across nodes among the ranks with the same local index on 1/G of
+ * it (G groups of N ranks share each node's NICs); pipelined in chunks of the shard.
+ * Inter-node bytes per node: (S-G)/S x bytes, as the all-gather's.
+ */
+export function hierarchicalReduceScatter(cluster: ClusterPreset, bytes: number, nodes: number): CollectiveCost {
+  const G = cluster.gpusPerNode;
+  if (nodes <= 1) return ringCollective(cluster, 'reduceScatter', bytes, { ranks: G, perNode: G });
+  const copy = (2 * bytes) / cluster.device.memoryBandwidth;
+  const stage1 = ringCollective(cluster, 'reduceScatter', bytes, { ranks: G, perNode: G });
+  const stage2 = ringCollective(cluster, 'reduceScatter', bytes / G, { ranks: nodes, perNode: 1 });
+  const stages = pipelinedStages(stage1, stage2, pipelineChunks(bytes / (nodes * G), REDUCE_SCATTER_PIPELINE_CHUNKS));
+  return {
+    time: copy + stages.time,
+    latency: stages.latency,
+    intraBytesPerGpu: stage1.intraBytesPerGpu + stage2.intraBytesPerGpu,
+    interBytesPerNode: stage2.interBytesPerNode,
   };
 }
 

@@ -45,7 +45,7 @@ export {
   type StateAccounting,
   type UnitGranularity,
 } from './memory';
-export { ringCollective, hierarchicalAllGather, type CollectiveCost, type GroupLayout, type RingOp } from './collectives';
+export { ringCollective, hierarchicalAllGather, hierarchicalReduceScatter, pipelineChunks, type CollectiveCost, type GroupLayout, type RingOp } from './collectives';
 export {
   STRATEGIES,
   predictStep,

@@ -154,7 +154,7 @@ export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoic
   const reason =
     `S = ${S}: the smallest partition size whose model states fit (${chosen.reason.replace(/^fits: /, '')})` +
     (smaller.length ? `; S = ${smaller[smaller.length - 1].partitionSize} ${smaller[smaller.length - 1].reason}` : '') +
-    (hierarchical ? `; groups span ${S / G} whole nodes, so the all-gather is hierarchical` : S <= G ? '; groups stay inside one node' : '');
+    (hierarchical ? `; groups span ${S / G} whole nodes, so the all-gather and the reduce-scatter are hierarchical` : S <= G ? '; groups stay inside one node' : '');
   return {
     partitionSize: S,
     replicationSize: W / S,
@@ -294,7 +294,7 @@ function chooseForWorld(o: TrainingOptions, worldSize: number, microBatch: numbe
   const reason =
     `S = ${S}: the smallest partition size that fits (${chosen.reason.replace(/^fits: /, '')})` +
     (notFitting.length ? `; S = ${notFitting[notFitting.length - 1].partitionSize} ${notFitting[notFitting.length - 1].reason}` : '') +
-    (hier ? `; the group spans ${S / G} whole nodes: hierarchical all-gather` : S <= G ? '; the group stays inside one node' : '');
+    (hier ? `; the group spans ${S / G} whole nodes: hierarchical all-gather and reduce-scatter` : S <= G ? '; the group stays inside one node' : '');
   return { S, reason, candidates: shown };
 }
 

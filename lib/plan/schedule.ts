@@ -21,7 +21,7 @@
  * @packageDocumentation
  */
 import { invalidArgument } from '../core/errors';
-import { addCosts, hierarchicalAllGather, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
+import { addCosts, hierarchicalAllGather, hierarchicalReduceScatter, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
 import { memoryPerGpu, parameterUnits, precisionOf, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
 import { trainingFlops, type ModelSpec } from './models';
 import type { ClusterPreset } from './presets';
@@ -39,7 +39,7 @@ export interface StepSetup {
   readonly strategy: Strategy;
   /** S for `mics` (other strategies fix it: ZeRO-3/ZeRO-2 W, HSDP one node, DDP 1). */
   readonly partitionSize?: number;
-  /** Two-stage all-gather when the partition group spans whole nodes (default: true for mics, false otherwise). */
+  /** Two-stage all-gather and reduce-scatter when the partition group spans whole nodes (default: true for mics, false otherwise). */
   readonly hierarchical?: boolean;
   readonly microBatch: number;
   readonly sequence: number;
@@ -267,8 +267,13 @@ export function simulateUnits(x: UnitScheduleInput): UnitSchedule {
       ? hierarchicalAllGather(cluster, bytes, groups.nodesPerPartition)
       : ringCollective(cluster, 'allGather', bytes, groups.partition);
   };
-  const reduceScatterCost = (elements: number): CollectiveCost =>
-    x.strategy === 'ddp' ? NO_COST : ringCollective(cluster, 'reduceScatter', elements * x.reduceBytes, groups.partition);
+  const reduceScatterCost = (elements: number): CollectiveCost => {
+    if (x.strategy === 'ddp') return NO_COST;
+    const bytes = elements * x.reduceBytes;
+    return groups.hierarchical
+      ? hierarchicalReduceScatter(cluster, bytes, groups.nodesPerPartition)
+      : ringCollective(cluster, 'reduceScatter', bytes, groups.partition);
+  };
   const perMicroStepAllReduce = x.strategy === 'hsdp' && !x.deferAllReduce;
   const shardAllReduceCost = (elements: number): CollectiveCost =>
     ringCollective(cluster, 'allReduce', (elements / S) * x.reduceBytes, groups.replication);

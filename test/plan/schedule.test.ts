@@ -61,6 +61,17 @@ describe('the step schedule', () => {
     expect(two.comm.reduceScatter).toBeCloseTo(2 * one.comm.reduceScatter, 12);
   });
 
+  it('a partition group spanning nodes gathers and reduce-scatters hierarchically: (S-G)/S of each unit crosses each node', () => {
+    // 2 nodes x 2 ranks, S = 4, one unit of 4e9 one-byte elements, no compute: per micro-step a gather
+    // and a re-gather (output 4e9 each) and a reduce-scatter (input 4e9): 3 x (4-2)/4 x 4e9 bytes leave each node.
+    const spanning = { ...base, worldSize: 4, partitionSize: 4, units: [{ elements: 4e9, forwardSeconds: 0, backwardSeconds: 0 }] };
+    const hier = simulateUnits(spanning);
+    const flat = simulateUnits({ ...spanning, hierarchical: false });
+    expect(hier.groups.hierarchical).toBe(true);
+    expect(hier.interBytesPerNode).toBeCloseTo(3 * (2 / 4) * 4e9, 0);
+    expect(flat.interBytesPerNode).toBeCloseTo(3 * (3 / 4) * 4e9, 0);
+  });
+
   it('HSDP all-reduces on every micro-step unless deferred', () => {
     const four = { ...base, cluster: { ...node2, gpusPerNode: 2 }, worldSize: 4, strategy: 'hsdp' as const, partitionSize: 2, accumulation: 2 };
     const every = simulateUnits(four);
