@@ -3,7 +3,9 @@
  * Summarises a scripts/bench-step.sh run directory: medians over repeats of every
  * strategy's step time per configuration, MiCS over ZeRO-3, the volume prediction
  * for the hierarchical partition group, and (with a compute sweep) sweep.svg: steps/s
- * against emulated compute per unit, one line per strategy.
+ * against emulated compute per unit, one line per strategy. Also writes results.json:
+ * each configuration's and strategy's median run in the form `mics simulate
+ * --calibrate --step-bench` compares with its predictions.
  *
  *   node scripts/bench-step-summary.js bench-results/step-<time>  > summary.md
  */
@@ -32,6 +34,22 @@ for (const f of fs.readdirSync(dir)) {
     if (j >= 0) (runs[m[1]] ??= {})[m[2]] = JSON.parse(line.slice(j));
   }
 }
+// The simulator's form of each configuration's and strategy's median run (by step time).
+const results = [];
+const order = (config) => (config === 'acc4' ? -2 : config === 'acc1' ? -1 : Number(/^sweep([\d.]+)$/.exec(config)?.[1] ?? 1e9));
+for (const [config, repeats] of Object.entries(runs).sort(([a], [b]) => order(a) - order(b))) {
+  const byStrategy = {};
+  for (const run of Object.values(repeats)) {
+    run.rows.forEach((row, i) => (byStrategy[row.strategy] ??= []).push({ stepMs: row.stepMs, result: run.results?.[i] }));
+  }
+  for (const [strategy, list] of Object.entries(byStrategy)) {
+    const sorted = [...list].sort((a, b) => a.stepMs - b.stepMs);
+    const chosen = sorted[(sorted.length - 1) >> 1];
+    if (chosen.result) results.push({ configuration: config, benchStrategy: strategy, runs: list.length, ...chosen.result });
+  }
+}
+fs.writeFileSync(path.join(dir, 'results.json'), JSON.stringify({ results }, null, 1) + '\n');
+
 const strategyTimes = (config) => {
   const out = {};
   for (const run of Object.values(runs[config] ?? {})) for (const r of run.rows) (out[r.strategy] ??= []).push(r);

@@ -4,6 +4,7 @@
 #   sudo scripts/bench-step.sh [--repeats 5] [--rate 1gbit] [--delay 100us] [--ranks 4]
 #        [--units 8] [--unit-params 2097152] [--iters 3] [--warmup 1]
 #        [--sweep 0,25,50,100,200] [--sweep-repeats 3] [--only acc4,acc1,sweep] [--out DIR]
+#        [--calibrate]
 #
 # Brings up scripts/emulated-cluster.sh (one network namespace per node, links shaped
 # with tc), then runs one mics-launch per node inside its namespace with
@@ -19,13 +20,17 @@
 # the cluster is torn down at the end, also on failure or Ctrl-C. Needs root.
 # --code DIR runs dist/ and build/Release of another built checkout (a frozen snapshot);
 # --prefix P uses emulated cluster P (default $MICS_CLUSTER_PREFIX, else mics).
+# --calibrate also measures the cluster's links first (mics bench collectives: one node,
+# while every other node runs the same, so the cores are as shared as in a step; then
+# all nodes over the shaped link) and at the end predicts every measured step with
+# `mics simulate --calibrate --step-bench` (predicted.txt: the error of each, target 25%).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLUSTER=$ROOT/scripts/emulated-cluster.sh
 CODE=$ROOT
 REPEATS=5 SWEEP_REPEATS=3 RATE=1gbit DELAY=100us RANKS=4 UNITS=8 UNIT_PARAMS=2097152 ITERS=3 WARMUP=1
-SWEEP=0,25,50,100,200 ONLY=acc4,acc1,sweep OUT=
+SWEEP=0,25,50,100,200 ONLY=acc4,acc1,sweep OUT= CALIBRATE=0
 NODES=2
 
 die() { echo "bench-step: error: $*" >&2; exit 1; }
@@ -47,7 +52,8 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --code) CODE=$(cd "$2" && pwd) || die "--code '$2' is not a directory"; shift 2 ;;
     --prefix) export MICS_CLUSTER_PREFIX=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --calibrate) CALIBRATE=1; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -104,6 +110,32 @@ run_config() { # NAME REPEAT ARGS...
 }
 want() { [[ ,$ONLY, == *,$1,* ]]; }
 
+if [ $CALIBRATE -eq 1 ]; then
+  log "calibrating: one node (every node at once), then all $NODES nodes"
+  BENCH=(bench collectives -b 4K -e 16M -f 16 -o all_gather,reduce_scatter --json)
+  PIDS=()
+  for ((k = 0; k < NODES; k++)); do
+    timeout 1800 "$CLUSTER" run "$k" node "$CODE/dist/cli/mics.js" "${BENCH[@]}" --nproc "$RANKS" >"$OUT/calibrate-one-node.node$k.json" 2>"$OUT/calibrate-one-node.node$k.err" &
+    PIDS+=($!)
+  done
+  for p in "${PIDS[@]}"; do wait "$p" || die "the one-node calibration failed: see $OUT/calibrate-one-node.node*.err"; done
+  PIDS=()
+  token=$(node -e "process.stdout.write(require('crypto').randomBytes(32).toString('hex'))")
+  PORT=$((PORT + 1))
+  for ((k = 0; k < NODES; k++)); do
+    MICS_STORE_TOKEN=$token timeout 1800 "$CLUSTER" run "$k" \
+      node "$CODE/dist/cli/mics-launch.js" --nnodes "$NODES" --node-rank "$k" --nproc-per-node "$RANKS" \
+      --master-addr 10.77.0.1 --master-port "$PORT" --rdzv-timeout 120 "$CODE/dist/cli/mics.js" "${BENCH[@]}" \
+      >"$OUT/calibrate-nodes.node$k.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for p in "${PIDS[@]}"; do wait "$p" || die "the $NODES-node calibration failed: see $OUT/calibrate-nodes.node*.log"; done
+  PIDS=()
+  # rank 0's line, without the launcher's "[rank 0] " prefix
+  sed -n 's/^\[rank 0\] \({"header".*\)$/\1/p' "$OUT/calibrate-nodes.node0.log" >"$OUT/calibrate-nodes.json"
+  [ -s "$OUT/calibrate-nodes.json" ] || die "no result from rank 0 in $OUT/calibrate-nodes.node0.log"
+fi
+
 declare -a CONFIGS=()
 want acc4 && CONFIGS+=("acc4 -a 4 --strategy all")
 want acc1 && CONFIGS+=("acc1 -a 1 --strategy zero3,mics-node")
@@ -138,8 +170,14 @@ run_all() { # REPEATS CONFIG...
 [ ${#SWEEPS[@]} -gt 0 ] && run_all "$SWEEP_REPEATS" "${SWEEPS[@]}"
 
 node "$ROOT/scripts/bench-step-summary.js" "$OUT" >"$OUT/summary.md"
+if [ $CALIBRATE -eq 1 ]; then
+  node "$ROOT/dist/cli/mics.js" simulate --calibrate \
+    --from-bench "$OUT/calibrate-one-node.node0.json,$OUT/calibrate-nodes.json" --out "$OUT/emulated.json" \
+    --step-bench "$OUT/results.json" >"$OUT/predicted.txt" || FAILED=1
+fi
 echo
 cat "$OUT/machine.txt" "$OUT/link-check.txt" "$OUT/runs.txt" 2>/dev/null || true
 echo
 cat "$OUT/summary.md"
+[ $CALIBRATE -eq 1 ] && cat "$OUT/predicted.txt"
 [ $FAILED -eq 0 ] || die "some runs failed: see the logs in $OUT"

@@ -191,8 +191,13 @@ function calibrate(raw: RawOptions): { preset: ClusterPreset; text: string; comp
     comparisons = compareStepBench(preset, results);
     lines.push('', 'measured engine steps against predictions (target: within 25%):');
     for (const c of comparisons) {
-      lines.push(`  ${pad(c.strategy, 6)} W=${c.worldSize} S=${c.partitionSize}: measured ${c.measured.toFixed(4)} s, predicted ${c.predicted.toFixed(4)} s, error ${(c.error * 100).toFixed(1)}%`);
+      const setup = `W=${c.worldSize} S=${c.partitionSize}${c.hierarchical ? ' hierarchical' : ''}, accumulation ${c.accumulation}, compute ${c.computeSeconds.toFixed(2)} s`;
+      lines.push(`  ${pad(c.strategy, 6)} ${setup}: measured ${c.measured.toFixed(4)} s, predicted ${c.predicted.toFixed(4)} s, error ${(c.error * 100).toFixed(1)}%`);
     }
+    const errors = comparisons.map((c) => c.error);
+    const within = errors.filter((e) => e <= 0.25).length;
+    const average = errors.reduce((a, b) => a + b, 0) / Math.max(1, errors.length);
+    lines.push(`${within} of ${errors.length} within 25%; average error ${(average * 100).toFixed(1)}%, maximum ${(Math.max(0, ...errors) * 100).toFixed(1)}%`);
   } else {
     lines.push('', 'no --step-bench FILE: step times not compared (mics bench step --json writes them)');
   }

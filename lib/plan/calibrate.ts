@@ -166,6 +166,10 @@ export interface StepComparison {
   readonly strategy: Strategy;
   readonly worldSize: number;
   readonly partitionSize: number;
+  readonly hierarchical: boolean;
+  readonly accumulation: number;
+  /** The measured compute per optimizer step the prediction was given, seconds. */
+  readonly computeSeconds: number;
   readonly measured: number;
   readonly predicted: number;
   /** |predicted - measured| / measured. */
@@ -212,6 +216,9 @@ export function compareStepBench(cluster: ClusterPreset, results: readonly StepB
       strategy: r.strategy,
       worldSize: r.worldSize,
       partitionSize: schedule.groups.partitionSize,
+      hierarchical: schedule.groups.hierarchical,
+      accumulation: r.accumulation,
+      computeSeconds: r.computeSeconds * r.accumulation,
       measured: r.stepSeconds,
       predicted: schedule.stepTime,
       error: r.stepSeconds > 0 ? Math.abs(schedule.stepTime - r.stepSeconds) / r.stepSeconds : Infinity,

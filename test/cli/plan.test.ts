@@ -106,7 +106,7 @@ describe('mics simulate --calibrate', () => {
     try {
       const preset = path.join(dir, 'emulated.json');
       const steps = path.join(dir, 'steps.json');
-      // A measured step in the format mics bench step --json will print (hand-written here: the step benchmark is not built yet).
+      // A measured step in the format of mics bench step --json's results (hand-written: no step benchmark runs here).
       fs.writeFileSync(steps, JSON.stringify({
         results: [{ strategy: 'mics', worldSize: 4, ranksPerNode: 2, partitionSize: 2, unitElements: [262144, 262144], gatherBytes: 4, reduceBytes: 4, accumulation: 2, computeSeconds: 0.01, stepSeconds: 0.05 }],
       }));
@@ -114,7 +114,8 @@ describe('mics simulate --calibrate', () => {
       expect([r.status, r.stderr]).toEqual([0, '']);
       expect(r.stdout).toMatch(/intra-node bandwidth +[\d.]+ MB\/s +all_gather busbw at 1048576 B, 4 ranks on 1 node \(measured\)/);
       expect(r.stdout).toMatch(/inter-node bandwidth +[\d.]+ MB\/s +all_gather busbw at 1048576 B, 4 ranks on 2 nodes \(measured\)/);
-      expect(r.stdout).toMatch(/mics W=4 S=2: measured 0\.0500 s, predicted [\d.]+ s, error [\d.]+%/);
+      expect(r.stdout).toMatch(/mics W=4 S=2, accumulation 2, compute 0\.02 s: measured 0\.0500 s, predicted [\d.]+ s, error [\d.]+%/);
+      expect(r.stdout).toMatch(/^[01] of 1 within 25%; average error [\d.]+%, maximum [\d.]+%$/m);
       const saved = JSON.parse(fs.readFileSync(preset, 'utf8')) as { gpusPerNode: number; intra: { bandwidth: number } };
       expect(saved.gpusPerNode).toBe(2);
       expect(saved.intra.bandwidth).toBeGreaterThan(0);

@@ -53,6 +53,14 @@ describe('compareStepBench (the hook for mics bench step --json)', () => {
     ]);
     expect(c.predicted).toBeCloseTo(9, 6);
     expect(c.error).toBeCloseTo(0.1, 6);
+    expect(c).toMatchObject({ hierarchical: false, accumulation: 1, computeSeconds: 6 });
+  });
+
+  it('gives the compute per optimizer step: per micro-step times the accumulation', () => {
+    const [c] = compareStepBench(cluster, [
+      { strategy: 'mics', worldSize: 2, ranksPerNode: 2, partitionSize: 2, unitElements: [2e9, 2e9], gatherBytes: 1, reduceBytes: 1, accumulation: 4, computeSeconds: 6, stepSeconds: 40 },
+    ]);
+    expect(c.computeSeconds).toBe(24);
   });
 
   it('names a malformed result', () => {
