@@ -237,8 +237,7 @@ void CpuCommunicator::RunSelf(const Collective& c) {
   const std::size_t bytes = c.count * ElementSize(c.dtype);
   if (c.type == CollectiveType::kBarrier || bytes == 0) return;
   if (c.accumulate) {  // recv += the one input (never in place)
-    const void* sources[2] = {c.recv, c.send};
-    kernels::ReduceMany(c.dtype, ReduceOp::kSum, c.recv, sources, 2, c.count);
+    kernels::AddInto(c.dtype, c.recv, c.send, c.count);
     return;
   }
   // Every op on one rank is a copy (avg divides by 1; halves round-trip exactly).
@@ -255,8 +254,7 @@ void CpuCommunicator::RingReduceScatterAccumulate(const Collective& c, const Sig
   into.recv = accumulateScratch_.data();
   ring::ReduceScatter(*ring_, into, sig, deadline);
   if (c.count == 0) return;
-  const void* sources[2] = {c.recv, accumulateScratch_.data()};
-  kernels::ReduceMany(c.dtype, ReduceOp::kSum, c.recv, sources, 2, c.count);
+  kernels::AddInto(c.dtype, c.recv, accumulateScratch_.data(), c.count);
 }
 
 void CpuCommunicator::Fail(const Error& error) {

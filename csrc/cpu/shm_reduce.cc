@@ -27,8 +27,7 @@ void AccumulateSources(const Collective& c, const char* const* sources, int nsou
     const std::size_t n = std::min(kPassElements, count - done), offset = done * elem;
     for (int r = 0; r < nsources; ++r) at[r] = sources[r] + offset;
     ReduceSources(once, at.data(), nsources, n, block.data());
-    const void* sum[2] = {dst + offset, block.data()};
-    kernels::ReduceMany(c.dtype, ReduceOp::kSum, dst + offset, sum, 2, n);
+    kernels::AddInto(c.dtype, dst + offset, block.data(), n);
   }
 }
 

@@ -366,6 +366,11 @@ void ReduceMany(DType dtype, ReduceOp op, void* out, const void* const* sources,
   ReduceManyBaseline(dtype, op, out, sources, nsources, count);
 }
 
+void AddInto(DType dtype, void* dst, const void* src, std::size_t count) {
+  const void* sources[2] = {dst, src};
+  ReduceMany(dtype, ReduceOp::kSum, dst, sources, 2, count);
+}
+
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc, std::size_t count) {
   MICS_PICK(Store, dtype, op, nranks, dst, acc, count);
 }

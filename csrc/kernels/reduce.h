@@ -20,6 +20,9 @@ void ReduceIntoAccumulator(DType dtype, ReduceOp op, void* acc, const void* src,
 // three calls above would); n >= 2; avg divides by nsources. `out` may be one of
 // the sources.
 void ReduceMany(DType dtype, ReduceOp op, void* out, const void* const* sources, int nsources, std::size_t count);
+// dst += src, element-wise (a two-source ReduceMany sum into dst): what accumulating
+// a reduction's result into an existing output adds.
+void AddInto(DType dtype, void* dst, const void* src, std::size_t count);
 void StoreAccumulator(DType dtype, ReduceOp op, int nranks, void* dst, const void* acc,
                       std::size_t count);
 
