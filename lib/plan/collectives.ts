@@ -84,17 +84,31 @@ export function pipelineChunks(shardBytes: number, chunks: number): number {
 }
 
 /**
- * Two stages over `chunks` pieces, stage 2 of piece k beside stage 1 of piece k+1
- * (as the package runs its hierarchical collectives): every piece pays both stages'
+ * Two stages over the pipeline chunks of a shard of `shardBytes`, stage 2 of piece k
+ * beside stage 1 of piece k+1 (as the package runs its hierarchical collectives),
+ * plus a copy of `copyBytes` read and written: every piece pays both stages'
  * latency and 1/chunks of their bandwidth time; after the first piece the slower
  * stage sets the pace. One chunk: the stages one after the other.
  */
-function pipelinedStages(first: CollectiveCost, second: CollectiveCost, chunks: number): { time: number; latency: number } {
+function pipelinedTwoStages(
+  cluster: ClusterPreset,
+  first: CollectiveCost,
+  second: CollectiveCost,
+  copyBytes: number,
+  shardBytes: number,
+  chunkCount: number,
+): CollectiveCost {
+  const chunks = pipelineChunks(shardBytes, chunkCount);
   const piece = (c: CollectiveCost): number => c.latency + (c.time - c.latency) / chunks;
   const a = piece(first);
   const b = piece(second);
   const pacing = a >= b ? first : second;
-  return { time: a + b + (chunks - 1) * Math.max(a, b), latency: first.latency + second.latency + (chunks - 1) * pacing.latency };
+  return {
+    time: copyBytes / cluster.device.memoryBandwidth + a + b + (chunks - 1) * Math.max(a, b),
+    latency: first.latency + second.latency + (chunks - 1) * pacing.latency,
+    intraBytesPerGpu: first.intraBytesPerGpu + second.intraBytesPerGpu,
+    interBytesPerNode: first.interBytesPerNode + second.interBytesPerNode,
+  };
 }
 
 /**
@@ -109,16 +123,9 @@ export function hierarchicalAllGather(cluster: ClusterPreset, bytes: number, nod
   const G = cluster.gpusPerNode;
   if (nodes <= 1) return ringCollective(cluster, 'allGather', bytes, { ranks: G, perNode: G });
   const stage1 = ringCollective(cluster, 'allGather', bytes / G, { ranks: nodes, perNode: 1 });
-  // Read and write the N pieces twice (into a staging buffer and out of it).
-  const copy = (4 * (bytes / G)) / cluster.device.memoryBandwidth;
   const stage2 = ringCollective(cluster, 'allGather', bytes, { ranks: G, perNode: G });
-  const stages = pipelinedStages(stage1, stage2, pipelineChunks(bytes / (nodes * G), ALL_GATHER_PIPELINE_CHUNKS));
-  return {
-    time: stages.time + copy,
-    latency: stages.latency,
-    intraBytesPerGpu: stage1.intraBytesPerGpu + stage2.intraBytesPerGpu,
-    interBytesPerNode: stage1.interBytesPerNode,
-  };
+  // The N pieces are read and written twice (into a staging buffer and out of it).
+  return pipelinedTwoStages(cluster, stage1, stage2, 4 * (bytes / G), bytes / (nodes * G), ALL_GATHER_PIPELINE_CHUNKS);
 }
 
 /**
@@ -132,16 +139,9 @@ export function hierarchicalAllGather(cluster: ClusterPreset, bytes: number, nod
 export function hierarchicalReduceScatter(cluster: ClusterPreset, bytes: number, nodes: number): CollectiveCost {
   const G = cluster.gpusPerNode;
   if (nodes <= 1) return ringCollective(cluster, 'reduceScatter', bytes, { ranks: G, perNode: G });
-  const copy = (2 * bytes) / cluster.device.memoryBandwidth;
   const stage1 = ringCollective(cluster, 'reduceScatter', bytes, { ranks: G, perNode: G });
   const stage2 = ringCollective(cluster, 'reduceScatter', bytes / G, { ranks: nodes, perNode: 1 });
-  const stages = pipelinedStages(stage1, stage2, pipelineChunks(bytes / (nodes * G), REDUCE_SCATTER_PIPELINE_CHUNKS));
-  return {
-    time: copy + stages.time,
-    latency: stages.latency,
-    intraBytesPerGpu: stage1.intraBytesPerGpu + stage2.intraBytesPerGpu,
-    interBytesPerNode: stage2.interBytesPerNode,
-  };
+  return pipelinedTwoStages(cluster, stage1, stage2, 2 * bytes, bytes / (nodes * G), REDUCE_SCATTER_PIPELINE_CHUNKS);
 }
 
 /** Adds costs of collectives that run one after another. */
