@@ -95,6 +95,9 @@ function isView(t: HostTensor): t is TensorView {
  */
 function checkBacking(data: ArrayBufferView, role: string): void {
   const buffer = data.buffer as ArrayBufferLike & { resizable?: boolean; maxByteLength?: number };
+  // The common case first, cheaply (small collectives check two arrays per call):
+  // a fixed-length ArrayBuffer with memory behind it.
+  if (buffer instanceof ArrayBuffer && buffer.resizable !== true && data.byteLength !== 0) return;
   if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) {
     throw invalidArgument(
       `${role}: a TypedArray over a SharedArrayBuffer is not supported: use an ArrayBuffer-backed array or allocHost()`,
@@ -138,9 +141,7 @@ export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor 
   if (ArrayBuffer.isView(tensor)) {
     const dtype = NATURAL_DTYPES.get(tensor.constructor);
     if (dtype !== undefined) {
-      const buffer = tensor.buffer as ArrayBuffer & { resizable?: boolean };
-      // An ordinary fixed-length, attached ArrayBuffer needs no further checks.
-      if (!(buffer instanceof ArrayBuffer) || buffer.resizable === true || tensor.byteLength === 0) checkBacking(tensor, role);
+      checkBacking(tensor, role);
       return { array: tensor as HostArray, dtype };
     }
   }
