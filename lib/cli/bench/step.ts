@@ -93,21 +93,6 @@ async function microStep(engine: Engine<EngineTensor>, computeMs: number): Promi
   }
 }
 
-/** The median over `iters` runs of `body` (after one to warm up) of the slowest rank's time, in ms. */
-async function timeAlone(world: Communicator, iters: number, body: () => Promise<void>): Promise<number> {
-  await body();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    await world.barrier();
-    const start = performance.now();
-    await body();
-    times.push(performance.now() - start);
-  }
-  const slowest = Float64Array.from(times);
-  await world.allReduce(slowest, { op: 'max' });
-  return median(Array.from(slowest));
-}
-
 /** The median over `iters` runs of `body` (after one to warm up) of the largest of the ranks' results. */
 async function slowestResult(world: Communicator, iters: number, body: () => Promise<number>): Promise<number> {
   await body();
@@ -115,6 +100,16 @@ async function slowestResult(world: Communicator, iters: number, body: () => Pro
   for (let i = 0; i < iters; i++) results[i] = await body();
   await world.allReduce(results, { op: 'max' });
   return median(Array.from(results));
+}
+
+/** The median over `iters` runs of `body` (after one to warm up) of the slowest rank's time, in ms. */
+function timeAlone(world: Communicator, iters: number, body: () => Promise<void>): Promise<number> {
+  return slowestResult(world, iters, async () => {
+    await world.barrier();
+    const start = performance.now();
+    await body();
+    return performance.now() - start;
+  });
 }
 
 /** The step's collectives and kernels, each alone, with the engine's buffer kinds and sizes. */
