@@ -160,7 +160,8 @@ function makeCase(world: Communicator, op: BenchOp, bytes: number, o: Collective
         count: count * n, size: count * n * elem, busFactor: (n - 1) / n,
         prepare: (inPlace) => filled(inPlace ? mine : shard, rank),
         call: (inPlace) => {
-          const [input, output] = [(inPlace ? mine : shard).tensor, full.tensor];
+          const input = (inPlace ? mine : shard).tensor;
+          const output = full.tensor;
           return () => world.allGather(input, output);
         },
         wrong: () => countWrong(full.download(), (i) => encode(dtype, inputValue(dtype, Math.floor(i / count), i % count))),
@@ -170,7 +171,9 @@ function makeCase(world: Communicator, op: BenchOp, bytes: number, o: Collective
       count: count * n, size: count * n * elem, busFactor: (n - 1) / n,
       prepare: () => filled(full, rank),
       call: (inPlace) => {
-        const [input, output, options] = [full.tensor, (inPlace ? mine : shard).tensor, { op: o.redop }];
+        const input = full.tensor;
+        const output = (inPlace ? mine : shard).tensor;
+        const options = { op: o.redop };
         return () => world.reduceScatter(input, output, options);
       },
       wrong: (inPlace) => {
@@ -188,7 +191,9 @@ function makeCase(world: Communicator, op: BenchOp, bytes: number, o: Collective
       count, size: count * elem, busFactor: (2 * (n - 1)) / n,
       prepare: () => filled(input, rank),
       call: (inPlace) => {
-        const [send, recv, options] = [input.tensor, output.tensor, { op: o.redop }];
+        const send = input.tensor;
+        const recv = output.tensor;
+        const options = { op: o.redop };
         return inPlace ? () => world.allReduce(send, options) : () => world.allReduce(send, recv, options);
       },
       wrong: (inPlace) => countWrong((inPlace ? input : output).download(), (i) => encode(dtype, reduce(o.redop, dtype, n, i))),
@@ -198,7 +203,9 @@ function makeCase(world: Communicator, op: BenchOp, bytes: number, o: Collective
     count, size: count * elem, busFactor: 1,
     prepare: () => filled(input, rank === o.root ? rank : rank + 1000),
     call: (inPlace) => {
-      const [send, recv, options] = [input.tensor, output.tensor, { root: o.root }];
+      const send = input.tensor;
+      const recv = output.tensor;
+      const options = { root: o.root };
       return inPlace ? () => world.broadcast(send, options) : () => world.broadcast(send, recv, options);
     },
     wrong: (inPlace) => countWrong((inPlace ? input : output).download(), (i) => encode(dtype, inputValue(dtype, o.root, i))),
