@@ -24,8 +24,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const { rankEnvironment } = require(path.join(root, 'dist', 'comm', 'environment'));
-const { freePort } = require(path.join(root, 'dist', 'cli', 'bench', 'local-ranks'));
+const { freePort, localRankEnvironment } = require(path.join(root, 'dist', 'cli', 'bench', 'local-ranks'));
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -86,18 +85,7 @@ async function job(config) {
             ...process.env,
             BENCH_RANK: '1',
             BENCH_CONFIG: JSON.stringify(config),
-            ...rankEnvironment({
-              rank: r,
-              worldSize: W,
-              localRank: r,
-              localWorldSize: W,
-              node: 0,
-              nodeCount: 1,
-              masterAddr: '127.0.0.1',
-              masterPort: port,
-              storeToken: 'bench-checkpoint-token-0123456789abcdef',
-              storeHosted: false, // rank 0 hosts the store
-            }),
+            ...localRankEnvironment(r, W, W, port, 'bench-checkpoint-token-0123456789abcdef'), // rank 0 hosts the store
           };
           const child = spawn(process.execPath, ['--max-old-space-size=8192', __filename], { env, stdio: ['ignore', 'pipe', 'inherit'] });
           let out = '';

@@ -24,8 +24,7 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const mics = require(path.join(root, 'dist'));
-const { rankEnvironment } = require(path.join(root, 'dist', 'comm', 'environment'));
-const { freePort } = require(path.join(root, 'dist', 'cli', 'bench', 'local-ranks'));
+const { freePort, localRankEnvironment } = require(path.join(root, 'dist', 'cli', 'bench', 'local-ranks'));
 const script = path.join(root, 'test', 'fixtures', 'engine', 'train.js');
 
 function option(name, fallback) {
@@ -59,18 +58,7 @@ async function job(config) {
   for (let r = 0; r < W; r++) {
     const env = {
       ...process.env,
-      ...rankEnvironment({
-        rank: r,
-        worldSize: W,
-        localRank: r,
-        localWorldSize: W,
-        node: 0,
-        nodeCount: 1,
-        masterAddr: '127.0.0.1',
-        masterPort: port,
-        storeToken: 'kill-during-save-token-0123456789abcdef',
-        storeHosted: false, // rank 0 hosts the store
-      }),
+      ...localRankEnvironment(r, W, W, port, 'kill-during-save-token-0123456789abcdef'), // rank 0 hosts the store
     };
     runs.push(
       new Promise((resolve) => {

@@ -23,6 +23,27 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The variables of rank `rank` of `worldSize` ranks on this machine, `perNode` to
+ * an (emulated) node, with rank 0 hosting the store at 127.0.0.1:`port`; its rank
+ * is its device index.
+ */
+export function localRankEnvironment(rank: number, worldSize: number, perNode: number, port: number, storeToken: string): Record<string, string> {
+  return rankEnvironment({
+    rank,
+    worldSize,
+    localRank: rank % perNode,
+    localWorldSize: perNode,
+    node: Math.floor(rank / perNode),
+    nodeCount: worldSize / perNode,
+    masterAddr: '127.0.0.1',
+    masterPort: port,
+    storeToken,
+    storeHosted: false,
+    agentLocalRank: rank,
+  });
+}
+
 /** Re-runs this process's own command line as `nproc` ranks; resolves to the exit code. */
 export async function runLocalRanks(nproc: number, emulateNodes: number): Promise<number> {
   if (!Number.isInteger(nproc) || nproc < 1) throw invalidArgument(`--nproc ${nproc} is not valid: use an integer >= 1`);
@@ -38,20 +59,7 @@ export async function runLocalRanks(nproc: number, emulateNodes: number): Promis
       stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
       env: {
         ...process.env,
-        ...rankEnvironment({
-          rank,
-          worldSize: nproc,
-          localRank: rank % perNode,
-          localWorldSize: perNode,
-          node: Math.floor(rank / perNode),
-          nodeCount: emulateNodes,
-          masterAddr: '127.0.0.1',
-          masterPort: port,
-          storeToken: token,
-          // Rank 0 hosts the store; every rank runs on this machine, so its rank is its device index.
-          storeHosted: false,
-          agentLocalRank: rank,
-        }),
+        ...localRankEnvironment(rank, nproc, perNode, port, token),
         OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1',
       },
     });
