@@ -90,23 +90,26 @@ cat "$OUT/machine.txt" >&2
 "$CLUSTER" measure --from 0 --to 1 --mb 100 2>&1 | tee "$OUT/link-check.txt" >&2
 
 PORT=29750
-run_config() { # NAME REPEAT ARGS...
-  local name=$1 rep=$2; shift 2
+launch_all() { # TIMEOUT LOG_PREFIX MICS_ARGS...: mics on every node (mics-launch), LOG_PREFIX.node<k>.log each
+  local limit=$1 prefix=$2; shift 2
   local token k rc=0
   token=$(node -e "process.stdout.write(require('crypto').randomBytes(32).toString('hex'))")
   PORT=$((PORT + 1))
   PIDS=()
   for ((k = 0; k < NODES; k++)); do
-    MICS_STORE_TOKEN=$token timeout 3600 "$CLUSTER" run "$k" \
+    MICS_STORE_TOKEN=$token timeout "$limit" "$CLUSTER" run "$k" \
       node "$CODE/dist/cli/mics-launch.js" --nnodes "$NODES" --node-rank "$k" --nproc-per-node "$RANKS" \
-      --master-addr 10.77.0.1 --master-port "$PORT" --rdzv-timeout 120 \
-      "$CODE/dist/cli/mics.js" bench step --json --units "$UNITS" --unit-params "$UNIT_PARAMS" -n "$ITERS" -w "$WARMUP" "$@" \
-      >"$OUT/$name.r$rep.node$k.log" 2>&1 &
+      --master-addr 10.77.0.1 --master-port "$PORT" --rdzv-timeout 120 "$CODE/dist/cli/mics.js" "$@" \
+      >"$prefix.node$k.log" 2>&1 &
     PIDS+=($!)
   done
   for k in "${!PIDS[@]}"; do wait "${PIDS[$k]}" || rc=$?; done
   PIDS=()
   return $rc
+}
+run_config() { # NAME REPEAT ARGS...
+  local name=$1 rep=$2; shift 2
+  launch_all 3600 "$OUT/$name.r$rep" bench step --json --units "$UNITS" --unit-params "$UNIT_PARAMS" -n "$ITERS" -w "$WARMUP" "$@"
 }
 want() { [[ ,$ONLY, == *,$1,* ]]; }
 
@@ -120,17 +123,7 @@ if [ $CALIBRATE -eq 1 ]; then
   done
   for p in "${PIDS[@]}"; do wait "$p" || die "the one-node calibration failed: see $OUT/calibrate-one-node.node*.err"; done
   PIDS=()
-  token=$(node -e "process.stdout.write(require('crypto').randomBytes(32).toString('hex'))")
-  PORT=$((PORT + 1))
-  for ((k = 0; k < NODES; k++)); do
-    MICS_STORE_TOKEN=$token timeout 1800 "$CLUSTER" run "$k" \
-      node "$CODE/dist/cli/mics-launch.js" --nnodes "$NODES" --node-rank "$k" --nproc-per-node "$RANKS" \
-      --master-addr 10.77.0.1 --master-port "$PORT" --rdzv-timeout 120 "$CODE/dist/cli/mics.js" "${BENCH[@]}" \
-      >"$OUT/calibrate-nodes.node$k.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for p in "${PIDS[@]}"; do wait "$p" || die "the $NODES-node calibration failed: see $OUT/calibrate-nodes.node*.log"; done
-  PIDS=()
+  launch_all 1800 "$OUT/calibrate-nodes" "${BENCH[@]}" || die "the $NODES-node calibration failed: see $OUT/calibrate-nodes.node*.log"
   # rank 0's line, without the launcher's "[rank 0] " prefix
   sed -n 's/^\[rank 0\] \({"header".*\)$/\1/p' "$OUT/calibrate-nodes.node0.log" >"$OUT/calibrate-nodes.json"
   [ -s "$OUT/calibrate-nodes.json" ] || die "no result from rank 0 in $OUT/calibrate-nodes.node0.log"
