@@ -250,6 +250,15 @@ export function backendFor(comm: Communicator): EngineBackend<HostArrayOf<DType>
 }
 
 /**
+ * Whether the engine adds later micro-steps' gradients in the reduce-scatter's own
+ * pass (`reduceScatter(..., {accumulate: true})`: f32 on the CPU backend, S > 1)
+ * rather than through a temporary and the accumulate kernel.
+ */
+export function accumulatesInReduceScatter(partition: Communicator, reduceDtype: FloatDType): boolean {
+  return partition.size > 1 && reduceDtype === 'f32' && partition.backend === 'cpu';
+}
+
+/**
  * Reduces host numbers over `comm` in place: straight on a cpu communicator, through
  * device memory on nccl (which reduces device memory only). `run` issues the
  * collective (the engine passes its chain of collectives).

@@ -29,7 +29,7 @@ import { Communicator } from '../comm/communicator';
 import { createGroups, destroyGroups, type MicsGroups } from '../comm/mics-groups';
 import type { PartitionChoice } from '../plan/planner';
 import { DeviceTensor } from '../cuda/device-tensor';
-import { backendFor, type EngineBackend, type FloatDType, type HalfDType } from './backend';
+import { accumulatesInReduceScatter, backendFor, type EngineBackend, type FloatDType, type HalfDType } from './backend';
 import { BufferPool } from './buffer-pool';
 import { beginSave, exportWeights, importWeights, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import type { ExportOptions, ExportResult, ImportResult, LoadOptions, LoadResult, PendingSave, SaveOptions, SaveResult } from './checkpoint/types';
@@ -661,7 +661,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       else await this.backend.accumulate(shard, full, dtype);
     } else {
       this.countReduce(u, dtype);
-      const accumulate = !first && dtype === 'f32' && partition.backend === 'cpu';
+      const accumulate = !first && accumulatesInReduceScatter(partition, dtype);
       const direct = (first && dtype === 'f32') || accumulate;
       const out = direct ? shard : this.pool(dtype).take(u.shardNumel);
       // Hierarchically when the groups are (intra-node first, then across nodes).

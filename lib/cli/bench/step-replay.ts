@@ -20,7 +20,7 @@ import { allGather, reduceScatter } from '../../comm/collectives';
 import type { Communicator } from '../../comm/communicator';
 import type { MicsGroups } from '../../comm/mics-groups';
 import type { DType, HostArrayOf } from '../../core/dtypes';
-import { HostBackend, type FloatDType, type HalfDType } from '../../engine/backend';
+import { accumulatesInReduceScatter, HostBackend, type FloatDType, type HalfDType } from '../../engine/backend';
 import type { Engine } from '../../engine/engine';
 import type { UnitLayout } from '../../engine/layout';
 import type { EngineTensor } from '../../engine/types';
@@ -33,9 +33,9 @@ export interface ReplayOptions {
   computeMs: number;
 }
 
-/** Whether the engine adds later micro-steps' gradients in the reduce-scatter itself (f32 on the CPU backend, S > 1), as the replay does. */
-export function fusedAccumulate(groups: MicsGroups, o: { reduceDtype: string }): boolean {
-  return groups.partition.size > 1 && o.reduceDtype === 'f32' && groups.partition.backend === 'cpu';
+/** Whether the engine adds later micro-steps' gradients in the reduce-scatter itself, as the replay then does. */
+export function fusedAccumulate(groups: MicsGroups, o: { reduceDtype: FloatDType }): boolean {
+  return accumulatesInReduceScatter(groups.partition, o.reduceDtype);
 }
 
 /** One replayed optimizer step, to time (its buffers are allocated once, here). Host buffers (cpu backend) only. */
