@@ -444,9 +444,12 @@ export class Communicator {
   }
 }
 
-/** A valid timeout in whole milliseconds (rounded up), or undefined for an invalid one. */
+/**
+ * A valid timeout in whole milliseconds (rounded up; Infinity stays Infinity: no
+ * deadline, as the native side reads it), or undefined for an invalid one.
+ */
 function wholeTimeoutMs(timeoutMs: number): number | undefined {
-  return timeoutMs > 0 && Number.isFinite(timeoutMs) ? Math.ceil(timeoutMs) : undefined;
+  return typeof timeoutMs === 'number' && timeoutMs > 0 ? Math.ceil(timeoutMs) : undefined;
 }
 
 /** A native error as a MicsError, keeping its code and the rank, group, op and peer it names. */

@@ -73,11 +73,11 @@ export async function init(options: InitOptions = {}): Promise<Communicator> {
     throw invalidArgument(`backend '${String(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);
   }
   const requestedTimeout = options.timeoutMs ?? timeoutFromEnvironment(env) ?? 300_000;
-  if (!(requestedTimeout > 0) || !Number.isFinite(requestedTimeout)) {
+  if (typeof requestedTimeout !== 'number' || !(requestedTimeout > 0)) {
     throw invalidArgument(`init: timeoutMs ${String(requestedTimeout)} is not valid: use a positive number of milliseconds`);
   }
-  // Longer than Node's timers and the store's wire field hold (2^31 - 1 ms, 24.8 days)
-  // means "as long as possible", not an error.
+  // Longer than Node's timers and the store's wire field hold (2^31 - 1 ms, 24.8 days),
+  // Infinity included, means "as long as possible", not an error.
   const timeoutMs = Math.min(requestedTimeout, MAX_TIMEOUT_MS);
   const backend = chooseBackend(requested);
   const place = readRankEnvironment(env);

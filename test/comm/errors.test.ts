@@ -26,6 +26,18 @@ describe('init() reads its environment and names what is wrong', () => {
     expect(err.message).toMatch(/RANK=3.*\[0, 1\]/);
   });
 
+  it.each([[0], [-1], [NaN], ['5' as unknown as number]])('init({timeoutMs: %p}) rejects naming the value', async (value) => {
+    const err = await rejection(init({ backend: 'cpu', timeoutMs: value, env: oneRank }));
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toContain(`init: timeoutMs ${String(value)} is not valid`);
+  });
+
+  it('init({timeoutMs: Infinity}) waits as long as possible (the longest timeout the clocks hold)', async () => {
+    const world = await init({ backend: 'cpu', timeoutMs: Infinity, env: oneRank });
+    expect(world.timeoutMs).toBe(2 ** 31 - 1);
+    world.destroy();
+  });
+
   it('an unknown backend rejects naming it', async () => {
     const err = await rejection(init({ backend: 'gpu' as 'cpu', env: oneRank }));
     expect(err.message).toMatch(/'gpu'/);
@@ -67,10 +79,17 @@ describe('a one-rank world', () => {
     }
   });
 
-  it('a huge timeout is a valid timeout, not an instant one', async () => {
+  it.each([[1e13], [Infinity]])('a per-op timeoutMs of %p is no deadline, not an instant one', async (timeoutMs) => {
     const data = Float32Array.of(1, 2);
-    await world.allReduce(data, { timeoutMs: 1e13 });
+    await world.allReduce(data, { timeoutMs });
+    await world.allGatherGroup([[data, new Float32Array(2)]], { timeoutMs });
     expect(Array.from(data)).toEqual([1, 2]);
+  });
+
+  it.each([[0], [-1], [NaN], ['5' as unknown as number]])('a per-op timeoutMs of %p rejects naming the value', async (timeoutMs) => {
+    const err = await rejection(world.allReduce(Float32Array.of(1), { timeoutMs }));
+    expect(err.code).toBe('MICS_INVALID_ARGUMENT');
+    expect(err.message).toContain(`allReduce: timeoutMs ${String(timeoutMs)} is not valid`);
   });
 });
 
@@ -78,10 +97,10 @@ describe('huge timeouts mean "as long as possible", on real ranks', () => {
   it.each([
     ['one node (shm)', 1],
     ['2 emulated nodes (tcp)', 2],
-  ])('MICS_TIMEOUT_MS=1e13 and a per-op timeoutMs of 1e13: the ops complete: %s', async (_name, nodes) => {
+  ])('MICS_TIMEOUT_MS=1e13 and per-op timeoutMs of 1e13 and Infinity: the ops complete: %s', async (_name, nodes) => {
     const results = await runRanks({ n: 2, nodes, script: path.join(commFixtures, 'huge-timeout.js'), env: { MICS_TIMEOUT_MS: '1e13' } });
     for (const r of results) {
-      expect(r.json).toEqual({ rank: r.rank, a: 3, b: 2, timeoutMs: 2 ** 31 - 1 });
+      expect(r.json).toEqual({ rank: r.rank, a: 3, b: 2, c: 2, timeoutMs: 2 ** 31 - 1 });
     }
   }, 60000);
 });
