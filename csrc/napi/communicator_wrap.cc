@@ -61,9 +61,13 @@ std::string ShortName(Napi::Env env, const Napi::Value& value) {
   return std::string(text, length);  // small-string optimisation: no allocation
 }
 
-bool Overlap(const HostView& a, const HostView& b) {
-  return a.bytes > 0 && b.bytes > 0 && a.data < b.data + b.bytes && b.data < a.data + a.bytes;
+bool Overlap(const void* a, std::size_t aBytes, const void* b, std::size_t bBytes) {
+  const char* x = static_cast<const char*>(a);
+  const char* y = static_cast<const char*>(b);
+  return aBytes > 0 && bBytes > 0 && x < y + bBytes && y < x + aBytes;
 }
+
+bool Overlap(const HostView& a, const HostView& b) { return Overlap(a.data, a.bytes, b.data, b.bytes); }
 
 CollectiveType ParseCollective(const std::string& name) {
   for (CollectiveType t : {CollectiveType::kAllGather, CollectiveType::kReduceScatter, CollectiveType::kAllReduce,
@@ -505,9 +509,7 @@ Napi::Value CommunicatorWrap::Collective(const Napi::CallbackInfo& info) {
         throw InvalidArgument("reduceScatter: accumulate is for the CPU backend (on NCCL, reduce-scatter into a buffer and add it)");
       }
       const std::size_t bytes = c.count * ElementSize(c.dtype);
-      const char* send = static_cast<const char*>(c.send);
-      const char* recv = static_cast<const char*>(c.recv);
-      if (bytes > 0 && recv < send + bytes * static_cast<std::size_t>(comm_->size()) && send < recv + bytes) {
+      if (Overlap(c.send, bytes * static_cast<std::size_t>(comm_->size()), c.recv, bytes)) {
         throw InvalidArgument("reduceScatter: accumulate adds into the output, which must not overlap the input (no in place)");
       }
       c.accumulate = true;

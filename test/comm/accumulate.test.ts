@@ -6,7 +6,9 @@
  * by output + temporary, and misuse is refused with a named error.
  */
 import * as path from 'node:path';
+import { init, type Communicator } from '../../lib';
 import { describeRanks, killAllRanks, repoRoot, runRanks, type RankResult } from '../helpers/ranks';
+import { rejection } from '../helpers/errors';
 
 const script = path.join(repoRoot, 'test', 'fixtures', 'comm', 'accumulate.js');
 afterAll(killAllRanks);
@@ -64,4 +66,37 @@ describe('reduceScatter with accumulate: output += the reduction, with the bits 
     expect(results.every((r) => r.json.hierarchical === true)).toBe(true);
     expectExact(results, ['flat', 'hierarchical', 'pipelined']);
   }, 120000);
+});
+
+describe('reduceScatter with accumulate refuses an output that overlaps any byte of the input', () => {
+  let world: Communicator;
+  beforeAll(async () => {
+    world = await init({ backend: 'cpu', env: { RANK: '0', WORLD_SIZE: '1' } });
+  });
+  afterAll(() => world.destroy());
+
+  // One rank: the input is count elements; views of one 16-element buffer.
+  const memory = new Float32Array(16);
+  const view = (start: number, count: number): Float32Array => memory.subarray(start, start + count);
+
+  it.each([
+    ['the output right after the input', 0, 4],
+    ['the output right before the input', 4, 0],
+  ])('%s: allowed', async (_name, inputStart, outputStart) => {
+    memory.fill(1);
+    await world.reduceScatter(view(inputStart, 4), view(outputStart, 4), { accumulate: true });
+    expect(Array.from(view(outputStart, 4))).toEqual([2, 2, 2, 2]);
+  });
+
+  it.each([
+    ['the same elements (in place)', 0, 0],
+    ['the output on the input\'s last element', 0, 3],
+    ['the input on the output\'s last element', 3, 0],
+  ])('%s: MICS_INVALID_ARGUMENT, output unchanged', async (_name, inputStart, outputStart) => {
+    memory.fill(1);
+    const err = await rejection(world.reduceScatter(view(inputStart, 4), view(outputStart, 4), { accumulate: true }));
+    // A partial overlap is refused for every reduce-scatter; in place only with accumulate.
+    expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(/^reduceScatter: .*overlap/)]);
+    expect(Array.from(memory)).toEqual(new Array(16).fill(1));
+  });
 });
