@@ -14,7 +14,7 @@
 import type { AccumulateOptions, BroadcastOptions, CollectiveOptions, Communicator, ReduceOptions } from './communicator';
 import { Communicator as CommunicatorClass } from './communicator';
 import { isTensor, type Tensor } from './tensor';
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, optionsObject, rejecting } from '../core/errors';
 import { hierarchicalAllGather, hierarchicalReduceScatter } from './hierarchical';
 import type { MicsGroups } from './mics-groups';
 
@@ -46,12 +46,20 @@ export interface ReduceScatterOptions extends AccumulateOptions, GroupSelection 
 /** A communicator or the MiCS groups of this rank. */
 export type CollectiveTarget = Communicator | MicsGroups;
 
+const GROUP_NAMES: readonly GroupName[] = ['world', 'partition', 'replication', 'intraNode', 'interNode'];
+
 function pick(target: CollectiveTarget, group: GroupName | undefined, fallback: GroupName): Communicator {
   if (target instanceof CommunicatorClass) {
-    if (group !== undefined) throw invalidArgument(`option group '${group}' needs MicsGroups, not a Communicator`);
+    if (group !== undefined) throw invalidArgument(`option group ${describeValue(group)} needs MicsGroups, not a Communicator`);
     return target;
   }
+  if (typeof target !== 'object' || target === null || !(target.world instanceof CommunicatorClass)) {
+    throw invalidArgument(`target ${describeValue(target)} is not valid: use a Communicator or the MicsGroups of createGroups()`);
+  }
   const name = group ?? fallback;
+  if (!GROUP_NAMES.includes(name)) {
+    throw invalidArgument(`option group ${describeValue(name)} is not valid: use one of ${GROUP_NAMES.join(', ')}`);
+  }
   const comm = target[name];
   if (!comm) {
     throw invalidArgument(
@@ -74,16 +82,24 @@ function hierarchyOf(
 
 /** Gathers every rank's input into output (size x input). See the module notes for MicsGroups. */
 export function allGather(target: CollectiveTarget, input: Tensor, output: Tensor, options: AllGatherOptions = {}): Promise<void> {
-  const hierarchy = hierarchyOf(target, options);
-  if (hierarchy) return hierarchicalAllGather(hierarchy, input, output, options);
-  return pick(target, options.group, 'partition').allGather(input, output, options);
+  return rejecting(() => {
+    const checked = optionsObject('allGather', options, {});
+    const comm = pick(target, checked.group, 'partition');
+    const hierarchy = hierarchyOf(target, checked);
+    if (hierarchy) return hierarchicalAllGather(hierarchy, input, output, checked);
+    return comm.allGather(input, output, checked);
+  });
 }
 
 /** Reduces input (size x output) and scatters: rank r keeps block r. See the module notes for MicsGroups. */
 export function reduceScatter(target: CollectiveTarget, input: Tensor, output: Tensor, options: ReduceScatterOptions = {}): Promise<void> {
-  const hierarchy = options.op === 'avg' ? undefined : hierarchyOf(target, options);
-  if (hierarchy) return hierarchicalReduceScatter(hierarchy, input, output, options);
-  return pick(target, options.group, 'partition').reduceScatter(input, output, options);
+  return rejecting(() => {
+    const checked = optionsObject('reduceScatter', options, {});
+    const comm = pick(target, checked.group, 'partition');
+    const hierarchy = checked.op === 'avg' ? undefined : hierarchyOf(target, checked);
+    if (hierarchy) return hierarchicalReduceScatter(hierarchy, input, output, checked);
+    return comm.reduceScatter(input, output, checked);
+  });
 }
 
 /** All-reduce, in place or into output. */
@@ -100,10 +116,12 @@ export function allReduce(
   second?: Tensor | (ReduceOptions & GroupSelection),
   third?: ReduceOptions & GroupSelection,
 ): Promise<void> {
-  const hasOutput = isTensor(second);
-  const options = (hasOutput ? third : second) as (ReduceOptions & GroupSelection) | undefined;
-  const comm = pick(target, options?.group, 'replication');
-  return hasOutput ? comm.allReduce(input, second as Tensor, options) : comm.allReduce(input, options);
+  return rejecting(() => {
+    const hasOutput = isTensor(second);
+    const options = optionsObject('allReduce', (hasOutput ? third : second) as (ReduceOptions & GroupSelection) | undefined, {});
+    const comm = pick(target, options.group, 'replication');
+    return hasOutput ? comm.allReduce(input, second as Tensor, options) : comm.allReduce(input, options);
+  });
 }
 
 /** Broadcast from options.root (default 0), in place or into output. */
@@ -120,13 +138,18 @@ export function broadcast(
   second?: Tensor | (BroadcastOptions & GroupSelection),
   third?: BroadcastOptions & GroupSelection,
 ): Promise<void> {
-  const hasOutput = isTensor(second);
-  const options = (hasOutput ? third : second) as (BroadcastOptions & GroupSelection) | undefined;
-  const comm = pick(target, options?.group, 'partition');
-  return hasOutput ? comm.broadcast(input, second as Tensor, options) : comm.broadcast(input, options);
+  return rejecting(() => {
+    const hasOutput = isTensor(second);
+    const options = optionsObject('broadcast', (hasOutput ? third : second) as (BroadcastOptions & GroupSelection) | undefined, {});
+    const comm = pick(target, options.group, 'partition');
+    return hasOutput ? comm.broadcast(input, second as Tensor, options) : comm.broadcast(input, options);
+  });
 }
 
 /** Resolves once every rank of the group has called barrier(). */
 export function barrier(target: CollectiveTarget, options: CollectiveOptions & GroupSelection = {}): Promise<void> {
-  return pick(target, options.group, 'partition').barrier(options);
+  return rejecting(() => {
+    const checked = optionsObject('barrier', options, {});
+    return pick(target, checked.group, 'partition').barrier(checked);
+  });
 }

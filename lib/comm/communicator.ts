@@ -8,8 +8,9 @@
 import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/native';
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
-import { MicsError, invalidArgument, rejecting, type MicsErrorCode } from '../core/errors';
+import { MicsError, describeValue, invalidArgument, optionsObject, rejecting, type MicsErrorCode } from '../core/errors';
 import { noteFailure } from './failure-record';
+import { keepAttached } from '../core/untransferable';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
 
 /** Options every collective accepts. */
@@ -138,10 +139,11 @@ export class Communicator {
   allGather(input: Tensor, output: Tensor, options: CollectiveOptions = NO_OPTIONS): Promise<void> {
     // try/catch rather than rejecting(): a closure per call costs small ops.
     try {
+      const checked = optionsObject('allGather', options, NO_OPTIONS);
       const send = this.buffer(input, 'allGather input');
       const recv = this.buffer(output, 'allGather output');
       this.sameDtype('allGather', send.dtype, recv.dtype);
-      return this.run('allGather', send.native, recv.native, send.dtype, 'sum', 0, options);
+      return this.run('allGather', send.native, recv.native, send.dtype, 'sum', 0, checked);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -154,13 +156,14 @@ export class Communicator {
    */
   reduceScatter(input: Tensor, output: Tensor, options: AccumulateOptions = NO_OPTIONS): Promise<void> {
     try {
+      const checked = optionsObject('reduceScatter', options, NO_OPTIONS);
       const send = this.buffer(input, 'reduceScatter input');
       const recv = this.buffer(output, 'reduceScatter output');
       this.sameDtype('reduceScatter', send.dtype, recv.dtype);
-      if (options.accumulate !== undefined && typeof options.accumulate !== 'boolean') {
-        throw invalidArgument(`reduceScatter: accumulate ${String(options.accumulate)} is not valid: use true or false`);
+      if (checked.accumulate !== undefined && typeof checked.accumulate !== 'boolean') {
+        throw invalidArgument(`reduceScatter: accumulate ${describeValue(checked.accumulate)} is not valid: use true or false`);
       }
-      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(options), 0, options, options.accumulate === true);
+      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(checked), 0, checked, checked.accumulate === true);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -173,7 +176,7 @@ export class Communicator {
     try {
       const inPlace = second === undefined || !isTensor(second);
       const output = inPlace ? input : second;
-      const options = (inPlace ? second : third) ?? NO_OPTIONS;
+      const options = optionsObject('allReduce', (inPlace ? second : third) as ReduceOptions | null | undefined, NO_OPTIONS);
       const send = this.buffer(input, 'allReduce input');
       const recv = output === input ? send : this.buffer(output, 'allReduce output');
       this.sameDtype('allReduce', send.dtype, recv.dtype);
@@ -188,7 +191,8 @@ export class Communicator {
   broadcast(input: Tensor, output: Tensor, options?: BroadcastOptions): Promise<void>;
   broadcast(input: Tensor, second?: Tensor | BroadcastOptions, third?: BroadcastOptions): Promise<void> {
     return rejecting(() => {
-      const [output, options] = isTensor(second) ? [second, third ?? {}] : [input, second ?? {}];
+      const [output, given] = isTensor(second) ? [second, third] : [input, second];
+      const options = optionsObject('broadcast', given, NO_OPTIONS);
       const send = this.buffer(input, 'broadcast input');
       const recv = output === input ? send : this.buffer(output, 'broadcast output');
       this.sameDtype('broadcast', send.dtype, recv.dtype);
@@ -201,8 +205,8 @@ export class Communicator {
   }
 
   /** Resolves once every rank of the group has called barrier(). */
-  barrier(options: CollectiveOptions = {}): Promise<void> {
-    return rejecting(() => this.run('barrier', null, null, 'u8', 'sum', 0, options));
+  barrier(options: CollectiveOptions = NO_OPTIONS): Promise<void> {
+    return rejecting(() => this.run('barrier', null, null, 'u8', 'sum', 0, optionsObject('barrier', options, NO_OPTIONS)));
   }
 
   /**
@@ -212,6 +216,7 @@ export class Communicator {
    */
   async split(color: number | null, key: number = this.rank, options: { name?: string } = {}): Promise<Communicator | null> {
     this.ensureUsable('split');
+    const name = childName('split', optionsObject('split', options, {}));
     const myColor = color ?? -1;
     if (!Number.isInteger(myColor) || myColor < -1 || myColor > 0x7fffffff) {
       throw invalidArgument(`split: color ${String(color)} is not valid: use an integer >= 0, or -1/null to opt out`);
@@ -231,7 +236,7 @@ export class Communicator {
     members.sort((a, b) => a.key - b.key || a.rank - b.rank);
     const ranks = members.map((m) => m.rank);
     const keySuffix = `split${index}/color${myColor}`;
-    const name = options.name ?? `${this.name}/split${index}:${myColor}`;
+    const childGroupName = name ?? `${this.name}/split${index}:${myColor}`;
     // NCCL 2.18+: ncclCommSplit, collective over every rank of this group (color -1 too),
     // instead of a fresh unique id per new group. The order above is NCCL's (key, then rank).
     if (this.native.canSplit) {
@@ -239,10 +244,10 @@ export class Communicator {
         await this.settle(() => this.native.splitInto(null, -1, key, this.context.timeoutMs));
         return null;
       }
-      return this.createChild(ranks, keySuffix, name, { parent: this.native, color: myColor, key });
+      return this.createChild(ranks, keySuffix, childGroupName, { parent: this.native, color: myColor, key });
     }
     if (myColor === -1) return null;
-    return this.createChild(ranks, keySuffix, name);
+    return this.createChild(ranks, keySuffix, childGroupName);
   }
 
   /**
@@ -251,6 +256,8 @@ export class Communicator {
    */
   async subgroup(ranks: readonly number[], options: { name?: string } = {}): Promise<Communicator> {
     this.ensureUsable('subgroup');
+    const name = childName('subgroup', optionsObject('subgroup', options, {}));
+    if (!Array.isArray(ranks)) throw invalidArgument(`subgroup: ranks ${describeValue(ranks)} is not valid: use an array of group ranks`);
     const seen = new Set<number>();
     for (const r of ranks) {
       if (!Number.isInteger(r) || r < 0 || r >= this.size) {
@@ -265,7 +272,7 @@ export class Communicator {
     const id = ranks.join('.');
     const count = this.subgroupCounts.get(id) ?? 0;
     this.subgroupCounts.set(id, count + 1);
-    return this.createChild([...ranks], `group/${id}/${count}`, options.name ?? `${this.name}/[${ranks.join(',')}]`);
+    return this.createChild([...ranks], `group/${id}/${count}`, name ?? `${this.name}/[${ranks.join(',')}]`);
   }
 
   /** Fails every op in flight and every later op on every member (with the reason). */
@@ -366,7 +373,11 @@ export class Communicator {
     } catch (err) {
       return Promise.reject(this.annotate(err));
     }
-    return this.annotated(promise);
+    if (promise === this.settled) return promise;
+    // The op runs on: its buffers must stay attached until it ends (core/untransferable).
+    keepAttached(send);
+    keepAttached(recv);
+    return promise.catch(this.rethrowAnnotated);
   }
 
   /**
@@ -422,15 +433,27 @@ export class Communicator {
    */
   allGatherGroup(pairs: [input: Tensor, output: Tensor][], options: CollectiveOptions = {}): Promise<void> {
     return rejecting(() => {
-      const ops: NativeOp[] = pairs.map(([input, output], i) => {
+      if (!Array.isArray(pairs)) throw invalidArgument(`allGatherGroup: ${describeValue(pairs)} is not valid: use an array of [input, output] pairs`);
+      const ops: NativeOp[] = pairs.map((pair, i) => {
+        if (!Array.isArray(pair) || pair.length !== 2) {
+          throw invalidArgument(`allGatherGroup: pair ${i} is ${describeValue(pair)}: use [input, output]`);
+        }
+        const [input, output] = pair as [Tensor, Tensor];
         const send = this.buffer(input, `allGatherGroup input ${i}`);
         const recv = this.buffer(output, `allGatherGroup output ${i}`);
         this.sameDtype('allGatherGroup', send.dtype, recv.dtype);
         return ['allGather', send.native, recv.native, send.dtype, 'sum', 0];
       });
       this.ensureUsable('allGatherGroup');
-      const timeoutMs = this.timeout('allGatherGroup', options);
-      return this.settle(() => this.native.group(ops, timeoutMs));
+      const timeoutMs = this.timeout('allGatherGroup', optionsObject('allGatherGroup', options, NO_OPTIONS));
+      return this.settle(() => {
+        const promise = this.native.group(ops, timeoutMs);
+        for (const [, send, recv] of ops) {
+          keepAttached(send);
+          keepAttached(recv);
+        }
+        return promise;
+      });
     });
   }
 
@@ -442,6 +465,15 @@ export class Communicator {
     }
     return whole;
   }
+}
+
+/** The `name` option of split() and subgroup(): a non-empty string, or undefined for the default. */
+function childName(what: string, options: { name?: unknown }): string | undefined {
+  const name = options.name;
+  if (name !== undefined && (typeof name !== 'string' || name === '')) {
+    throw invalidArgument(`${what}: name ${describeValue(name)} is not valid: use a non-empty string`);
+  }
+  return name;
 }
 
 /**

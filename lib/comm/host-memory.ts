@@ -10,7 +10,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { loadAddon } from '../core/native';
 import { ARRAY_TYPES, DTYPES, elementBytes, type DType, type HostArrayOf } from '../core/dtypes';
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument } from '../core/errors';
 
 export type { HostArrayOf } from '../core/dtypes';
 
@@ -52,10 +52,10 @@ export function allocHost<D extends DType>(dtype: D, count: number): HostArrayOf
     throw invalidArgument(`allocHost: dtype '${String(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
   }
   const max = maxHostElements(dtype);
-  if (!Number.isInteger(count) || count < 0 || count > max) {
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 0 || count > max) {
     throw invalidArgument(
-      `allocHost: count ${String(count)} is not valid for ${dtype}: use a whole number in [0, ${max}]` +
-        (count > max && Number.isInteger(count) ? ` (one ${ARRAY_TYPES[dtype].name} holds at most ${max} elements here)` : ''),
+      `allocHost: count ${describeValue(count)} is not valid for ${dtype}: use a whole number in [0, ${max}]` +
+        (typeof count === 'number' && count > max && Number.isInteger(count) ? ` (one ${ARRAY_TYPES[dtype].name} holds at most ${max} elements here)` : ''),
     );
   }
   const buffer = loadAddon().addon.allocHost(count * elementBytes(dtype));

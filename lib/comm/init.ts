@@ -13,7 +13,7 @@ import { backendStatuses } from '../core/capabilities';
 import { StoreClient, StoreServer } from '../store';
 import { MAX_TIMEOUT_MS } from '../store/protocol';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
-import { MicsError, invalidArgument } from '../core/errors';
+import { MicsError, invalidArgument, optionsObject } from '../core/errors';
 import { readRankEnvironment, type RankEnvironment } from './environment';
 import { installFailureRecord } from './failure-record';
 import { formationError, joinFormation, leaveFormation } from './formation';
@@ -66,7 +66,8 @@ function timeoutFromEnvironment(env: NodeJS.ProcessEnv): number | undefined {
 }
 
 /** Creates the world communicator of this job. Collective: every rank calls it. */
-export async function init(options: InitOptions = {}): Promise<Communicator> {
+export async function init(given: InitOptions = {}): Promise<Communicator> {
+  const options = optionsObject('init', given, {});
   const env = options.env ?? process.env;
   const requested = options.backend ?? 'auto';
   if (!['cpu', 'nccl', 'auto'].includes(requested)) {

@@ -5,8 +5,8 @@
  * turns it into communicators. Split is collective: every world rank calls
  * createGroups with the same options.
  */
-import type { Communicator } from './communicator';
-import { MicsError, invalidArgument } from '../core/errors';
+import { Communicator } from './communicator';
+import { MicsError, describeValue, invalidArgument, optionsObject } from '../core/errors';
 import { planGroups, type GroupPlan, type HierarchicalOption, type RankGroups } from './groups';
 
 /** Options of createGroups(). */
@@ -53,7 +53,9 @@ export function ranksPerNodeOf(nodes: readonly number[]): number {
 }
 
 /** Creates the partition, replication (and, when hierarchical, intra/inter-node) communicators. */
-export async function createGroups(world: Communicator, options: CreateGroupsOptions = {}): Promise<MicsGroups> {
+export async function createGroups(world: Communicator, given: CreateGroupsOptions = {}): Promise<MicsGroups> {
+  if (!(world instanceof Communicator)) throw invalidArgument(`createGroups: world ${describeValue(world)} is not valid: use the Communicator of init()`);
+  const options = optionsObject('createGroups', given, {});
   const layout = planGroups({
     worldSize: world.size,
     ranksPerNode: ranksPerNodeOf(world.nodes),
@@ -94,5 +96,8 @@ export async function createGroups(world: Communicator, options: CreateGroupsOpt
 
 /** Destroys every communicator createGroups made (not the world). */
 export function destroyGroups(groups: MicsGroups): void {
+  if (typeof groups !== 'object' || groups === null) {
+    throw invalidArgument(`destroyGroups: ${describeValue(groups)} is not valid: use the MicsGroups of createGroups()`);
+  }
   for (const comm of [groups.interNode, groups.intraNode, groups.replication, groups.partition]) comm?.destroy();
 }

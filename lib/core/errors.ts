@@ -74,6 +74,46 @@ export function invalidArgument(message: string): MicsError {
 }
 
 /**
+ * A value as an error message shows it: strings quoted, small plain objects and
+ * arrays as JSON (cut at 200 characters), class instances and typed arrays by their
+ * class, everything else as String() does (BigInts and Symbols included); never
+ * throws and never walks a large value, whatever it is (a throwing getter, a cycle).
+ */
+export function describeValue(value: unknown): string {
+  try {
+    if (typeof value === 'bigint') return `${value}n`;
+    if (typeof value === 'object' && value !== null) {
+      if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
+      if (Array.isArray(value) && value.length > 64) return `an array of ${value.length} elements`;
+      const prototype: unknown = Object.getPrototypeOf(value);
+      if (prototype !== Object.prototype && prototype !== null && !Array.isArray(value)) {
+        return `a ${(value as { constructor?: { name?: unknown } }).constructor?.name ?? 'object'}`;
+      }
+      if (!Array.isArray(value) && Object.keys(value).length > 64) return 'an object';
+    }
+    if (typeof value === 'string' || (typeof value === 'object' && value !== null)) {
+      const json = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : typeof v === 'symbol' ? String(v) : v));
+      return json.length > 200 ? `${json.slice(0, 200)}...` : json;
+    }
+    return String(value);
+  } catch {
+    return Array.isArray(value) ? 'an array' : `a value of type ${typeof value}`;
+  }
+}
+
+/**
+ * An options argument: undefined and null mean none (`fallback`), as in Node's own
+ * APIs; anything else that is not an object is refused, naming `what`.
+ */
+export function optionsObject<T extends object>(what: string, options: T | null | undefined, fallback: T): T {
+  if (options === undefined || options === null) return fallback;
+  if (typeof options !== 'object') {
+    throw invalidArgument(`${what}: options ${describeValue(options)} is not valid: use an object (or leave it out)`);
+  }
+  return options;
+}
+
+/**
  * `err` as a MicsError: MicsErrors pass through; anything else (a Node.js system
  * error, a bug) is wrapped with `code` and kept as `cause`.
  */

@@ -22,6 +22,7 @@
 import { loadAddon, type NativeCudaKernels, type NativeCudaParts, type NativeDeviceTensor } from '../core/native';
 import type { DType, HostArrayOf } from '../core/dtypes';
 import { MicsError } from '../core/errors';
+import { keepAttached } from '../core/untransferable';
 
 export type { NativeDeviceTensor } from '../core/native';
 
@@ -192,12 +193,16 @@ export class DeviceTensor<D extends DType = DType> {
    * the work already queued on this device. Do not modify `src` until it resolves.
    */
   uploadAsync(src: HostArrayOf<D>): Promise<this> {
-    return this.native.uploadAsync(src).then(() => this);
+    const promise = this.native.uploadAsync(src).then(() => this);
+    keepAttached(src); // copied on a stream after this returns (core/untransferable)
+    return promise;
   }
 
   /** Like `download`, without blocking; resolves to `dst` (or a new TypedArray) once filled. */
   downloadAsync(dst?: HostArrayOf<D>): Promise<HostArrayOf<D>> {
-    return this.native.downloadAsync(dst) as Promise<HostArrayOf<D>>;
+    const promise = this.native.downloadAsync(dst) as Promise<HostArrayOf<D>>;
+    keepAttached(dst);
+    return promise;
   }
 
   /** Like `fill`, without blocking: resolves once the device has run it. */

@@ -23,7 +23,7 @@
  * local kernel (a cast): nothing depends on timing.
  */
 import { elementBytes, type DType } from '../core/dtypes';
-import { MicsError, invalidArgument, toMicsError } from '../core/errors';
+import { MicsError, describeValue, invalidArgument, optionsObject, toMicsError } from '../core/errors';
 import { allGather, reduceScatter } from '../comm/collectives';
 import { Communicator } from '../comm/communicator';
 import { createGroups, destroyGroups, type MicsGroups } from '../comm/mics-groups';
@@ -541,7 +541,9 @@ export class Engine<T extends EngineTensor = Float32Array> {
   gradientBuffer(unit: number | string | UnitLayout, options: { zero?: boolean } = {}): GradientBuffer<T> {
     this.ensureUsable('gradientBuffer');
     const u = this.resolveUnit(unit, 'gradientBuffer');
-    const buffer = this.gradientBufferOf(u, options.zero !== false);
+    const { zero } = optionsObject('gradientBuffer', options, {});
+    if (zero !== undefined && typeof zero !== 'boolean') throw invalidArgument(`gradientBuffer: zero ${describeValue(zero)} is not valid: use true or false`);
+    const buffer = this.gradientBufferOf(u, zero !== false);
     const grads: Record<string, T> = {};
     for (const p of u.parameters) grads[p.name] = this.backend.view(buffer, p.offset, p.numel) as T;
     return { unit: u, flat: buffer as T, grads };
@@ -1125,7 +1127,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       return unit;
     }
     throw invalidArgument(
-      `${what}: unit ${typeof unit === 'object' ? JSON.stringify((unit as { name?: unknown })?.name) : JSON.stringify(unit)} is not valid: ` +
+      `${what}: unit ${typeof unit === 'object' && unit !== null ? describeValue((unit as { name?: unknown }).name) : describeValue(unit)} is not valid: ` +
         `use an index in [0, ${units.length - 1}], a unit name (${units.map((u) => u.name).join(', ')}) or an entry of engine.units`,
     );
   }

@@ -8,7 +8,7 @@
  * aligned shard. A rank keeps the shards of every unit back to back in one "shard
  * space", so the boundary work (all-reduce, norm, optimizer) runs over one buffer.
  */
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument } from '../core/errors';
 
 /** How a parameter's initial values are drawn when the engine initialises them. */
 export type ParameterInit =
@@ -121,7 +121,7 @@ function defaultInit(shape: readonly number[]): ParameterInit {
 function checkInit(name: string, init: ParameterInit): void {
   const fail = (): never => {
     throw invalidArgument(
-      `parameter '${name}': init ${JSON.stringify(init)} is not valid: use 'zeros', 'ones', {normal: {std, mean?}}, {uniform: {low, high}} or {constant}`,
+      `parameter '${name}': init ${describeValue(init)} is not valid: use 'zeros', 'ones', {normal: {std, mean?}}, {uniform: {low, high}} or {constant}`,
     );
   };
   if (init === 'zeros' || init === 'ones') return;
@@ -166,9 +166,10 @@ export function planLayout(
 
   // Registry: names unique, shapes valid.
   const seen = new Set<string>();
-  const specs = parameters.map((p, index) => {
+  // Array.from: a sparse array's holes are reported as missing parameters, not skipped.
+  const specs = Array.from(parameters, (p, index) => {
     if (typeof p?.name !== 'string' || p.name === '') {
-      throw invalidArgument(`parameter ${index}: name must be a non-empty string, got ${JSON.stringify(p?.name)}`);
+      throw invalidArgument(`parameter ${index}: name must be a non-empty string, got ${describeValue(p?.name)}`);
     }
     if (seen.has(p.name)) throw invalidArgument(`parameter '${p.name}' is listed twice: names must be unique`);
     seen.add(p.name);
@@ -192,7 +193,7 @@ export function planLayout(
     const unit = s.spec.unit;
     if (unit !== undefined) {
       if (typeof unit !== 'string' || unit === '') {
-        throw invalidArgument(`parameter '${s.spec.name}': unit must be a non-empty string, got ${JSON.stringify(unit)}`);
+        throw invalidArgument(`parameter '${s.spec.name}': unit must be a non-empty string, got ${describeValue(unit)}`);
       }
       flush();
       const last = groups[groups.length - 1];

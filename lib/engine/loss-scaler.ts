@@ -7,7 +7,7 @@
  * Unlike DeepSpeed, an overflow at the minimum scale does not stop training: the
  * step is skipped and the scale stays at the minimum.
  */
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument } from '../core/errors';
 
 /** Options of dynamic loss scaling (fp16 only). */
 export interface LossScalingOptions {
@@ -82,7 +82,7 @@ export class DynamicLossScaler {
   /** Restores a saved state. */
   load(state: LossScalerState): void {
     if (!(state.scale > 0) || !Number.isInteger(state.iteration) || !Number.isInteger(state.hysteresisLeft)) {
-      throw invalidArgument(`loss scaler state ${JSON.stringify(state)} is not valid`);
+      throw invalidArgument(`loss scaler state ${describeValue(state)} is not valid`);
     }
     this.state = { ...state };
   }

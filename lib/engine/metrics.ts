@@ -5,7 +5,7 @@
  * through the engine's chain of collectives (the same order on every rank, whatever
  * the timing of its own ops); a failure aborts the engine like a failure of its own.
  */
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, optionsObject } from '../core/errors';
 import { allReduceHostValues } from './backend';
 import type { Engine } from './engine';
 import type { EngineTensor } from './types';
@@ -32,6 +32,9 @@ export async function averageOverWorld<K extends string>(
   values: Readonly<Record<K, number>>,
   options: AverageOptions = {},
 ): Promise<Record<K, number>> {
+  if (typeof engine !== 'object' || engine === null || typeof engine.runCollective !== 'function') {
+    throw invalidArgument(`averageOverWorld: engine ${describeValue(engine)} is not valid: use the Engine of createEngine()`);
+  }
   if (typeof values !== 'object' || values === null) throw invalidArgument('averageOverWorld(engine, values): values must be an object of numbers by name');
   const names = Object.keys(values) as K[];
   if (names.length === 0) throw invalidArgument('averageOverWorld(engine, values): values has no names');
@@ -39,7 +42,7 @@ export async function averageOverWorld<K extends string>(
     const v = values[name];
     if (typeof v !== 'number' || Number.isNaN(v)) throw invalidArgument(`averageOverWorld: value '${name}' is ${String(v)}: use a number`);
   }
-  const weight = options.weight ?? 1;
+  const weight = optionsObject('averageOverWorld', options, {}).weight ?? 1;
   if (typeof weight !== 'number' || !(weight >= 0) || !Number.isFinite(weight)) {
     throw invalidArgument(`averageOverWorld: weight ${String(weight)} is not valid: use a finite number >= 0`);
   }

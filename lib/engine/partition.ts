@@ -10,7 +10,7 @@
  */
 import os from 'node:os';
 import { elementBytes } from '../core/dtypes';
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument } from '../core/errors';
 import type { Communicator } from '../comm/communicator';
 import { ranksPerNodeOf } from '../comm/mics-groups';
 import { cudaTotalMemory } from '../cuda/device-tensor';
@@ -61,7 +61,7 @@ export async function choosePartitionForEngine(world: Communicator, options: Eng
   const requested = options.partitionSize ?? 'auto';
   if (requested !== 'auto') {
     if (typeof requested !== 'number') {
-      throw invalidArgument(`partitionSize ${JSON.stringify(requested)} is not valid: use an integer that divides the world size, or 'auto'`);
+      throw invalidArgument(`partitionSize ${describeValue(requested)} is not valid: use an integer that divides the world size, or 'auto'`);
     }
     return requested;
   }

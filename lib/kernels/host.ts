@@ -16,6 +16,7 @@
 import { resolveTensor, type DType, type HostArrayOf, type HostTensor } from '../core/dtypes';
 import { MicsError, invalidArgument, rejecting, type MicsErrorCode } from '../core/errors';
 import { loadAddon, type NativeHostKernels, type NativeHostTensor } from '../core/native';
+import { keepAttached } from '../core/untransferable';
 import type { AdamWOptions, FloatDType, HalfDType, SgdOptions } from '../cuda/device-tensor';
 
 export type { AdamWOptions, SgdOptions, FloatDType, HalfDType } from '../cuda/device-tensor';
@@ -76,6 +77,8 @@ function options<T extends object>(args: T, what: string): T {
 
 function tensor(value: HostTensor, role: string): NativeHostTensor {
   const { array, dtype } = resolveTensor(value, role);
+  // Every kernel runs on libuv's pool: its arrays must stay attached until it ends.
+  keepAttached(array);
   return { data: array, dtype };
 }
 

@@ -5,9 +5,9 @@
  * on a one-rank world (no store needed).
  */
 import * as path from 'node:path';
-import { init, type Communicator } from '../../lib';
+import { allocHost, allReduce, barrier, createGroups, destroyGroups, init, type Communicator } from '../../lib';
 import { commFixtures, killAllRanks, runRanks } from '../helpers/ranks';
-import { rejection } from '../helpers/errors';
+import { rejection, thrown } from '../helpers/errors';
 
 afterAll(killAllRanks);
 
@@ -84,6 +84,65 @@ describe('a one-rank world', () => {
     await world.allReduce(data, { timeoutMs });
     await world.allGatherGroup([[data, new Float32Array(2)]], { timeoutMs });
     expect(Array.from(data)).toEqual([1, 2]);
+  });
+
+  it('options: undefined and null mean the defaults; any other non-object rejects naming it, never a TypeError', async () => {
+    const a = Float32Array.of(1, 2);
+    const out = new Float32Array(2);
+    await world.allGather(a, out, null as never);
+    await world.reduceScatter(a, out, null as never);
+    await world.allReduce(a, null as never);
+    await world.broadcast(a, out, null as never);
+    await world.barrier(null as never);
+    await world.allGatherGroup([[a, out]], null as never);
+    const cases: [string, () => Promise<unknown>][] = [
+      ['allReduce', () => world.allReduce(a, 'sum' as never)],
+      ['allReduce', () => world.allReduce(a, out, 5 as never)],
+      ['allGather', () => world.allGather(a, out, Symbol('o') as never)],
+      ['reduceScatter', () => world.reduceScatter(a, out, true as never)],
+      ['broadcast', () => world.broadcast(a, 0 as never)],
+      ['barrier', () => world.barrier('now' as never)],
+      ['allGatherGroup', () => world.allGatherGroup([[a, out]], 1 as never)],
+      ['split', () => world.split(0, 0, 'x' as never)],
+      ['subgroup', () => world.subgroup([0], 7 as never)],
+    ];
+    for (const [name, call] of cases) {
+      const err = await rejection(call());
+      expect([name, err.code, err.message]).toEqual([name, 'MICS_INVALID_ARGUMENT', expect.stringMatching(new RegExp(`^${name}: options .* is not valid: use an object`))]);
+    }
+  });
+
+  it('allGatherGroup, subgroup and split name malformed arguments', async () => {
+    const a = Float32Array.of(1);
+    expect((await rejection(world.allGatherGroup(5 as never))).message).toBe('allGatherGroup: 5 is not valid: use an array of [input, output] pairs');
+    expect((await rejection(world.allGatherGroup([[a]] as never))).message).toMatch(/^allGatherGroup: pair 0 is .*: use \[input, output\]/);
+    expect((await rejection(world.subgroup(null as never))).message).toBe('subgroup: ranks null is not valid: use an array of group ranks');
+    expect((await rejection(world.split(0, 0, { name: 5 } as never))).message).toBe('split: name 5 is not valid: use a non-empty string');
+  });
+
+  it('package-level collectives reject (never throw) a target or group that is not one, naming it', async () => {
+    const groups = await createGroups(world, { partitionSize: 1 });
+    const a = Float32Array.of(1);
+    await barrier(groups, null as never);
+    for (const target of [null, undefined, 5, {}]) {
+      let promise: Promise<void> | undefined;
+      expect(() => (promise = allReduce(target as never, a))).not.toThrow();
+      expect((await rejection(promise!)).message).toMatch(/^target .* is not valid: use a Communicator or the MicsGroups of createGroups\(\)/);
+    }
+    for (const group of ['__proto__', 'constructor', 'layout', 'mine']) {
+      const err = await rejection(barrier(groups, { group } as never));
+      expect([group, err.message]).toEqual([group, `option group "${group}" is not valid: use one of world, partition, replication, intraNode, interNode`]);
+    }
+    destroyGroups(groups);
+  });
+
+  it('createGroups, destroyGroups, allocHost and init name what they were given instead', async () => {
+    expect((await rejection(createGroups(null as never))).message).toBe('createGroups: world null is not valid: use the Communicator of init()');
+    expect((await rejection(createGroups(world, 5 as never))).message).toBe('createGroups: options 5 is not valid: use an object (or leave it out)');
+    expect(thrown(() => destroyGroups(null as never)).message).toBe('destroyGroups: null is not valid: use the MicsGroups of createGroups()');
+    expect(thrown(() => allocHost('f32', Symbol('n') as never)).message).toMatch(/^allocHost: count Symbol\(n\) is not valid for f32/);
+    expect(thrown(() => allocHost(7 as never, 1)).message).toMatch(/^allocHost: dtype '7' is not valid/);
+    expect((await rejection(init('cpu' as never))).message).toBe('init: options "cpu" is not valid: use an object (or leave it out)');
   });
 
   it.each([[0], [-1], [NaN], ['5' as unknown as number]])('a per-op timeoutMs of %p rejects naming the value', async (timeoutMs) => {

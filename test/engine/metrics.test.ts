@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import { averageOverWorld, createEngine, createGroups, init, MicsError, type Communicator, type Engine } from '../../lib';
 import { describeRanks, killAllRanks, repoRoot, runRanks } from '../helpers/ranks';
+import { rejection } from '../helpers/errors';
 
 afterAll(killAllRanks);
 
@@ -35,11 +36,13 @@ describe('in one process', () => {
   });
 
   it('rejects what it cannot average, naming it', async () => {
-    const cases: [unknown, unknown, RegExp][] = [
+    const cases: [unknown, unknown, RegExp | null][] = [
       [{ loss: 'x' }, undefined, /value 'loss' is x: use a number/],
       [{ loss: NaN }, undefined, /value 'loss' is NaN/],
       [{}, undefined, /values has no names/],
       [null, undefined, /values must be an object of numbers by name/],
+      [{ loss: 1 }, null, null],
+      [{ loss: 1 }, 'heavy', /averageOverWorld: options "heavy" is not valid: use an object/],
       [{ loss: 1 }, { weight: -1 }, /weight -1 is not valid: use a finite number >= 0/],
       [{ loss: 1 }, { weight: 0 }, /the weights of all ranks add up to 0/],
     ];
@@ -50,8 +53,19 @@ describe('in one process', () => {
       } catch (err) {
         error = err;
       }
+      if (message === null) {
+        expect(error).toBeUndefined(); // null options: the defaults, as in Node's own APIs
+        continue;
+      }
       expect(error).toBeInstanceOf(MicsError);
       expect([(error as MicsError).code, (error as MicsError).message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(message)]);
+    }
+  });
+
+  it('rejects what is not an engine, naming it (a Communicator, null)', async () => {
+    for (const target of [world, null]) {
+      const err = await rejection(averageOverWorld(target as never, { loss: 1 }));
+      expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(/^averageOverWorld: engine .* is not valid: use the Engine of createEngine\(\)/)]);
     }
   });
 });
