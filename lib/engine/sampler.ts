@@ -14,7 +14,10 @@ import { invalidArgument } from '../core/errors';
 
 /** Options of {@link DistributedSampler}. */
 export interface DistributedSamplerOptions {
-  /** Number of examples in the data set (indices 0 .. size-1). */
+  /**
+   * Number of examples in the data set (indices 0 .. size-1): 1 to
+   * {@link DistributedSampler.maxSize} (2^31 - 1, as indices are an Int32Array).
+   */
   size: number;
   /** This rank (0 .. worldSize-1), e.g. `world.rank`. */
   rank: number;
@@ -31,10 +34,13 @@ export interface DistributedSamplerOptions {
   dropLast?: boolean;
 }
 
-function checkInteger(what: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** The largest data set: indices are an Int32Array, and past 2^31 - 1 they would wrap negative. */
+const MAX_SIZE = 2 ** 31 - 1;
+
+function checkInteger(what: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER, why = ''): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`;
-    throw invalidArgument(`DistributedSampler: ${what} ${String(value)} is not valid: use ${range}`);
+    throw invalidArgument(`DistributedSampler: ${what} ${String(value)} is not valid: use ${range}${why}`);
   }
   return value;
 }
@@ -56,6 +62,9 @@ function generator(seed: number, epoch: number): () => number {
 
 /** Splits a data set among the ranks, reshuffled every epoch; see the module notes. */
 export class DistributedSampler {
+  /** The most examples a data set may have: 2^31 - 1 (indices are an Int32Array). */
+  static readonly maxSize = MAX_SIZE;
+
   readonly size: number;
   readonly rank: number;
   readonly worldSize: number;
@@ -69,7 +78,8 @@ export class DistributedSampler {
 
   constructor(options: DistributedSamplerOptions) {
     if (!options || typeof options !== 'object') throw invalidArgument('DistributedSampler: options {size, rank, worldSize} are required');
-    this.size = checkInteger('size', options.size, 1);
+    // Checked here, before an epoch allocates an Int32Array of this size.
+    this.size = checkInteger('size', options.size, 1, MAX_SIZE, ' (indices are an Int32Array)');
     this.worldSize = checkInteger('worldSize', options.worldSize, 1);
     this.rank = checkInteger('rank', options.rank, 0, this.worldSize - 1);
     this.seed = options.seed === undefined ? 0 : checkInteger('seed', options.seed, 0);

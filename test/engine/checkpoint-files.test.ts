@@ -12,13 +12,16 @@ import {
   createGroups,
   exportCheckpoint,
   init,
+  readWeights,
   SafetensorsFile,
+  WeightsSource,
   writeSafetensors,
   type Communicator,
   type Engine,
   type EngineOptions,
   type MicsGroups,
 } from '../../lib';
+import { readFully, writeFully } from '../../lib/engine/checkpoint/io';
 import { removeTemporaryDirectories, temporaryDirectory } from '../helpers/checkpoints';
 import { rejection } from '../helpers/errors';
 
@@ -108,6 +111,90 @@ describe('safetensors files', () => {
     expect((await rejection(writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [1], data }, { name: 'a', dtype: 'F32', shape: [1], data }]))).message).toMatch(/'a' is listed twice/);
     expect((await rejection(writeSafetensors(file, [{ name: 'a', dtype: 'F33' as 'F32', shape: [1], data }]))).message).toMatch(/dtype F33 is not one of/);
     expect((await rejection(writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [2], data }]))).message).toMatch(/data has 4 bytes, its dtype and shape need 8/);
+  });
+
+  it('the writer refuses arguments of the wrong kind with MICS_INVALID_ARGUMENT naming them, and writes no file', async () => {
+    const file = path.join(temporaryDirectory(), 'x.safetensors');
+    const data = Float32Array.of(1);
+    const cases: [() => Promise<unknown>, RegExp][] = [
+      [() => writeSafetensors(file, null as never), /tensors null is not valid: use an array of \{name, dtype, shape, data\}/],
+      [() => writeSafetensors(file, 5 as never), /tensors 5 is not valid: use an array/],
+      [() => writeSafetensors(file, { a: data } as never), /tensors object is not valid: use an array/],
+      [() => writeSafetensors(file, [null] as never), /tensor 0 \(null\) is not valid: use \{name, dtype, shape, data\}/],
+      [() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [1] }] as never), /tensor 'a': data undefined is not valid: use a TypedArray or DataView/],
+      [() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [1], data }], null as never), /metadata null is not valid: use an object of strings/],
+      [() => writeSafetensors(null as never, [{ name: 'a', dtype: 'F32', shape: [1], data }]), /file null is not valid: give a path/],
+    ];
+    for (const [call, message] of cases) {
+      const err = await rejection(call());
+      expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(message)]);
+    }
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
+  /**
+   * A valid file of one tensor whose data section is a hole: a sparse file takes no
+   * disk space, so a tensor of any size is cheap to make.
+   */
+  function sparseFile(dtype: string, shape: number[], bytes: number): string {
+    const file = path.join(temporaryDirectory(), 'large.safetensors');
+    const json = Buffer.from(JSON.stringify({ t: { dtype, shape, data_offsets: [0, bytes] } }), 'utf8');
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(json.length));
+    fs.writeFileSync(file, Buffer.concat([prefix, json]));
+    fs.truncateSync(file, 8 + json.length + bytes);
+    return file;
+  }
+
+  it('readWeights refuses, before allocating anything, a dtype it does not convert (BOOL [2^33]) and a tensor larger than one Float32Array (F32 [2^32 + 2])', async () => {
+    const bool = sparseFile('BOOL', [2 ** 33], 2 ** 33);
+    const err = await rejection(readWeights(bool));
+    expect([err.code, err.message]).toEqual(['MICS_MISMATCH', `${bool}: tensor 't' is BOOL; weights must be F32, F16, BF16 or F64`]);
+    const f32 = sparseFile('F32', [2 ** 32 + 2], 4 * (2 ** 32 + 2));
+    const large = await rejection(readWeights(f32));
+    expect([large.code, large.message]).toEqual([
+      'MICS_INVALID_ARGUMENT',
+      `${f32}: tensor 't' has 4294967298 elements, more than mics puts in one Float32Array (4294967296): read it in ranges with WeightsSource.readInto`,
+    ]);
+  });
+
+  it('readWeights converts F16, BF16 and F64 piece by piece: values across the pieces come out right', async () => {
+    const file = path.join(temporaryDirectory(), 'x.safetensors');
+    const n = 2 ** 22 + 3; // more than one conversion piece
+    const halfBits = [0x3c00, 0xc000, 0x3800]; // 1, -2, 0.5
+    const half = (i: number): number => [1, -2, 0.5][i % 3];
+    const f16 = Uint16Array.from({ length: n }, (_, i) => halfBits[i % 3]);
+    const f64 = Float64Array.from({ length: n }, (_, i) => i / 8);
+    await writeSafetensors(file, [
+      { name: 'h', dtype: 'F16', shape: [n], data: f16 },
+      { name: 'b', dtype: 'BF16', shape: [2], data: Uint16Array.of(0x3f80, 0xc040) },
+      { name: 'd', dtype: 'F64', shape: [n], data: f64 },
+    ]);
+    const weights = await readWeights(file);
+    for (const i of [0, 1, 2, 2 ** 22 - 1, 2 ** 22, 2 ** 22 + 1, n - 1]) expect([i, weights.h[i]]).toEqual([i, half(i)]);
+    expect(Array.from(weights.b)).toEqual([1, -3]);
+    expect(weights.d[n - 1]).toBe((n - 1) / 8);
+    expect(weights.d[2 ** 22]).toBe(2 ** 22 / 8);
+    const source = await WeightsSource.open(file);
+    const some = new Float32Array(4);
+    await source.readInto('d', 2 ** 22 - 2, some);
+    await source.close();
+    expect(Array.from(some)).toEqual([0, 1, 2, 3].map((k) => (2 ** 22 - 2 + k) / 8));
+  });
+
+  it('readInto refuses a target that is not a Float32Array (WeightsSource and Checkpoint alike)', async () => {
+    const file = path.join(temporaryDirectory(), 'x.safetensors');
+    await writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [2], data: new Float32Array(2) }]);
+    const source = await WeightsSource.open(file);
+    const err = await rejection(source.readInto('a', 0, null as never));
+    await source.close();
+    expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', `read of tensor 'a' of ${file}: the target must be a Float32Array`]);
+    const dir = temporaryDirectory();
+    await (await engineWith()).save(dir);
+    const checkpoint = await Checkpoint.open(dir);
+    const read = await rejection(checkpoint.readInto('master', 'a.bias', 0, new Uint8Array(16) as never));
+    await checkpoint.close();
+    expect([read.code, read.message]).toEqual(['MICS_INVALID_ARGUMENT', "read of 'a.bias': the target must be a Float32Array"]);
   });
 
   /** A file of `header` (JSON text, given as is) and `data` bytes. */
@@ -245,6 +332,144 @@ describe('bad checkpoints: a named error, and the engine keeps its state', () =>
     await checkpoint.close();
     expect(report.ok).toBe(false);
     expect(report.files).toEqual([{ name: SHARD, bytes: expect.any(Number), ok: false, problem: expect.stringMatching(/fail their checksum/) }]);
+  });
+});
+
+describe('an index that claims more than its files hold: MICS_CORRUPT naming it, before anything is allocated', () => {
+  const SHARD = 'shard-00000-of-00001.safetensors';
+  let source: string;
+
+  beforeAll(async () => {
+    source = temporaryDirectory();
+    const saver = await engineWith();
+    await train(saver, 1);
+    await saver.save(source);
+  });
+
+  /** A copy of the saved checkpoint whose index.json `edit` changed. */
+  function edited(edit: (index: { parameters: { shape: number[]; numel: number; pieces: unknown[] }[]; files: { bytes: number }[]; checksumChunkBytes: number }) => void): string {
+    const root = temporaryDirectory();
+    fs.cpSync(source, root, { recursive: true });
+    const file = path.join(root, 'step-00000001', 'index.json');
+    const index = JSON.parse(fs.readFileSync(file, 'utf8'));
+    edit(index);
+    fs.writeFileSync(file, JSON.stringify(index));
+    return root;
+  }
+
+  /** 'a.weight' as one piece of `numel` elements in the one shard file. */
+  function huge(index: { parameters: { shape: number[]; numel: number; pieces: unknown[] }[] }, numel: number): void {
+    Object.assign(index.parameters[0], { shape: [numel], numel, pieces: [{ file: SHARD, start: 0, length: numel }] });
+  }
+
+  it('a parameter of 2^31 elements in a file of a few hundred bytes: Checkpoint.open (for readAll) and exportCheckpoint name the index, the parameter and the file; nothing is exported', async () => {
+    const dir = edited((index) => huge(index, 2 ** 31));
+    const message = new RegExp(
+      `^${path.join(dir, 'step-00000001', 'index.json')} is not a valid checkpoint index: parameter 'a.weight' \\(numel 2147483648\\) places \\d+ bytes ` +
+        `in ${SHARD} \\(3 states of 4 bytes per element, with the parameters before it\\), more than the file's "bytes" \\(\\d+\\)$`,
+    );
+    const err = await rejection(Checkpoint.open(dir).then((checkpoint) => checkpoint.readAll()));
+    expect([err.code, err.message]).toEqual(['MICS_CORRUPT', expect.stringMatching(message)]);
+    const out = path.join(temporaryDirectory(), 'hf');
+    const exported = await rejection(exportCheckpoint(dir, out));
+    expect([exported.code, exported.message]).toEqual(['MICS_CORRUPT', expect.stringMatching(message)]);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('and with the file\'s "bytes" raised to match, readAll checks the shard file\'s real size before allocating the parameter', async () => {
+    const dir = edited((index) => {
+      huge(index, 2 ** 33);
+      index.files[0].bytes = 2 ** 40;
+    });
+    const checkpoint = await Checkpoint.open(dir);
+    const err = await rejection(checkpoint.readAll());
+    await checkpoint.close();
+    expect([err.code, err.message]).toEqual(['MICS_CORRUPT', expect.stringMatching(new RegExp(`${SHARD} has \\d+ bytes but the index says 1099511627776 \\(truncated\\)$`))]);
+  });
+
+  it('a checksum chunk over 1 GiB (a read buffer of that size): MICS_CORRUPT naming checksumChunkBytes', async () => {
+    const dir = edited((index) => {
+      index.checksumChunkBytes = 2 ** 40;
+    });
+    const err = await rejection(Checkpoint.open(dir));
+    expect([err.code, err.message]).toEqual(['MICS_CORRUPT', expect.stringMatching(/index.json is not a valid checkpoint index: checksumChunkBytes 1099511627776 \(use a multiple of 8 in \[8, 1073741824\]\)$/)]);
+  });
+
+  describe('a parameter over 4 GiB that the files do hold is read and written in pieces (one Uint8Array holds at most 2^32 bytes)', () => {
+    const NUMEL = 2 ** 30 + 4;
+    let big: Float32Array | undefined;
+    // 4 GiB + 16 bytes that are never touched: the pages are not allocated.
+    beforeAll(() => (big = new Float32Array(NUMEL)));
+    afterAll(() => (big = undefined));
+
+    it('Checkpoint.plan cuts the target into task-sized views', async () => {
+      const dir = edited((index) => {
+        huge(index, NUMEL);
+        index.files[0].bytes = 2 ** 40;
+      });
+      const checkpoint = await Checkpoint.open(dir);
+      const tasks = checkpoint.plan('master', 'a.weight', 0, big as Float32Array);
+      await checkpoint.close();
+      expect(tasks.length).toBe(257); // 256 tasks of 16 MiB and one of 16 bytes
+      expect(tasks.reduce((sum, t) => sum + (t.target as Uint8Array).length, 0)).toBe(4 * NUMEL);
+      expect([tasks[256].target?.byteOffset, tasks[256].target?.length]).toEqual([2 ** 32, 16]);
+    });
+
+    it('writeFully and readFully cover every byte once, in requests of at most 16 MiB', async () => {
+      const requests: { kind: string; at: number; length: number; position: number }[] = [];
+      const request = (kind: string) => async (buffer: Uint8Array, offset: number, length: number, position: number) => {
+        requests.push({ kind, at: buffer.byteOffset + offset, length, position });
+        return { bytesWritten: length, bytesRead: length };
+      };
+      const handle = { write: request('write'), read: request('read') } as unknown as fs.promises.FileHandle;
+      await writeFully(handle, big as Float32Array, 100, 'big.safetensors');
+      await readFully(handle, big as Float32Array, 100, 'big.safetensors');
+      for (const kind of ['write', 'read']) {
+        const mine = requests.filter((r) => r.kind === kind);
+        expect([kind, mine.length, mine.reduce((sum, r) => sum + r.length, 0)]).toEqual([kind, 257, 4 * NUMEL]);
+        expect(mine.every((r) => r.position === 100 + r.at && r.length <= 16 * 2 ** 20)).toBe(true);
+      }
+    });
+  });
+});
+
+describe('a directory that cannot be created', () => {
+  // /proc/self is a directory, but mkdir in it says ENOENT: Node 20's recursive mkdir retried
+  // that forever, and the engine's later saves, loads and exports queued behind it.
+  const procOnly = process.platform === 'linux' ? it : it.skip;
+
+  procOnly('save: MICS_SYSTEM at once naming the component and the error code; the next save of the engine works', async () => {
+    const engine = await engineWith();
+    await train(engine, 1);
+    const err = await rejection(engine.save('/proc/self/mics-nope/checkpoints'));
+    expect([err.code, err.message]).toEqual(['MICS_SYSTEM', expect.stringMatching(/^create directory \/proc\/self\/mics-nope\/checkpoints: cannot create \/proc\/self\/mics-nope: .*\(ENOENT\)$/)]);
+    const dir = path.join(temporaryDirectory(), 'new', 'checkpoints');
+    expect((await engine.save(dir)).step).toBe(1);
+    expect(fs.readdirSync(dir).sort()).toEqual(['latest', 'step-00000001']);
+  }, 10000);
+
+  procOnly('exportCheckpoint and exportWeights: the same, at once', async () => {
+    const source = temporaryDirectory();
+    const engine = await engineWith();
+    await engine.save(source);
+    const exported = await rejection(exportCheckpoint(source, '/proc/self/mics-nope'));
+    expect([exported.code, exported.message]).toEqual(['MICS_SYSTEM', expect.stringMatching(/^create directory \/proc\/self\/mics-nope: .*\(ENOENT\)$/)]);
+    const live = await rejection(engine.exportWeights('/proc/self/mics-nope'));
+    expect([live.code, live.message]).toEqual(['MICS_SYSTEM', expect.stringMatching(/^create directory \/proc\/self\/mics-nope: .*\(ENOENT\)$/)]);
+    const out = temporaryDirectory();
+    expect((await engine.exportWeights(out)).files).toEqual(['model.safetensors']);
+  }, 10000);
+
+  it('a path through a file, or to one: MICS_SYSTEM naming the file as not a directory; nothing written', async () => {
+    const dir = temporaryDirectory();
+    const file = path.join(dir, 'file');
+    fs.writeFileSync(file, 'x');
+    const engine = await engineWith();
+    const through = await rejection(engine.save(path.join(file, 'checkpoints')));
+    expect([through.code, through.message]).toEqual(['MICS_SYSTEM', `create directory ${file}/checkpoints: ${file} exists and is not a directory (ENOTDIR)`]);
+    const to = await rejection(engine.save(file));
+    expect([to.code, to.message]).toEqual(['MICS_SYSTEM', `create directory ${file}: ${file} exists and is not a directory (ENOTDIR)`]);
+    expect(fs.readdirSync(dir)).toEqual(['file']);
   });
 });
 

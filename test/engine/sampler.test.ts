@@ -3,6 +3,7 @@
  * epoch from a seed, the same number of examples (and batches) on every rank.
  */
 import { DistributedSampler, MicsError } from '../../lib';
+import { thrown } from '../helpers/errors';
 
 function samplers(size: number, worldSize: number, options: { seed?: number; shuffle?: boolean; dropLast?: boolean } = {}): DistributedSampler[] {
   return Array.from({ length: worldSize }, (_, rank) => new DistributedSampler({ size, rank, worldSize, ...options }));
@@ -72,7 +73,7 @@ describe('shuffling', () => {
 describe('bad options', () => {
   it('are rejected with MICS_INVALID_ARGUMENT naming the value and what is valid', () => {
     const cases: [unknown, RegExp][] = [
-      [{ size: 0, rank: 0, worldSize: 1 }, /size 0 is not valid: use an integer >= 1/],
+      [{ size: 0, rank: 0, worldSize: 1 }, /size 0 is not valid: use an integer in \[1, 2147483647\]/],
       [{ size: 10, rank: 4, worldSize: 4 }, /rank 4 is not valid: use an integer in \[0, 3\]/],
       [{ size: 10, rank: 0, worldSize: 1.5 }, /worldSize 1.5 is not valid/],
       [{ size: 10, rank: 0, worldSize: 2, seed: -1 }, /seed -1 is not valid/],
@@ -92,5 +93,22 @@ describe('bad options', () => {
     const s = new DistributedSampler({ size: 10, rank: 0, worldSize: 2 });
     expect(() => s.indices(-1)).toThrow(/epoch -1 is not valid/);
     expect(() => s.batches(0, 0)).toThrow(/batchSize 0 is not valid/);
+  });
+});
+
+describe('the largest data set', () => {
+  it('has 2^31 - 1 examples: accepted, its counts computed without building an epoch', () => {
+    const s = new DistributedSampler({ size: 2 ** 31 - 1, rank: 3, worldSize: 1024 });
+    expect([s.numSamples, s.totalSize, s.numBatches(1000)]).toEqual([2097152, 2097152 * 1024, 2098]);
+  });
+
+  it('a larger one is refused when the sampler is made, not when an epoch would allocate it (indices are an Int32Array: past 2^31 - 1 they would wrap negative)', () => {
+    for (const size of [2 ** 31, 2 ** 32, 2 ** 40]) {
+      const err = thrown(() => new DistributedSampler({ size, rank: 0, worldSize: 8 }));
+      expect([err.code, err.message]).toEqual([
+        'MICS_INVALID_ARGUMENT',
+        `DistributedSampler: size ${size} is not valid: use an integer in [1, 2147483647] (indices are an Int32Array)`,
+      ]);
+    }
   });
 });

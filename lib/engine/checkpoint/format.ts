@@ -26,6 +26,8 @@ export const INDEX_FILE = 'index.json';
 export const LATEST_FILE = 'latest';
 /** Tensors are checksummed in pieces of this many bytes, so a partial read can be verified. */
 export const CHECKSUM_CHUNK_BYTES = 4 * 1024 * 1024;
+/** The largest chunk an index may give (a reader's buffer can be a chunk long). */
+const MAX_CHECKSUM_CHUNK_BYTES = 2 ** 30;
 
 /** The saved fp32 states: master weights and the optimizer's buffers (PyTorch's names). */
 export type StateName = 'master' | 'exp_avg' | 'exp_avg_sq' | 'momentum';
@@ -221,10 +223,17 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
   }
   if (!Array.isArray(index.parameters) || index.parameters.length === 0) throw malformed(file, 'no parameters');
   const names = new Set<string>();
+  // Bytes the pieces place in each file so far: never more than the file's "bytes", which
+  // the reader checks against the file itself before it allocates for a parameter.
+  const placed = new Map<string, number>();
+  const fileBytes = new Map(index.files.map((f) => [f.name, f.bytes]));
+  const elementBytes = 4 * index.states.length;
   for (const p of index.parameters) {
     if (typeof p?.name !== 'string' || names.has(p.name)) throw malformed(file, `parameter ${JSON.stringify(p?.name)} (missing or listed twice)`);
     names.add(p.name);
-    if (!Array.isArray(p.shape) || !p.shape.every(isCount) || p.numel !== p.shape.reduce((a, b) => a * b, 1)) throw malformed(file, `parameter '${p.name}': shape ${JSON.stringify(p.shape)} and numel ${p.numel}`);
+    if (!Array.isArray(p.shape) || !p.shape.every(isCount) || !isCount(p.numel) || p.numel !== p.shape.reduce((a, b) => a * b, 1)) {
+      throw malformed(file, `parameter '${p.name}': shape ${JSON.stringify(p.shape)} and numel ${p.numel}`);
+    }
     if (!Array.isArray(p.pieces)) throw malformed(file, `parameter '${p.name}' has no pieces`);
     let covered = 0;
     for (const piece of [...p.pieces].sort((a, b) => a.start - b.start)) {
@@ -232,11 +241,21 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
         throw malformed(file, `parameter '${p.name}': piece ${JSON.stringify(piece)} (pieces must tile [0, ${p.numel}) in listed files)`);
       }
       covered += piece.length;
+      const bytes = (placed.get(piece.file) ?? 0) + piece.length * elementBytes;
+      if (bytes > (fileBytes.get(piece.file) as number)) {
+        throw malformed(
+          file,
+          `parameter '${p.name}' (numel ${p.numel}) places ${bytes} bytes in ${piece.file} (${index.states.length} states of 4 bytes per element, with the parameters before it), ` +
+            `more than the file's "bytes" (${fileBytes.get(piece.file)})`,
+        );
+      }
+      placed.set(piece.file, bytes);
     }
     if (covered !== p.numel) throw malformed(file, `parameter '${p.name}': its pieces cover ${covered} of ${p.numel} elements`);
   }
-  if (!isCount(index.checksumChunkBytes) || index.checksumChunkBytes === 0 || index.checksumChunkBytes % 8 !== 0) {
-    throw malformed(file, `checksumChunkBytes ${JSON.stringify(index.checksumChunkBytes)}`);
+  if (!isCount(index.checksumChunkBytes) || index.checksumChunkBytes === 0 || index.checksumChunkBytes % 8 !== 0 || index.checksumChunkBytes > MAX_CHECKSUM_CHUNK_BYTES) {
+    // A read buffer can be one chunk long: bounded, so that a hostile index cannot ask for any size.
+    throw malformed(file, `checksumChunkBytes ${JSON.stringify(index.checksumChunkBytes)} (use a multiple of 8 in [8, ${MAX_CHECKSUM_CHUNK_BYTES}])`);
   }
   return index as CheckpointIndex;
 }

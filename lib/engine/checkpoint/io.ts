@@ -6,10 +6,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MicsError } from '../../core/errors';
+import { MicsError, invalidArgument } from '../../core/errors';
 
 /** Largest single read or write request (libuv splits nothing; keep requests moderate). */
 const IO_PIECE = 16 * 1024 * 1024;
+
+/**
+ * The most elements mics puts in one typed array it returns: Node 20's limit (later
+ * versions allow more; one rule everywhere, checked before anything is allocated).
+ */
+export const MAX_ARRAY_ELEMENTS = 2 ** 32;
 
 /** An fs failure as MICS_SYSTEM naming what was done to which path. */
 export function fsError(err: unknown, what: string, file: string): MicsError {
@@ -28,41 +34,95 @@ export async function fsCall<T>(what: string, file: string, call: () => Promise<
   }
 }
 
-/** The bytes of any TypedArray or DataView, as a Uint8Array over the same memory. */
-export function bytesOf(view: ArrayBufferView): Uint8Array {
-  return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+/**
+ * `length` bytes of `view` from byte `offset`. Views of a piece, never of the whole:
+ * one Uint8Array holds at most 2^32 bytes in Node 20, a Float32Array four times that.
+ */
+function bytesAt(view: ArrayBufferView, offset: number, length: number): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset + offset, length);
 }
 
 /** Writes all of `data` at `position` (several requests when large). */
 export async function writeFully(handle: fs.promises.FileHandle, data: ArrayBufferView, position: number, file: string): Promise<void> {
-  const bytes = bytesOf(data);
   let done = 0;
-  while (done < bytes.length) {
-    const length = Math.min(IO_PIECE, bytes.length - done);
-    const { bytesWritten } = await fsCall('write', file, () => handle.write(bytes, done, length, position + done));
+  while (done < data.byteLength) {
+    const length = Math.min(IO_PIECE, data.byteLength - done);
+    const { bytesWritten } = await fsCall('write', file, () => handle.write(bytesAt(data, done, length), 0, length, position + done));
     if (bytesWritten <= 0) throw new MicsError(`write ${file}: the file system accepted no bytes at offset ${position + done}`, 'MICS_SYSTEM');
     done += bytesWritten;
   }
 }
 
 /**
- * Reads exactly `into.length` bytes at `position`; a file that ends first is
+ * Reads exactly `into.byteLength` bytes at `position`; a file that ends first is
  * MICS_CORRUPT ("truncated"), naming the file and the offsets.
  */
-export async function readFully(handle: fs.promises.FileHandle, into: Uint8Array, position: number, file: string): Promise<Uint8Array> {
+export async function readFully<T extends ArrayBufferView>(handle: fs.promises.FileHandle, into: T, position: number, file: string): Promise<T> {
   let done = 0;
-  while (done < into.length) {
-    const length = Math.min(IO_PIECE, into.length - done);
-    const { bytesRead } = await fsCall('read', file, () => handle.read(into, done, length, position + done));
+  while (done < into.byteLength) {
+    const length = Math.min(IO_PIECE, into.byteLength - done);
+    const { bytesRead } = await fsCall('read', file, () => handle.read(bytesAt(into, done, length), 0, length, position + done));
     if (bytesRead === 0) {
       throw new MicsError(
-        `${file} is truncated: it ends at byte ${position + done}, but ${position + into.length} bytes are needed`,
+        `${file} is truncated: it ends at byte ${position + done}, but ${position + into.byteLength} bytes are needed`,
         'MICS_CORRUPT',
       );
     }
     done += bytesRead;
   }
   return into;
+}
+
+/**
+ * A zeroed Float32Array of `numel` elements for `what` (a tensor, a parameter):
+ * MICS_INVALID_ARGUMENT past MAX_ARRAY_ELEMENTS (saying `instead` what to do),
+ * MICS_SYSTEM when the memory cannot be had; never a RangeError.
+ */
+export function allocateFloat32(numel: number, what: string, instead: string): Float32Array {
+  if (numel > MAX_ARRAY_ELEMENTS) {
+    throw invalidArgument(`${what} has ${numel} elements, more than mics puts in one Float32Array (${MAX_ARRAY_ELEMENTS}): ${instead}`);
+  }
+  try {
+    return new Float32Array(numel);
+  } catch (err) {
+    throw new MicsError(`${what}: cannot allocate ${numel * 4} bytes for its ${numel} elements (${(err as Error).message})`, 'MICS_SYSTEM', { cause: err });
+  }
+}
+
+/**
+ * Creates `dir` and its missing parents, one component at a time. Not
+ * fs.promises.mkdir(dir, {recursive: true}): in Node 20 that never settles for some
+ * paths (under /proc/self mkdir says ENOENT although the parent exists, and it retries
+ * forever), and a save that never settles holds up every later save and load.
+ * @throws MicsError MICS_SYSTEM naming `dir`, the component that cannot be created
+ *   (or exists and is not a directory) and the system's error code.
+ */
+export async function makeDirectories(dir: string): Promise<void> {
+  const isDirectory = async (at: string): Promise<boolean | undefined> => {
+    try {
+      return (await fs.promises.stat(at)).isDirectory();
+    } catch {
+      return undefined; // not there (or not reachable)
+    }
+  };
+  const target = path.resolve(dir);
+  if (await isDirectory(target)) return;
+  const { root } = path.parse(target);
+  let at = root;
+  for (const part of target.slice(root.length).split(path.sep).filter((p) => p !== '')) {
+    at = path.join(at, part);
+    try {
+      await fs.promises.mkdir(at);
+    } catch (err) {
+      // EEXIST, or a refusal (EACCES, EROFS) for one that exists: fine when it is a directory.
+      const existing = await isDirectory(at);
+      if (existing === true) continue;
+      if (existing === false) throw new MicsError(`create directory ${dir}: ${at} exists and is not a directory (ENOTDIR)`, 'MICS_SYSTEM', { cause: err });
+      const e = err as NodeJS.ErrnoException;
+      const code = typeof e?.code === 'string' ? ` (${e.code})` : '';
+      throw new MicsError(`create directory ${dir}: ${at === target ? '' : `cannot create ${at}: `}${e?.message ?? String(err)}${code}`, 'MICS_SYSTEM', { cause: err });
+    }
+  }
 }
 
 /** fsync of a directory, so that the names created or renamed in it are durable. */

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MicsError, invalidArgument } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
-import { bytesOf, exists, fsCall, inParallel } from './io';
+import { allocateFloat32, exists, fsCall, inParallel } from './io';
 import { INDEX_FILE, LATEST_FILE, parseIndex, tensorName, type CheckpointIndex, type SavedFile, type SavedParameter, type StateName } from './format';
 import { SafetensorsFile } from './safetensors';
 
@@ -174,8 +174,12 @@ export class Checkpoint {
 
   /** The whole of `state` of parameter `name`. */
   async read(state: StateName, name: string): Promise<Float32Array> {
+    this.checkState(state);
     const p = this.parameter(name);
-    const out = new Float32Array(p.numel);
+    // The index's sizes are only as good as its files: open those holding the pieces (each
+    // checked against its real length) before numel elements are allocated.
+    for (const file of new Set(p.pieces.map((piece) => piece.file))) await this.file(file);
+    const out = allocateFloat32(p.numel, `parameter '${name}' of checkpoint ${this.path}`, 'read it in ranges with Checkpoint.readInto');
     await this.readInto(state, name, 0, out);
     return out;
   }
@@ -191,12 +195,12 @@ export class Checkpoint {
   plan(state: StateName, name: string, start: number, target: Float32Array): ReadTask[] {
     this.checkState(state);
     const p = this.parameter(name);
+    if (!(target instanceof Float32Array)) throw invalidArgument(`read of '${name}': the target must be a Float32Array`);
     const end = start + target.length;
     if (!Number.isSafeInteger(start) || start < 0 || end > p.numel) {
       throw invalidArgument(`read of elements [${start}, ${end}) of '${name}': it has ${p.numel}`);
     }
     const chunk = this.index.checksumChunkBytes;
-    const out = bytesOf(target);
     const tasks: ReadTask[] = [];
     const tensor = tensorName(state, name);
     for (const piece of p.pieces) {
@@ -226,7 +230,8 @@ export class Checkpoint {
           readBegin,
           readEnd,
           wantBegin: from,
-          target: out.subarray((a - start) * 4 + (from - wantBegin), (a - start) * 4 + (to - wantBegin)),
+          // A view of this task's bytes only: one Uint8Array over a large target would pass the 2^32-byte limit.
+          target: new Uint8Array(target.buffer, target.byteOffset + (a - start) * 4 + (from - wantBegin), to - from),
         });
       }
     }

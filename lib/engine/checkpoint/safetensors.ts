@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { MicsError, invalidArgument } from '../../core/errors';
-import { bytesOf, fsCall, readFully, writeFully } from './io';
+import { fsCall, readFully, writeFully } from './io';
 
 /** The dtype names of the format. */
 export type SafetensorsDType =
@@ -99,6 +99,24 @@ function shapeNumel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Bytes per element of `dtype`, or undefined for a name that is no dtype (also 'constructor' and the like). */
+function dtypeBytes(dtype: unknown): number | undefined {
+  return typeof dtype === 'string' && Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BYTES, dtype) ? SAFETENSORS_DTYPE_BYTES[dtype as SafetensorsDType] : undefined;
+}
+
+/** A value as a message names it: a number, boolean, null or string itself, else its kind ('array', 'object', ...). */
+function kindOf(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 100));
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** A file path argument; anything else is MICS_INVALID_ARGUMENT. */
+function checkFile(file: unknown): string {
+  if (typeof file !== 'string' || file === '') throw invalidArgument(`safetensors: file ${kindOf(file)} is not valid: give a path`);
+  return file;
+}
+
 /**
  * The header of a file holding `tensors` in that order: the bytes (length prefix,
  * JSON, space padding to a multiple of 8) and where each tensor goes.
@@ -109,6 +127,14 @@ export function encodeSafetensorsHeader(
   tensors: readonly SafetensorsTensorSpec[],
   metadata: Readonly<Record<string, string>> = {},
 ): { bytes: Uint8Array; tensors: SafetensorsTensor[]; fileBytes: number } {
+  // Checked here, where every writer starts, so that no call fails with a TypeError.
+  if (!Array.isArray(tensors as unknown)) throw invalidArgument(`safetensors: tensors ${kindOf(tensors)} is not valid: use an array of {name, dtype, shape, data}`);
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata as unknown)) {
+    throw invalidArgument(`safetensors: metadata ${kindOf(metadata)} is not valid: use an object of strings (or leave it out)`);
+  }
+  tensors.forEach((t, i) => {
+    if (typeof t !== 'object' || t === null) throw invalidArgument(`safetensors: tensor ${i} (${kindOf(t)}) is not valid: use {name, dtype, shape, data}`);
+  });
   const json: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -123,7 +149,7 @@ export function encodeSafetensorsHeader(
       throw invalidArgument(`safetensors tensor name ${JSON.stringify(t.name)} is not valid: use a non-empty string other than __metadata__`);
     }
     if (Object.prototype.hasOwnProperty.call(json, t.name)) throw invalidArgument(`safetensors tensor '${t.name}' is listed twice: names must be unique`);
-    const size = SAFETENSORS_DTYPE_BYTES[t.dtype];
+    const size = dtypeBytes(t.dtype);
     if (size === undefined) throw invalidArgument(`safetensors tensor '${t.name}': dtype ${String(t.dtype)} is not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
     if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
       throw invalidArgument(`safetensors tensor '${t.name}': shape ${JSON.stringify(t.shape)} is not valid: use integers >= 0`);
@@ -131,6 +157,7 @@ export function encodeSafetensorsHeader(
     const numel = shapeNumel(t.shape);
     const begin = offset;
     offset += numel * size;
+    if (!Number.isSafeInteger(offset)) throw invalidArgument(`safetensors tensor '${t.name}': shape [${t.shape.join(', ')}] puts the data past ${Number.MAX_SAFE_INTEGER} bytes, more than a file holds`);
     json[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [begin, offset] };
     ranges.push({ spec: t, begin, end: offset, numel });
   }
@@ -221,7 +248,7 @@ export function parseSafetensorsHeader(file: string, head: Uint8Array, fileBytes
     }
     const t = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof t !== 'object' || t === null) throw corrupt(`tensor '${name}' is not an object`);
-    const size = SAFETENSORS_DTYPE_BYTES[t.dtype as SafetensorsDType];
+    const size = dtypeBytes(t.dtype);
     if (typeof t.dtype !== 'string' || size === undefined) throw corrupt(`tensor '${name}' has dtype ${JSON.stringify(t.dtype)}, not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
     if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) throw corrupt(`tensor '${name}' has shape ${JSON.stringify(t.shape)}`);
     const offsets = t.data_offsets;
@@ -279,6 +306,7 @@ export class SafetensorsFile {
    */
   static async open(file: string): Promise<SafetensorsFile> {
     assertLittleEndian();
+    checkFile(file);
     const handle = await fsCall('open', file, () => fs.promises.open(file, 'r'));
     try {
       const { size } = await fsCall('stat', file, () => handle.stat());
@@ -307,11 +335,11 @@ export class SafetensorsFile {
     return t;
   }
 
-  /** Reads `into.length` bytes starting `byteOffset` bytes into tensor `name`. */
-  async read(name: string, byteOffset: number, into: Uint8Array): Promise<Uint8Array> {
+  /** Reads `into.byteLength` bytes starting `byteOffset` bytes into tensor `name`. */
+  async read<T extends ArrayBufferView>(name: string, byteOffset: number, into: T): Promise<T> {
     const t = this.tensor(name);
-    if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset + into.length > t.byteLength) {
-      throw invalidArgument(`read of bytes [${byteOffset}, ${byteOffset + into.length}) of tensor '${name}' in ${this.path}: the tensor has ${t.byteLength} bytes`);
+    if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset + into.byteLength > t.byteLength) {
+      throw invalidArgument(`read of bytes [${byteOffset}, ${byteOffset + into.byteLength}) of tensor '${name}' in ${this.path}: the tensor has ${t.byteLength} bytes`);
     }
     return readFully(this.handle, into, t.position + byteOffset, this.path);
   }
@@ -349,6 +377,7 @@ export class SafetensorsWriter {
   /** Creates (or truncates) `file` and writes the header of `tensors`. */
   static async create(file: string, tensors: readonly SafetensorsTensorSpec[], metadata?: Readonly<Record<string, string>>): Promise<SafetensorsWriter> {
     assertLittleEndian();
+    checkFile(file);
     const header = encodeSafetensorsHeader(tensors, metadata);
     const handle = await fsCall('create', file, () => fs.promises.open(file, 'w'));
     try {
@@ -364,14 +393,14 @@ export class SafetensorsWriter {
 
   /** Appends `data` (the next bytes of the data section). The caller must not change it until this resolves. */
   async write(data: ArrayBufferView): Promise<void> {
-    const bytes = bytesOf(data);
+    if (!ArrayBuffer.isView(data)) throw invalidArgument(`write to ${this.path}: data ${kindOf(data)} is not valid: use a TypedArray or DataView`);
     if (this.closed) throw invalidArgument(`write to ${this.path}: the writer is closed`);
-    if (this.written + bytes.length > this.fileBytes) {
-      throw invalidArgument(`write to ${this.path}: ${bytes.length} more bytes would pass the ${this.fileBytes} the header describes`);
+    if (this.written + data.byteLength > this.fileBytes) {
+      throw invalidArgument(`write to ${this.path}: ${data.byteLength} more bytes would pass the ${this.fileBytes} the header describes`);
     }
     const at = this.written;
-    this.written += bytes.length;
-    await writeFully(this.handle, bytes, at, this.path);
+    this.written += data.byteLength;
+    await writeFully(this.handle, data, at, this.path);
   }
 
   /** Checks that the data is complete, fsyncs (`sync`, default true) and closes. */
@@ -402,6 +431,12 @@ export async function writeSafetensors(
   tensors: readonly (SafetensorsTensorSpec & { data: ArrayBufferView })[],
   metadata?: Readonly<Record<string, string>>,
 ): Promise<{ bytes: number }> {
+  // Before the file is created: bad input leaves nothing behind.
+  checkFile(file);
+  encodeSafetensorsHeader(tensors, metadata);
+  for (const t of tensors) {
+    if (!ArrayBuffer.isView(t.data)) throw invalidArgument(`safetensors tensor '${String(t.name)}': data ${kindOf(t.data)} is not valid: use a TypedArray or DataView`);
+  }
   const writer = await SafetensorsWriter.create(file, tensors, metadata);
   try {
     for (let i = 0; i < tensors.length; i++) {

@@ -47,7 +47,7 @@ import {
   type SavedFile,
   type StateName,
 } from './format';
-import { exists, fsCall, fsyncDirectory, inParallel, writeFileAtomic, writeFileSynced } from './io';
+import { exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic, writeFileSynced } from './io';
 import { SafetensorsFile, SafetensorsWriter } from './safetensors';
 import type { CheckpointEngine, PendingSave, SaveOptions, SaveResult } from './types';
 
@@ -134,7 +134,7 @@ async function removeTree(dir: string, name: string, nonce: string): Promise<voi
 /** Step 2 on the committer: the temporary directory and its marker. */
 async function prepareDirectory(p: Prepared, nonce: string): Promise<string> {
   const { dir, tag } = p;
-  await fsCall('create directory', dir, () => fs.promises.mkdir(dir, { recursive: true }));
+  await makeDirectories(dir);
   // What saves that died left behind (hidden names; one job per checkpoint directory).
   for (const entry of await fsCall('list', dir, () => fs.promises.readdir(dir))) {
     if (entry.startsWith('.tmp-') || entry.startsWith('.trash-')) {

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { MicsError, invalidArgument } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import { agree, attempt } from './agree';
-import { exists, fsCall, fsyncDirectory, inParallel, writeFileAtomic } from './io';
+import { allocateFloat32, exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic } from './io';
 import { checkParameters } from './load';
 import { Checkpoint } from './reader';
 import { savesSettled } from './save';
@@ -23,6 +23,8 @@ import type { CheckpointEngine, ExportDType, ExportOptions, ExportResult, Import
 export const MODEL_FILE = 'model.safetensors';
 export const MODEL_INDEX_FILE = 'model.safetensors.index.json';
 const DEFAULT_MAX_SHARD_BYTES = 5 * 1000 ** 3;
+/** Elements converted at a time from F16, BF16 or F64 (the buffer for them is at most 32 MiB). */
+const CONVERT_PIECE = 2 ** 22;
 
 interface ExportEntry {
   name: string;
@@ -71,7 +73,7 @@ async function writeModel(
   options: { dtype: ExportDType; maxShardBytes: number },
   metadata: Record<string, string>,
 ): Promise<{ files: string[]; bytes: number }> {
-  await fsCall('create directory', outDir, () => fs.promises.mkdir(outDir, { recursive: true }));
+  await makeDirectories(outDir);
   const elementBytes = options.dtype === 'bf16' ? 2 : 4;
   const plan = planFiles(entries, elementBytes, options.maxShardBytes);
   const nonce = randomBytes(6).toString('hex');
@@ -239,27 +241,46 @@ export class WeightsSource {
     return [...this.byName.entries()].map(([name, t]) => ({ name, shape: t.tensor.shape, dtype: t.tensor.dtype }));
   }
 
-  /** Elements `[start, start + target.length)` of tensor `name`, converted to fp32 (F32, F16, BF16, F64). */
-  async readInto(name: string, start: number, target: Float32Array): Promise<number> {
+  /** The file and header entry of tensor `name`, whose dtype must be one readInto converts (else MICS_MISMATCH). */
+  private convertible(name: string): { file: SafetensorsFile; tensor: SafetensorsTensor } {
     const found = this.byName.get(name);
     if (!found) throw invalidArgument(`no tensor '${name}'`);
-    const { file, tensor } = found;
-    const size = SAFETENSORS_DTYPE_BYTES[tensor.dtype];
-    const bytes = target.length * size;
-    if (tensor.dtype === 'F32') {
-      await file.read(name, start * 4, new Uint8Array(target.buffer, target.byteOffset, target.byteLength));
-    } else if (tensor.dtype === 'BF16' || tensor.dtype === 'F16') {
-      const half = new Uint16Array(target.length);
-      await file.read(name, start * 2, new Uint8Array(half.buffer));
-      await hostKernels.cast(target, { data: half, dtype: tensor.dtype === 'BF16' ? 'bf16' : 'f16' });
-    } else if (tensor.dtype === 'F64') {
-      const wide = new Float64Array(target.length);
-      await file.read(name, start * 8, new Uint8Array(wide.buffer));
-      target.set(wide);
-    } else {
-      throw new MicsError(`${file.path}: tensor '${name}' is ${tensor.dtype}; weights must be F32, F16, BF16 or F64`, 'MICS_MISMATCH');
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(found.tensor.dtype)) {
+      throw new MicsError(`${found.file.path}: tensor '${name}' is ${found.tensor.dtype}; weights must be F32, F16, BF16 or F64`, 'MICS_MISMATCH');
     }
-    return bytes;
+    return found;
+  }
+
+  /** Elements `[start, start + target.length)` of tensor `name`, converted to fp32 (F32, F16, BF16, F64). */
+  async readInto(name: string, start: number, target: Float32Array): Promise<number> {
+    const { file, tensor } = this.convertible(name);
+    if (!(target instanceof Float32Array)) throw invalidArgument(`read of tensor '${name}' of ${file.path}: the target must be a Float32Array`);
+    const size = SAFETENSORS_DTYPE_BYTES[tensor.dtype];
+    if (tensor.dtype === 'F32') {
+      await file.read(name, start * 4, target);
+      return target.byteLength;
+    }
+    // Other dtypes through a bounded buffer, piece by piece: never a second copy of the whole tensor.
+    const piece = Math.min(target.length, CONVERT_PIECE);
+    const buffer = tensor.dtype === 'F64' ? new Float64Array(piece) : new Uint16Array(piece);
+    for (let done = 0; done < target.length; done += piece) {
+      const n = Math.min(piece, target.length - done);
+      const from = buffer.subarray(0, n);
+      await file.read(name, (start + done) * size, from);
+      const to = target.subarray(done, done + n);
+      if (from instanceof Float64Array) to.set(from);
+      else await hostKernels.cast(to, { data: from, dtype: tensor.dtype === 'BF16' ? 'bf16' : 'f16' });
+    }
+    return target.length * size;
+  }
+
+  /**
+   * @internal A Float32Array for the whole of tensor `name` (readWeights): its dtype
+   * and size are checked before anything is allocated (MICS_MISMATCH, MICS_INVALID_ARGUMENT).
+   */
+  allocate(name: string): Float32Array {
+    const { file, tensor } = this.convertible(name);
+    return allocateFloat32(tensor.numel, `${file.path}: tensor '${name}'`, 'read it in ranges with WeightsSource.readInto');
   }
 
   async close(): Promise<void> {
@@ -273,7 +294,7 @@ export async function readWeights(location: string): Promise<Record<string, Floa
   try {
     const out: Record<string, Float32Array> = {};
     for (const t of source.tensors()) {
-      const values = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+      const values = source.allocate(t.name);
       await source.readInto(t.name, 0, values);
       out[t.name] = values;
     }
