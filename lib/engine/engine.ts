@@ -22,6 +22,7 @@
  * caller's calls, through one chain (`issue`), even when an op first waits for a
  * local kernel (a cast): nothing depends on timing.
  */
+import { createHash } from 'node:crypto';
 import { elementBytes, type DType } from '../core/dtypes';
 import { MicsError, describeValue, invalidArgument, optionsObject, toMicsError } from '../core/errors';
 import { allGather, reduceScatter } from '../comm/collectives';
@@ -291,7 +292,45 @@ export class Engine<T extends EngineTensor = Float32Array> {
       }
     }
     if (this.master !== this.params) await this.backend.cast(this.params, this.gatherDtype, this.master, 'f32');
+    await this.agreeOnDefinition();
     await this.verifyReplicas();
+  }
+
+  /**
+   * Checks that every rank defined the same training: parameters (names, shapes,
+   * units), dtypes, accumulation steps, clipping and optimizer. Ranks that differ
+   * would otherwise run collectives of equal padded sizes on different data, silently,
+   * or reach their accumulation boundaries at different micro-steps and hang. One
+   * hash per rank, gathered over the world.
+   * @throws MicsError MICS_MISMATCH on every rank, naming the world ranks that differ.
+   */
+  private async agreeOnDefinition(): Promise<void> {
+    const world = this.groups.world;
+    if (world.size === 1) return;
+    const definition = JSON.stringify({
+      units: this.layout.units.map((u) => [u.name, u.paddedNumel, u.parameters.map((p) => [p.name, p.shape])]),
+      precision: this.precision,
+      gatherDtype: this.gatherDtype,
+      reduceDtype: this.reduceDtype,
+      accumulationSteps: this.accumulationSteps,
+      clipGradNorm: this.clipGradNorm ?? null,
+      optimizer: this.optimizer,
+      paramGroups: this.paramGroups.map((g) => [g.lr, g.weightDecay]),
+    });
+    const mine = this.backend.alloc('i64', 1);
+    const all = this.backend.alloc('i64', world.size);
+    writeBig(mine, createHash('sha256').update(definition).digest().readBigInt64LE(0));
+    await this.guard(world.allGather(this.backend.tensor(mine, 'i64'), this.backend.tensor(all, 'i64')));
+    const byHash = new Map<bigint, number[]>();
+    readBig(all).forEach((hash, rank) => byHash.set(hash, [...(byHash.get(hash) ?? []), rank]));
+    if (byHash.size > 1) {
+      throw new MicsError(
+        `the ranks define different models or training options (world ranks ${[...byHash.values()].map((ranks) => `[${ranks.join(', ')}]`).join(' vs ')}): ` +
+          'every rank must pass the same parameters (names, shapes, units), precision, accumulationSteps, clipGradNorm, optimizer and paramGroups to createEngine',
+        'MICS_MISMATCH',
+        { rank: world.rank, group: world.name, op: 'createEngine' },
+      );
+    }
   }
 
   private checkWeights(weights: unknown): Readonly<Record<string, ArrayLike<number>>> {
