@@ -32,6 +32,7 @@ export {
 } from './comm/communicator';
 export {
   planGroups,
+  MAX_WORLD_SIZE,
   divisors,
   hierarchicalPartitionSizes,
   singleNodePartitionSizes,
@@ -66,6 +67,7 @@ export {
   runValidation,
   clusterPreset,
   modelPreset,
+  PLAN_LIMITS,
   type PartitionChoice,
   type PartitionChoiceInput,
   type TrainingPlan,

@@ -167,7 +167,9 @@ function calibrate(raw: RawOptions): { preset: ClusterPreset; text: string; comp
     inter = readJson(files[1], '--from-bench') as BenchJson;
   } else {
     const nproc = Number(raw.nproc ?? 4);
-    if (!Number.isInteger(nproc) || nproc < 2 || nproc % 2 !== 0) throw invalidArgument(`--nproc ${String(raw.nproc)} is not valid: use an even number >= 2`);
+    if (!Number.isInteger(nproc) || nproc < 2 || nproc > 256 || nproc % 2 !== 0) {
+      throw invalidArgument(`--nproc ${String(raw.nproc)} is not valid: use an even number from 2 to 256 (local ranks on this machine)`);
+    }
     const maxBytes = String(raw.maxbytes ?? '16M');
     intra = runBench(nproc, 1, maxBytes);
     inter = runBench(nproc, 2, maxBytes);

@@ -22,6 +22,20 @@ function argumentError(message: string): MicsError {
 }
 
 /**
+ * The largest job planGroups (and so createGroups) plans: 2^20 = 1,048,576 ranks,
+ * which is also the most ranks per node it takes. That is several times the largest
+ * GPU clusters built so far (about 10^5 GPUs), and as many nodes as
+ * `mics-launch --nnodes` takes; the plan of such a world (every group list, W entries
+ * each) takes about a second and a few hundred MB. A larger worldSize or ranksPerNode
+ * is a MicsError (MICS_INVALID_ARGUMENT), not an attempt to allocate the lists.
+ * lib/plan plans at most this many GPUs too (PLAN_LIMITS.gpus).
+ */
+export const MAX_WORLD_SIZE = 2 ** 20;
+
+/** At most this many sizes are spelled out in a message; longer lists are cut (the helpers return them all). */
+const LISTED_SIZES = 32;
+
+/**
  * Whether to use the two-stage (inter-node then intra-node) all-gather.
  *
  * - `true` (the default): use it when the layout allows it, otherwise plan flat and
@@ -153,7 +167,8 @@ export function divisors(n: number): number[] {
   if (!isPositiveInteger(n)) throw argumentError(`divisors: n must be a positive integer, got ${show(n)}`);
   const small: number[] = [];
   const large: number[] = [];
-  // Trial division up to sqrt(n) is plenty: world sizes are at most a few 10^5.
+  // Trial division up to sqrt(n): at most 1024 steps for a world of MAX_WORLD_SIZE ranks
+  // (and under a second for the largest safe integer).
   for (let d = 1; d * d <= n; d++) {
     if (n % d === 0) {
       small.push(d);
@@ -168,13 +183,22 @@ function isPositiveInteger(x: unknown): x is number {
 }
 
 function show(x: unknown): string {
-  if (typeof x === 'string') return JSON.stringify(x);
+  // A string is quoted, and cut so that no argument makes the message large.
+  if (typeof x === 'string') return x.length > 64 ? `${JSON.stringify(x.slice(0, 64))}... (${x.length} characters)` : JSON.stringify(x);
   if (typeof x === 'number' || typeof x === 'boolean' || x === undefined || x === null) return String(x);
   return `a ${typeof x}`;
 }
 
+/**
+ * A list of partition sizes for a message. A world of MAX_WORLD_SIZE ranks can have
+ * 240 divisors, so long lists keep their first and last sizes and say how many there are.
+ */
 function listSizes(sizes: readonly number[]): string {
-  return sizes.length === 0 ? 'none' : sizes.join(', ');
+  if (sizes.length === 0) return 'none';
+  if (sizes.length <= LISTED_SIZES) return sizes.join(', ');
+  const head = sizes.slice(0, LISTED_SIZES - 4).join(', ');
+  const tail = sizes.slice(-4).join(', ');
+  return `${head}, ... (${sizes.length - LISTED_SIZES} more), ${tail} (${sizes.length} sizes in all)`;
 }
 
 function range(start: number, length: number): number[] {
@@ -224,9 +248,21 @@ function checkWorld(worldSize: unknown, ranksPerNode: unknown): asserts worldSiz
   if (!isPositiveInteger(worldSize)) {
     throw argumentError(`worldSize must be a positive integer, got ${show(worldSize)}`);
   }
+  if (worldSize > MAX_WORLD_SIZE) {
+    throw argumentError(
+      `worldSize ${worldSize} is larger than the largest job mics plans, MAX_WORLD_SIZE = ${MAX_WORLD_SIZE} ranks (2^20): ` +
+        `use a positive integer up to ${MAX_WORLD_SIZE}`,
+    );
+  }
   if (!isPositiveInteger(ranksPerNode)) {
     throw argumentError(
       `ranksPerNode must be a positive integer (ranks on each node), got ${show(ranksPerNode)}`,
+    );
+  }
+  if (ranksPerNode > MAX_WORLD_SIZE) {
+    throw argumentError(
+      `ranksPerNode ${ranksPerNode} is larger than MAX_WORLD_SIZE = ${MAX_WORLD_SIZE} (2^20), the most ranks a job (or a node) may have: ` +
+        `use a positive integer up to ${MAX_WORLD_SIZE}`,
     );
   }
 }
@@ -332,12 +368,18 @@ function layoutFlatness(w: number, g: number, s: number): Flatness | undefined {
  *   group inside one node (`single-node`), uneven last node (`uneven-nodes`), S not a
  *   multiple of G (`straddles-nodes`), or `hierarchical: false` (`disabled`).
  *
- * @throws a MicsError (MICS_INVALID_ARGUMENT) (code `'MICS_INVALID_ARGUMENT'`) when W or G is not a
- *   positive integer; when S is not an integer, is < 1, > W, or does not divide W (the
- *   message lists the divisors of W); when `hierarchical` is not a boolean or
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) (code `'MICS_INVALID_ARGUMENT'`) when `options` is not
+ *   an object; when W or G is not a positive integer or is larger than {@link MAX_WORLD_SIZE};
+ *   when S is not an integer, is < 1, > W, or does not divide W (the message lists the
+ *   divisors of W, the first 28 and the last 4 when there are more than 32); when `hierarchical` is not a boolean or
  *   `'require'`; and when `'require'` is asked for on a layout that cannot be hierarchical.
  */
 export function planGroups(options: PlanGroupsOptions): GroupPlan {
+  if (typeof options !== 'object' || options === null) {
+    throw argumentError(
+      `planGroups: options ${show(options)} is not valid: use an object {worldSize, ranksPerNode, partitionSize, hierarchical?}`,
+    );
+  }
   const { worldSize: w, ranksPerNode: g } = options;
   checkWorld(w, g);
   const s = resolvePartitionSize(w, g, options.partitionSize);
@@ -510,12 +552,18 @@ function checkNonNegativeInteger(name: string, x: unknown, min: number): void {
  * @param G - ranks per node (>= 1)
  * @param l - local index of the rank, 0 <= l < G
  * @param n - elements per shard (>= 0)
- * @throws a MicsError (MICS_INVALID_ARGUMENT) on non-integer or out-of-range arguments.
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) on non-integer or out-of-range arguments, and when
+ *   N x G is larger than {@link MAX_WORLD_SIZE}.
  */
 export function hierarchicalSlots(N: number, G: number, l: number, n: number): HierarchicalSlots {
   checkNonNegativeInteger('N (nodes per partition group)', N, 1);
   checkNonNegativeInteger('G (ranks per node)', G, 1);
   checkNonNegativeInteger('n (elements per shard)', n, 0);
+  if (N * G > MAX_WORLD_SIZE) {
+    throw argumentError(
+      `N x G (ranks in the partition group) must be at most MAX_WORLD_SIZE = ${MAX_WORLD_SIZE}, got ${N} x ${G} = ${N * G}`,
+    );
+  }
   if (typeof l !== 'number' || !Number.isSafeInteger(l) || l < 0 || l >= G) {
     throw argumentError(`l (local index) must be an integer in [0, ${G - 1}] for G = ${G}, got ${show(l)}`);
   }
@@ -525,18 +573,15 @@ export function hierarchicalSlots(N: number, G: number, l: number, n: number): H
 
   // Forward in-place copy is safe iff no target written at step i overlaps a source
   // read at a later step k > i (sources of earlier steps are already consumed).
+  // Targets and sources are pieces of n elements at multiples of n, so target i
+  // overlaps exactly one source: piece k = (to_i - stagingOffset) / n = i*G + l - l*N.
+  // One pass, not a pass per piece: N can be a large share of MAX_WORLD_SIZE.
   let needsTemp = false;
   if (n > 0) {
     for (let i = 0; i < N && !needsTemp; i++) {
-      const t = rearrange[i].to;
-      if (t === stagingOffset + rearrange[i].from) continue; // identity copy writes nothing new
-      for (let k = i + 1; k < N; k++) {
-        const src = stagingOffset + rearrange[k].from;
-        if (t < src + n && src < t + n) {
-          needsTemp = true;
-          break;
-        }
-      }
+      if (rearrange[i].to === stagingOffset + rearrange[i].from) continue; // identity copy writes nothing new
+      const k = i * G + l - l * N;
+      if (k > i && k < N) needsTemp = true;
     }
   }
 

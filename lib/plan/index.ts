@@ -7,10 +7,12 @@
  *
  * @packageDocumentation
  */
+export { PLAN_LIMITS } from './limits';
 export {
   CLUSTER_PRESETS,
   clusterPreset,
   clusterFromJson,
+  checkCluster,
   defaultEmulatedPreset,
   linkBandwidth,
   type ClusterPreset,
@@ -24,6 +26,7 @@ export {
   modelPreset,
   modelFromParameterCount,
   customModel,
+  checkModel,
   parameterCount,
   layerParameters,
   embeddingParameters,
@@ -36,6 +39,8 @@ export {
 export {
   memoryPerGpu,
   parameterUnits,
+  unitKinds,
+  unitTotals,
   paddedElements,
   precisionOf,
   type MemoryBreakdown,

@@ -84,23 +84,59 @@ export function paddedElements(n: number, partitionSize: number): number {
  * or per weight matrix.
  */
 export function parameterUnits(m: ModelSpec, partitionSize: number, granularity: UnitGranularity, batch: number, seq: number): ParameterUnit[] {
-  const units: ParameterUnit[] = [
-    { name: 'embeddings', elements: paddedElements(embeddingParameters(m), partitionSize), forwardFlops: logitsForwardFlops(m, batch, seq) },
-  ];
+  const { embeddings, layer } = unitKinds(m, partitionSize, granularity, batch, seq);
+  const units: ParameterUnit[] = [{ name: 'embeddings', ...embeddings }];
+  for (let l = 0; l < m.layers; l++) {
+    layer.forEach((u, i) => units.push({ name: layer.length === 1 ? `layer ${l}` : `layer ${l}.${i}`, ...u }));
+  }
+  return units;
+}
+
+/**
+ * The distinct units of {@link parameterUnits}: the embeddings, and the units of one
+ * layer (every layer has the same). The time model repeats these instead of listing
+ * a named unit per layer.
+ */
+export function unitKinds(
+  m: ModelSpec,
+  partitionSize: number,
+  granularity: UnitGranularity,
+  batch: number,
+  seq: number,
+): { embeddings: { elements: number; forwardFlops: number }; layer: { elements: number; forwardFlops: number }[] } {
   const layerParams = layerParameters(m);
   const layerFlops = layerForwardFlops(m, batch, seq);
   const shares = granularity === 'module' ? moduleShares(m) : [1];
   const total = shares.reduce((a, b) => a + b, 0);
-  for (let l = 0; l < m.layers; l++) {
-    shares.forEach((share, i) => {
-      units.push({
-        name: shares.length === 1 ? `layer ${l}` : `layer ${l}.${i}`,
-        elements: paddedElements((layerParams * share) / total, partitionSize),
-        forwardFlops: (layerFlops * share) / total,
-      });
-    });
+  return {
+    embeddings: { elements: paddedElements(embeddingParameters(m), partitionSize), forwardFlops: logitsForwardFlops(m, batch, seq) },
+    layer: shares.map((share) => ({
+      elements: paddedElements((layerParams * share) / total, partitionSize),
+      forwardFlops: (layerFlops * share) / total,
+    })),
+  };
+}
+
+/**
+ * What {@link memoryPerGpu} needs of {@link parameterUnits}, without listing the
+ * units: the padded sum of their elements and the largest. The layers' units are all
+ * alike, so this costs the same for 10 layers as for 10^5 (the planner evaluates the
+ * memory of hundreds of partition sizes and micro-batches). Equals the sum and the
+ * maximum over `parameterUnits(m, partitionSize, granularity, ...)`.
+ */
+export function unitTotals(m: ModelSpec, partitionSize: number, granularity: UnitGranularity): { padded: number; largest: number } {
+  const embeddings = paddedElements(embeddingParameters(m), partitionSize);
+  const layerParams = layerParameters(m);
+  const shares = granularity === 'module' ? moduleShares(m) : [1];
+  const total = shares.reduce((a, b) => a + b, 0);
+  let perLayer = 0;
+  let largest = embeddings;
+  for (const share of shares) {
+    const elements = paddedElements((layerParams * share) / total, partitionSize);
+    perLayer += elements;
+    if (m.layers > 0) largest = Math.max(largest, elements);
   }
-  return units;
+  return { padded: embeddings + m.layers * perLayer, largest };
 }
 
 /** Memory per GPU, bytes, by kind. */

@@ -13,6 +13,7 @@
  * @packageDocumentation
  */
 import { invalidArgument } from '../core/errors';
+import { PLAN_LIMITS, showValue as show } from './limits';
 
 /** Which transformer the shape describes. */
 export type ModelFamily = 'gpt' | 'bert' | 'llama';
@@ -154,13 +155,19 @@ const SCALE: Readonly<Record<string, number>> = { '': 1, k: 1e3, m: 1e6, b: 1e9,
  * (hidden = 128 x layers, hidden a multiple of 128).
  */
 export function modelFromParameterCount(parameters: number, sequence = 2048): ModelSpec {
-  if (!Number.isFinite(parameters) || parameters < 1e6) {
-    throw invalidArgument(`a model needs at least 1e6 parameters to be planned, got ${parameters}`);
+  if (typeof parameters !== 'number' || !Number.isFinite(parameters) || parameters < 1e6 || parameters > PLAN_LIMITS.parameters) {
+    throw invalidArgument(
+      `a model needs at least 1e6 and at most ${PLAN_LIMITS.parameters.toExponential().replace('+', '')} parameters to be planned, got ${show(parameters)}`,
+    );
   }
+  checkInteger('sequence', sequence, PLAN_LIMITS.sequence);
   const vocab = 50257;
   const hidden = Math.max(128, Math.round(Math.cbrt((128 * parameters) / 12) / 128) * 128);
   // The embeddings take their share first; small models are mostly embeddings.
-  const layers = Math.max(1, Math.round((parameters - (vocab + sequence) * hidden) / (12 * hidden * hidden)));
+  let layers = Math.max(1, Math.round((parameters - (vocab + sequence) * hidden) / (12 * hidden * hidden)));
+  // Rounding up must not take a count within the limit over it.
+  const perLayer = 12 * hidden * hidden + 13 * hidden;
+  if (layers > 1 && layers * perLayer + (vocab + sequence + 2) * hidden > PLAN_LIMITS.parameters) layers -= 1;
   return Object.freeze({
     name: `${formatCount(parameters)} (raw)`,
     family: 'gpt' as const,
@@ -179,13 +186,27 @@ export function modelFromParameterCount(parameters: number, sequence = 2048): Mo
  * the valid presets otherwise.
  */
 export function modelPreset(name: string): ModelSpec {
+  if (typeof name !== 'string') {
+    throw invalidArgument(
+      `modelPreset: name ${show(name)} is not valid: use a string, one of ${Object.keys(MODEL_PRESETS).join(', ')} or a parameter count such as 13b`,
+    );
+  }
   const key = name.trim().toLowerCase();
   const preset = MODEL_PRESETS[MODEL_ALIASES[key] ?? key];
   if (preset) return preset;
   const match = /^(\d+(?:\.\d+)?(?:e\d+)?)([kmbgt]?)$/.exec(key);
-  if (match) return modelFromParameterCount(Number(match[1]) * SCALE[match[2]]);
+  if (match) {
+    const parameters = Number(match[1]) * SCALE[match[2]];
+    if (!(parameters >= 1e6 && parameters <= PLAN_LIMITS.parameters)) {
+      throw invalidArgument(
+        `model '${name.trim().slice(0, 64)}' is ${Number(parameters.toPrecision(6))} parameters: a parameter count must be at least 1e6 and at most ` +
+          `${PLAN_LIMITS.parameters.toExponential().replace('+', '')} (${formatCount(PLAN_LIMITS.parameters)}), e.g. 13b or 1.3e9`,
+      );
+    }
+    return modelFromParameterCount(parameters);
+  }
   throw invalidArgument(
-    `unknown model '${name}': use one of ${Object.keys(MODEL_PRESETS).join(', ')}, ` +
+    `unknown model '${name.length > 64 ? `${name.slice(0, 64)}...` : name}': use one of ${Object.keys(MODEL_PRESETS).join(', ')}, ` +
       `an alias (${Object.keys(MODEL_ALIASES).join(', ')}) or a parameter count such as 13b or 1.3e9`,
   );
 }
@@ -201,9 +222,22 @@ export function customModel(shape: {
   ffn?: number;
   kvHeads?: number;
 }): ModelSpec {
+  if (typeof shape !== 'object' || shape === null) {
+    throw invalidArgument(`customModel: shape ${show(shape)} is not valid: use an object {layers, hidden, heads, family?, vocab?, sequence?, ffn?, kvHeads?}`);
+  }
+  const limits = { layers: PLAN_LIMITS.layers, hidden: PLAN_LIMITS.hidden, heads: PLAN_LIMITS.hidden } as const;
   for (const key of ['layers', 'hidden', 'heads'] as const) {
     const v = shape[key];
-    if (!Number.isInteger(v) || v < 1) throw invalidArgument(`--${key} ${v} is not valid: use a positive integer`);
+    if (!Number.isInteger(v) || v < 1 || v > limits[key]) {
+      throw invalidArgument(`--${key} ${show(v)} is not valid: use a positive integer up to ${limits[key]}`);
+    }
+  }
+  const optional = { vocab: PLAN_LIMITS.vocab, sequence: PLAN_LIMITS.sequence, ffn: PLAN_LIMITS.ffn, kvHeads: PLAN_LIMITS.hidden } as const;
+  for (const key of ['vocab', 'sequence', 'ffn', 'kvHeads'] as const) {
+    const v = shape[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > optional[key])) {
+      throw invalidArgument(`${key === 'sequence' ? '--seq' : key === 'kvHeads' ? 'kvHeads' : `--${key}`} ${show(v)} is not valid: use a positive integer up to ${optional[key]}`);
+    }
   }
   if (shape.hidden % shape.heads !== 0) {
     throw invalidArgument(`--hidden ${shape.hidden} is not a multiple of --heads ${shape.heads}`);
@@ -224,7 +258,43 @@ export function customModel(shape: {
     ...(shape.ffn !== undefined ? { ffn: shape.ffn } : {}),
     ...(shape.kvHeads !== undefined ? { kvHeads: shape.kvHeads } : {}),
   };
+  checkModel(m);
   return Object.freeze(m);
+}
+
+function checkInteger(what: string, v: unknown, max: number): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw invalidArgument(`${what} ${show(v)} is not valid: use a positive integer up to ${max}`);
+  }
+}
+
+/**
+ * Checks a model shape for the planner: a family it knows, positive integer sizes
+ * within {@link PLAN_LIMITS} (layers, hidden, heads, kvHeads, ffn, vocab, sequence)
+ * and at most `PLAN_LIMITS.parameters` parameters in all.
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) naming the field, its value and what is valid.
+ */
+export function checkModel(m: ModelSpec, where = 'model'): void {
+  if (typeof m !== 'object' || m === null) {
+    throw invalidArgument(`${where} ${show(m)} is not valid: use a ModelSpec such as modelPreset('100b') or customModel({...})`);
+  }
+  if (!['gpt', 'bert', 'llama'].includes(m.family)) {
+    throw invalidArgument(`${where}.family ${show(m.family)} is not valid: use gpt, bert or llama`);
+  }
+  checkInteger(`${where}.layers`, m.layers, PLAN_LIMITS.layers);
+  checkInteger(`${where}.hidden`, m.hidden, PLAN_LIMITS.hidden);
+  checkInteger(`${where}.heads`, m.heads, m.hidden);
+  if (m.kvHeads !== undefined) checkInteger(`${where}.kvHeads`, m.kvHeads, m.heads);
+  if (m.ffn !== undefined) checkInteger(`${where}.ffn`, m.ffn, PLAN_LIMITS.ffn);
+  checkInteger(`${where}.vocab`, m.vocab, PLAN_LIMITS.vocab);
+  checkInteger(`${where}.sequence`, m.sequence, PLAN_LIMITS.sequence);
+  const parameters = parameterCount(m);
+  if (parameters > PLAN_LIMITS.parameters) {
+    throw invalidArgument(
+      `${where} ${typeof m.name === 'string' ? m.name.slice(0, 64) : ''} has ${formatCount(parameters)} parameters: ` +
+        `the planner takes at most ${PLAN_LIMITS.parameters.toExponential().replace('+', '')} (${formatCount(PLAN_LIMITS.parameters)})`,
+    );
+  }
 }
 
 /** "100.7B", "6.7B", "350M". */

@@ -10,9 +10,10 @@
  * @packageDocumentation
  */
 import { invalidArgument } from '../core/errors';
-import { memoryPerGpu, paddedElements, parameterUnits, precisionOf, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
-import { formatCount, parameterCount, type ModelSpec } from './models';
-import type { ClusterPreset } from './presets';
+import { PLAN_LIMITS, showValue } from './limits';
+import { memoryPerGpu, paddedElements, precisionOf, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
+import { checkModel, formatCount, parameterCount, type ModelSpec } from './models';
+import { checkCluster, type ClusterPreset } from './presets';
 import { predictStep, STRATEGIES, strategyGroups, type StepPrediction, type StepSetup, type Strategy } from './schedule';
 
 const GiB = 1024 ** 3;
@@ -72,17 +73,51 @@ export interface PartitionChoice {
   readonly reason: string;
 }
 
-function positive(name: string, v: unknown, integer: boolean): number {
+function positive(name: string, v: unknown, integer: boolean, max?: { value: number; what: string }): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    throw invalidArgument(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+    throw invalidArgument(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${showValue(v)}`);
+  }
+  if (max !== undefined && v > max.value) {
+    throw invalidArgument(`${name} ${v} is too large: use at most ${max.value} (${max.what})`);
   }
   return v;
 }
 
+const MAX_GPUS = { value: PLAN_LIMITS.gpus, what: 'PLAN_LIMITS.gpus = MAX_WORLD_SIZE, 2^20, the largest job mics plans' };
+
+/** Divisors of n, ascending, by trial division up to sqrt(n). */
 function divisorsOf(n: number): number[] {
-  const out: number[] = [];
-  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
-  return out;
+  const small: number[] = [];
+  const large: number[] = [];
+  for (let d = 1; d * d <= n; d++) {
+    if (n % d === 0) {
+      small.push(d);
+      if (d * d !== n) large.push(n / d);
+    }
+  }
+  return small.concat(large.reverse());
+}
+
+/** A list of sizes for a message: at most 32 of them (W of up to 2^20 can have 240 divisors). */
+function listSizes(sizes: readonly number[]): string {
+  if (sizes.length <= 32) return sizes.join(', ');
+  return `${sizes.slice(0, 28).join(', ')}, ... (${sizes.length - 32} more), ${sizes.slice(-4).join(', ')} (${sizes.length} in all)`;
+}
+
+/**
+ * The largest b in [1, cap] for which `fits(b)` holds, 0 when not even 1 fits.
+ * Memory grows with the micro-batch (activations are linear in it), so `fits` holds
+ * for every b up to the answer and for none above: a binary search finds it.
+ */
+function largestFitting(cap: number, fits: (b: number) => boolean): number {
+  let lo = 0;
+  let hi = Math.floor(cap);
+  while (lo < hi) {
+    const mid = lo + Math.ceil((hi - lo) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 /** Bytes in the largest binary unit that keeps the figure >= 1 (models of any size read well). */
@@ -103,9 +138,14 @@ function bytes(b: number): string {
  *   fits at no S (the message gives what S = W would need and what is usable).
  */
 export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoice {
-  const P = positive('parameterCount', input.parameterCount, false);
-  const W = positive('worldSize', input.worldSize, true);
-  const G = positive('ranksPerNode', input.ranksPerNode, true);
+  if (typeof input !== 'object' || input === null) {
+    throw invalidArgument(
+      `choosePartitionSize: input ${showValue(input)} is not valid: use an object {parameterCount, worldSize, ranksPerNode, deviceMemoryBytes, ...}`,
+    );
+  }
+  const P = positive('parameterCount', input.parameterCount, false, { value: PLAN_LIMITS.parameters, what: 'PLAN_LIMITS.parameters, 1e15' });
+  const W = positive('worldSize', input.worldSize, true, MAX_GPUS);
+  const G = positive('ranksPerNode', input.ranksPerNode, true, MAX_GPUS);
   const memory = positive('deviceMemoryBytes', input.deviceMemoryBytes, false);
   const stateBytes = input.stateBytesPerParameter === undefined ? 18 : positive('stateBytesPerParameter', input.stateBytesPerParameter, false);
   const unit = input.largestUnitElements ?? 0;
@@ -229,9 +269,7 @@ export interface PlanAlternative {
 
 function memoryFor(o: TrainingOptions, strategy: Strategy, S: number, microBatch: number, sequence: number): MemoryBreakdown {
   const shard = strategy === 'ddp' ? 1 : S;
-  const units = parameterUnits(o.model, shard, o.granularity ?? 'layer', microBatch, sequence);
-  const padded = units.reduce((sum, u) => sum + u.elements, 0);
-  const largest = units.reduce((max, u) => Math.max(max, u.elements), 0);
+  const { padded, largest } = unitTotals(o.model, shard, o.granularity ?? 'layer');
   return memoryPerGpu({
     model: o.model,
     paddedParameters: padded,
@@ -265,7 +303,10 @@ function partitionCandidates(o: TrainingOptions, worldSize: number, microBatch: 
 
 function checkWorld(o: TrainingOptions, worldSize: number): void {
   const G = o.cluster.gpusPerNode;
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw invalidArgument(`GPU count ${worldSize} is not valid: use a positive integer`);
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw invalidArgument(`GPU count ${showValue(worldSize)} is not valid: use a positive integer`);
+  if (worldSize > PLAN_LIMITS.gpus) {
+    throw invalidArgument(`GPU count ${worldSize} is too large: use at most ${PLAN_LIMITS.gpus} GPUs (${MAX_GPUS.what})`);
+  }
   if (worldSize > G && worldSize % G !== 0) {
     throw invalidArgument(`GPU count ${worldSize} is not a whole number of ${o.cluster.name} nodes: use a multiple of ${G}`);
   }
@@ -275,7 +316,7 @@ function chooseForWorld(o: TrainingOptions, worldSize: number, microBatch: numbe
   const candidates = partitionCandidates(o, worldSize, microBatch, sequence);
   if (o.partitionSize !== undefined) {
     const c = candidates.find((x) => x.partitionSize === o.partitionSize);
-    if (!c) throw invalidArgument(`partition size ${o.partitionSize} does not divide ${worldSize} GPUs: use one of ${divisorsOf(worldSize).join(', ')}`);
+    if (!c) throw invalidArgument(`partition size ${o.partitionSize} does not divide ${worldSize} GPUs: use one of ${listSizes(divisorsOf(worldSize))}`);
     return { S: c.partitionSize, reason: `S = ${c.partitionSize}: given (${c.reason})`, candidates: candidates.filter((x) => x.partitionSize <= c.partitionSize) };
   }
   const chosen = candidates.find((c) => c.fits && !c.straddlesNodes) ?? candidates.find((c) => c.fits);
@@ -299,15 +340,51 @@ function chooseForWorld(o: TrainingOptions, worldSize: number, microBatch: numbe
 }
 
 function resolveMicroBatch(o: TrainingOptions, S: number, sequence: number): { microBatch: number; max: number } {
-  const cap = o.maxMicroBatch ?? 64;
-  let max = 0;
-  for (let b = 1; b <= cap; b++) {
-    if (!memoryFor(o, 'mics', S, b, sequence).fits) break;
-    max = b;
-  }
+  const max = largestFitting(o.maxMicroBatch ?? 64, (b) => memoryFor(o, 'mics', S, b, sequence).fits);
   if (o.microBatch === undefined || o.microBatch === 'auto') return { microBatch: Math.max(1, max), max };
-  if (!Number.isInteger(o.microBatch) || o.microBatch < 1) throw invalidArgument(`micro-batch ${o.microBatch} is not valid: use a positive integer or auto`);
   return { microBatch: o.microBatch, max };
+}
+
+function integerOption(name: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw invalidArgument(`${name} ${showValue(v)} is not valid: use an integer in [${min}, ${max}]`);
+  }
+}
+
+/** A strategy name as messages show it: 'mics' (a non-string as showValue has it). */
+const quoted = (v: unknown): string => (typeof v === 'string' ? `'${v.slice(0, 64)}'` : showValue(v));
+
+function oneOf(name: string, v: unknown, valid: readonly string[]): void {
+  if (!valid.includes(v as string)) throw invalidArgument(`${name} ${showValue(v)} is not valid: use ${valid.join(' or ')}`);
+}
+
+/**
+ * Checks the options every planning call shares: an object with a cluster and a model
+ * the planner can take (see {@link PLAN_LIMITS}), and each optional setting in range.
+ */
+function checkTrainingOptions(o: TrainingOptions, what: string): void {
+  if (typeof o !== 'object' || o === null) {
+    throw invalidArgument(`${what}: options ${showValue(o)} is not valid: use an object {cluster: clusterPreset('p4d'), model: modelPreset('100b'), ...}`);
+  }
+  checkCluster(o.cluster, 'cluster');
+  checkModel(o.model, 'model');
+  if (o.sequence !== undefined) integerOption('sequence length', o.sequence, 1, PLAN_LIMITS.sequence);
+  if (o.microBatch !== undefined && o.microBatch !== 'auto') {
+    if (typeof o.microBatch !== 'number' || !Number.isInteger(o.microBatch) || o.microBatch < 1 || o.microBatch > PLAN_LIMITS.microBatch) {
+      throw invalidArgument(`micro-batch ${showValue(o.microBatch)} is not valid: use a positive integer up to ${PLAN_LIMITS.microBatch} or auto`);
+    }
+  }
+  if (o.maxMicroBatch !== undefined) integerOption('largest micro-batch (maxMicroBatch)', o.maxMicroBatch, 1, PLAN_LIMITS.microBatch);
+  if (o.accumulation !== undefined) integerOption('accumulation steps', o.accumulation, 1, Number.MAX_SAFE_INTEGER);
+  if (o.prefetchDepth !== undefined) integerOption('prefetch depth', o.prefetchDepth, 0, Number.MAX_SAFE_INTEGER);
+  if (o.partitionSize !== undefined) integerOption('partition size', o.partitionSize, 1, PLAN_LIMITS.gpus);
+  if (o.accounting !== undefined) oneOf('accounting', o.accounting, ['engine', 'paper']);
+  if (o.reduceDtype !== undefined) oneOf('reduce dtype', o.reduceDtype, ['fp32', 'bf16']);
+  if (o.granularity !== undefined) oneOf('granularity', o.granularity, ['layer', 'module']);
+  const f = o.fragmentation;
+  if (f !== undefined && !(typeof f === 'number' && f >= 0 && f < 1)) {
+    throw invalidArgument(`fragmentation margin ${showValue(f)} is not valid: use a fraction in [0, 1)`);
+  }
 }
 
 function stepSetup(o: TrainingOptions, worldSize: number, strategy: Strategy, S: number, microBatch: number, sequence: number): StepSetup {
@@ -335,8 +412,17 @@ function stepSetup(o: TrainingOptions, worldSize: number, strategy: Strategy, S:
  * micro-batch (given, or the largest that fits), and the predicted step.
  */
 export function planTraining(o: TrainingOptions & { readonly nodes: number }): TrainingPlan {
+  checkTrainingOptions(o, 'planTraining');
   const G = o.cluster.gpusPerNode;
-  if (!Number.isInteger(o.nodes) || o.nodes < 1) throw invalidArgument(`--nodes ${o.nodes} is not valid: use a positive integer`);
+  if (typeof o.nodes !== 'number' || !Number.isInteger(o.nodes) || o.nodes < 1) {
+    throw invalidArgument(`--nodes ${showValue(o.nodes)} is not valid: use a positive integer`);
+  }
+  if (o.nodes * G > PLAN_LIMITS.gpus) {
+    throw invalidArgument(
+      `--nodes ${o.nodes} is too many: ${o.nodes} nodes of ${G} GPUs are more than ${PLAN_LIMITS.gpus} GPUs (${MAX_GPUS.what}); ` +
+        `use at most ${Math.max(1, Math.floor(PLAN_LIMITS.gpus / G))} ${o.cluster.name} nodes`,
+    );
+  }
   const W = o.nodes * G;
   const sequence = o.sequence ?? o.model.sequence;
   const first = typeof o.microBatch === 'number' ? o.microBatch : 1;
@@ -395,9 +481,17 @@ export interface ScalingResult {
  * the largest that fits MiCS' plan at the smallest count.
  */
 export function simulateScaling(o: TrainingOptions & { readonly gpus: readonly number[]; readonly strategies: readonly Strategy[] }): ScalingResult {
+  checkTrainingOptions(o, 'simulateScaling');
+  if (!Array.isArray(o.gpus)) throw invalidArgument(`gpus ${showValue(o.gpus)} is not valid: use an array of GPU counts, e.g. [16, 32, 64]`);
   if (o.gpus.length === 0) throw invalidArgument('--gpus needs at least one GPU count, e.g. 16,32,64');
+  if (o.gpus.length > PLAN_LIMITS.gpuCounts) {
+    throw invalidArgument(`--gpus lists ${o.gpus.length} GPU counts: use at most ${PLAN_LIMITS.gpuCounts} (PLAN_LIMITS.gpuCounts) in one sweep`);
+  }
+  if (!Array.isArray(o.strategies) || o.strategies.length === 0) {
+    throw invalidArgument(`strategies ${showValue(o.strategies)} is not valid: use a non-empty array of ${STRATEGIES.join(', ')}`);
+  }
   for (const s of o.strategies) {
-    if (!STRATEGIES.includes(s)) throw invalidArgument(`unknown strategy '${s}': use ${STRATEGIES.join(', ')}`);
+    if (!STRATEGIES.includes(s)) throw invalidArgument(`unknown strategy ${quoted(s)}: use ${STRATEGIES.join(', ')}`);
   }
   const gpus = [...o.gpus].sort((a, b) => a - b);
   for (const W of gpus) checkWorld(o, W);
@@ -432,15 +526,12 @@ export function simulateScaling(o: TrainingOptions & { readonly gpus: readonly n
  * fix it); 0 when not even one sequence fits.
  */
 export function largestMicroBatch(o: TrainingOptions, strategy: Strategy, worldSize: number, partitionSize?: number): number {
+  checkTrainingOptions(o, 'largestMicroBatch');
+  if (!STRATEGIES.includes(strategy)) throw invalidArgument(`unknown strategy ${quoted(strategy)}: use ${STRATEGIES.join(', ')}`);
+  checkWorld(o, worldSize);
   const sequence = o.sequence ?? o.model.sequence;
   const S = strategy === 'mics' ? (partitionSize ?? worldSize) : strategy === 'hsdp' ? Math.min(o.cluster.gpusPerNode, worldSize) : strategy === 'ddp' ? 1 : worldSize;
-  const cap = o.maxMicroBatch ?? 64;
-  let max = 0;
-  for (let b = 1; b <= cap; b++) {
-    if (!memoryFor(o, strategy, S, b, sequence).fits) break;
-    max = b;
-  }
-  return max;
+  return largestFitting(o.maxMicroBatch ?? 64, (b) => memoryFor(o, strategy, S, b, sequence).fits);
 }
 
 /**
@@ -449,6 +540,7 @@ export function largestMicroBatch(o: TrainingOptions, strategy: Strategy, worldS
  * fitting micro-batch; the highest predicted samples/s wins.
  */
 export function fastestPartition(o: TrainingOptions, worldSize: number): { partitionSize: number; microBatch: number; prediction: StepPrediction } {
+  checkTrainingOptions(o, 'fastestPartition');
   checkWorld(o, worldSize);
   const sequence = o.sequence ?? o.model.sequence;
   const G = o.cluster.gpusPerNode;

@@ -11,6 +11,7 @@
  * @packageDocumentation
  */
 import { invalidArgument } from '../core/errors';
+import { PLAN_LIMITS, showValue } from './limits';
 
 const GB = 1e9;
 const GiB = 1024 ** 3;
@@ -397,11 +398,17 @@ export function defaultEmulatedPreset(): ClusterPreset {
 
 /** The preset called `name` (or an alias such as "p4d.24xlarge"); a MicsError naming the valid ones otherwise. */
 export function clusterPreset(name: string): ClusterPreset {
+  if (typeof name !== 'string') {
+    throw invalidArgument(
+      `clusterPreset: name ${showValue(name)} is not valid: ` +
+        `use a string, one of ${Object.keys(CLUSTER_PRESETS).join(', ')}`,
+    );
+  }
   const key = ALIASES[name.toLowerCase()] ?? name.toLowerCase();
   const found = CLUSTER_PRESETS[key];
   if (!found) {
     throw invalidArgument(
-      `unknown cluster '${name}': use one of ${Object.keys(CLUSTER_PRESETS).join(', ')} or --cluster-file FILE.json`,
+      `unknown cluster '${name.length > 64 ? `${name.slice(0, 64)}...` : name}': use one of ${Object.keys(CLUSTER_PRESETS).join(', ')} or --cluster-file FILE.json`,
     );
   }
   return found;
@@ -409,19 +416,28 @@ export function clusterPreset(name: string): ClusterPreset {
 
 type Json = unknown;
 
+/**
+ * Checks a cluster given to the planner as an object (a preset, `clusterFromJson`'s
+ * result or one built by hand): every field `clusterFromJson` requires, in range.
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) naming the field (`cluster.device.memoryBytes`, ...).
+ */
+export function checkCluster(cluster: unknown, where = 'cluster'): void {
+  clusterFromJson(cluster, where);
+}
+
 function field(obj: Record<string, Json>, key: string, where: string, opts: { min?: number; max?: number; integer?: boolean } = {}): number {
   const v = obj[key];
   const min = opts.min ?? 0;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= min || (opts.max !== undefined && v > opts.max) || (opts.integer && !Number.isInteger(v))) {
     const range = `${opts.integer ? 'an integer' : 'a number'} > ${min}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`;
-    throw invalidArgument(`${where}.${key} must be ${range}, got ${JSON.stringify(v)}`);
+    throw invalidArgument(`${where}.${key} must be ${range}, got ${showValue(v)}`);
   }
   return v;
 }
 
 function object(v: Json, where: string): Record<string, Json> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw invalidArgument(`${where} must be an object, got ${JSON.stringify(v)}`);
+    throw invalidArgument(`${where} must be an object, got ${showValue(v)}`);
   }
   return v as Record<string, Json>;
 }
@@ -458,7 +474,7 @@ export function clusterFromJson(value: Json, origin = 'cluster file'): ClusterPr
   return Object.freeze({
     name: typeof o.name === 'string' ? o.name : 'custom',
     description: typeof o.description === 'string' ? o.description : `cluster from ${origin}`,
-    gpusPerNode: field(o, 'gpusPerNode', origin, { integer: true }),
+    gpusPerNode: field(o, 'gpusPerNode', origin, { integer: true, max: PLAN_LIMITS.gpus }),
     device: {
       name: typeof device.name === 'string' ? device.name : 'device',
       memoryBytes: field(device, 'memoryBytes', where),

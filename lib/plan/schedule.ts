@@ -22,7 +22,7 @@
  */
 import { invalidArgument } from '../core/errors';
 import { addCosts, hierarchicalAllGather, hierarchicalReduceScatter, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
-import { memoryPerGpu, parameterUnits, precisionOf, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
+import { memoryPerGpu, precisionOf, unitKinds, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
 import { trainingFlops, type ModelSpec } from './models';
 import type { ClusterPreset } from './presets';
 
@@ -109,7 +109,13 @@ interface CommOp {
   done?: number;
 }
 
-/** The communication stream: ops run one at a time in issue order. */
+const runsBefore = (a: CommOp, b: CommOp): boolean => a.issue < b.issue || (a.issue === b.issue && a.seq < b.seq);
+
+/**
+ * The communication stream: ops run one at a time in issue order (time issued, then
+ * the order of the calls). The queue is a binary heap, so a deep prefetch (every unit
+ * issued at once) costs log(units) per op, not a scan of the queue.
+ */
 class CommStream {
   private free = 0;
   private seq = 0;
@@ -119,19 +125,42 @@ class CommStream {
 
   issue(at: number, cost: CollectiveCost): CommOp {
     const op: CommOp = { issue: at, seq: this.seq++, cost };
-    this.pending.push(op);
+    const heap = this.pending;
+    let i = heap.push(op) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!runsBefore(op, heap[parent])) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = op;
     return op;
+  }
+
+  /** The op that runs next, removed from the queue. */
+  private next(): CommOp {
+    const heap = this.pending;
+    const top = heap[0];
+    const last = heap.pop() as CommOp;
+    if (heap.length > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= heap.length) break;
+        const child = left + 1 < heap.length && runsBefore(heap[left + 1], heap[left]) ? left + 1 : left;
+        if (!runsBefore(heap[child], last)) break;
+        heap[i] = heap[child];
+        i = child;
+      }
+      heap[i] = last;
+    }
+    return top;
   }
 
   /** Runs queued ops in issue order until `op` has run; returns when it completes. */
   complete(op: CommOp): number {
     while (op.done === undefined) {
-      let next = 0;
-      for (let i = 1; i < this.pending.length; i++) {
-        const a = this.pending[i], b = this.pending[next];
-        if (a.issue < b.issue || (a.issue === b.issue && a.seq < b.seq)) next = i;
-      }
-      const run = this.pending.splice(next, 1)[0];
+      const run = this.next();
       const start = Math.max(this.free, run.issue);
       this.free = start + run.cost.time;
       run.done = this.free;
@@ -143,7 +172,7 @@ class CommStream {
 
   /** Runs everything queued; returns when the stream is idle. */
   drain(): number {
-    for (const op of [...this.pending]) this.complete(op);
+    while (this.pending.length > 0) this.complete(this.pending[0]);
     return this.free;
   }
 }
@@ -255,28 +284,44 @@ export function simulateUnits(x: UnitScheduleInput): UnitSchedule {
   const { cluster, units } = x;
   const groups = strategyGroups(x);
   const S = groups.partitionSize;
-  const depth = x.prefetchDepth;
+  if (!Number.isSafeInteger(x.accumulation) || x.accumulation < 1) {
+    throw invalidArgument(`accumulation steps ${String(x.accumulation)} is not valid: use a positive integer`);
+  }
+  if (!Number.isSafeInteger(x.prefetchDepth) || x.prefetchDepth < 0) {
+    throw invalidArgument(`prefetch depth ${String(x.prefetchDepth)} is not valid: use an integer >= 0`);
+  }
+  // A depth beyond the last unit prefetches the same as one that reaches it.
+  const depth = Math.min(x.prefetchDepth, Math.max(0, units.length - 1));
   const shard = x.strategy === 'ddp' ? 1 : S;
   const padded = units.reduce((sum, u) => sum + u.elements, 0);
 
   const gathers = x.strategy === 'mics' || x.strategy === 'zero3' || x.strategy === 'hsdp';
-  const gatherCost = (elements: number): CollectiveCost => {
+  // The layers' units are alike: each cost is computed once per unit size, not once per unit.
+  const memo = (cost: (elements: number) => CollectiveCost): ((elements: number) => CollectiveCost) => {
+    const known = new Map<number, CollectiveCost>();
+    return (elements) => {
+      let c = known.get(elements);
+      if (c === undefined) known.set(elements, (c = cost(elements)));
+      return c;
+    };
+  };
+  const gatherCost = memo((elements: number): CollectiveCost => {
     if (!gathers || S === 1) return NO_COST;
     const bytes = elements * x.gatherBytes;
     return groups.hierarchical
       ? hierarchicalAllGather(cluster, bytes, groups.nodesPerPartition)
       : ringCollective(cluster, 'allGather', bytes, groups.partition);
-  };
-  const reduceScatterCost = (elements: number): CollectiveCost => {
+  });
+  const reduceScatterCost = memo((elements: number): CollectiveCost => {
     if (x.strategy === 'ddp') return NO_COST;
     const bytes = elements * x.reduceBytes;
     return groups.hierarchical
       ? hierarchicalReduceScatter(cluster, bytes, groups.nodesPerPartition)
       : ringCollective(cluster, 'reduceScatter', bytes, groups.partition);
-  };
+  });
   const perMicroStepAllReduce = x.strategy === 'hsdp' && !x.deferAllReduce;
-  const shardAllReduceCost = (elements: number): CollectiveCost =>
-    ringCollective(cluster, 'allReduce', (elements / S) * x.reduceBytes, groups.replication);
+  const shardAllReduceCost = memo((elements: number): CollectiveCost =>
+    ringCollective(cluster, 'allReduce', (elements / S) * x.reduceBytes, groups.replication));
 
   const comm = { allGather: 0, reduceScatter: 0, allReduce: 0, latency: 0 };
   const account = (kind: 'allGather' | 'reduceScatter' | 'allReduce', c: CollectiveCost): CollectiveCost => {
@@ -289,9 +334,13 @@ export function simulateUnits(x: UnitScheduleInput): UnitSchedule {
   let now = 0;
   let computeTime = 0;
   const U = units.length;
-  for (let micro = 0; micro < x.accumulation; micro++) {
-    // Forward. d + 1 buffers: the unit computing and d prefetched; releasing a unit issues the next gather.
-    const gatherOps: CommOp[] = [];
+  // Every micro-step starts on an idle stream (the previous one is drained), so all
+  // of them take the same time and move the same bytes: one is simulated and the
+  // totals are scaled by the accumulation steps, which then cost nothing to add.
+  const accumulation = x.accumulation;
+  {
+    // One micro-step. Forward. d + 1 buffers: the unit computing and d prefetched; releasing a unit issues the next gather.
+    const gatherOps: CommOp[] = new Array<CommOp>(U);
     const issueGather = (k: number, at: number): void => {
       gatherOps[k] = stream.issue(at, account('allGather', gatherCost(units[k].elements)));
     };
@@ -303,7 +352,7 @@ export function simulateUnits(x: UnitScheduleInput): UnitSchedule {
       if (k + depth + 1 < U) issueGather(k + depth + 1, t);
     }
     // Backward, in reverse order, re-gathering each unit.
-    const regather: CommOp[] = [];
+    const regather: CommOp[] = new Array<CommOp>(U);
     const issueRegather = (k: number, at: number): void => {
       regather[k] = stream.issue(at, account('allGather', gatherCost(units[k].elements)));
     };
@@ -318,7 +367,14 @@ export function simulateUnits(x: UnitScheduleInput): UnitSchedule {
     }
     now = Math.max(t, stream.drain());
   }
-  const microSteps = now;
+  const microSteps = now * accumulation;
+  computeTime *= accumulation;
+  comm.allGather *= accumulation;
+  comm.reduceScatter *= accumulation;
+  comm.allReduce *= accumulation;
+  comm.latency *= accumulation;
+  stream.intraBytes *= accumulation;
+  stream.interBytes *= accumulation;
 
   // Boundary: the replication all-reduce (MiCS hop 2, DDP, deferred HSDP) or ZeRO-2's parameter gather, then the optimizer.
   let boundaryComm: CollectiveCost = NO_COST;
@@ -355,9 +411,9 @@ export function predictStep(setup: StepSetup): StepPrediction {
   const b = setup.microBatch, seq = setup.sequence, m = setup.accumulation;
   // DDP shards nothing; the other strategies pad units to their shard size.
   const shard = setup.strategy === 'ddp' ? 1 : S;
-  const units = parameterUnits(model, shard, setup.granularity ?? 'layer', b, seq);
-  const padded = units.reduce((sum, u) => sum + u.elements, 0);
-  const largest = units.reduce((max, u) => Math.max(max, u.elements), 0);
+  const granularity = setup.granularity ?? 'layer';
+  const kinds = unitKinds(model, shard, granularity, b, seq);
+  const { padded, largest } = unitTotals(model, shard, granularity);
 
   const flopsPerMicroStep = trainingFlops(model, b, seq, recompute);
   // Measured compute (calibration) is spread over units in proportion to their FLOPs.
@@ -365,12 +421,17 @@ export function predictStep(setup: StepSetup): StepPrediction {
     setup.computeSecondsPerMicroStep !== undefined
       ? setup.computeSecondsPerMicroStep / flopsPerMicroStep
       : 1 / (cluster.device.peakFlops * cluster.device.computeEfficiency);
-  const timed: TimedUnit[] = units.map((u, i) => ({
+  const timedUnit = (u: { elements: number; forwardFlops: number }, recomputed: boolean): TimedUnit => ({
     elements: u.elements,
     forwardSeconds: u.forwardFlops * secondsPerFlop,
-    // The output projection is not recomputed; layers are when recomputation is on.
-    backwardSeconds: u.forwardFlops * secondsPerFlop * (i === 0 || !recompute ? 2 : 3),
-  }));
+    backwardSeconds: u.forwardFlops * secondsPerFlop * (recomputed ? 3 : 2),
+  });
+  // The units of parameterUnits() in forward order; every layer repeats the same (shared) units.
+  // The output projection is not recomputed; layers are when recomputation is on.
+  const layer = kinds.layer.map((u) => timedUnit(u, recompute));
+  const timed: TimedUnit[] = new Array<TimedUnit>(1 + model.layers * layer.length);
+  timed[0] = timedUnit(kinds.embeddings, false);
+  for (let l = 0, i = 1; l < model.layers; l++) for (const u of layer) timed[i++] = u;
   const schedule = simulateUnits({
     cluster,
     worldSize: W,

@@ -53,6 +53,32 @@ describe('mics plan', () => {
   });
 });
 
+describe('mics plan and mics simulate: inputs beyond the planner\'s limits (docs/scaling.md)', () => {
+  it('are named at once, with the limit (they used to run for minutes or abort with the heap exhausted)', () => {
+    const cases: [string[], string][] = [
+      [['plan', '--model', '1e30b'], "mics: model '1e30b' is 1e+39 parameters: a parameter count must be at least 1e6 and at most 1e15 (1000T), e.g. 13b or 1.3e9"],
+      [['plan', '--layers', '1e9', '--hidden', '1e9', '--heads', '1'], 'mics: --layers 1000000000 is not valid: use a positive integer up to 2000'],
+      [['plan', '--layers', '40', '--hidden', '1e9', '--heads', '1'], 'mics: --hidden 1000000000 is not valid: use a positive integer up to 1000000'],
+      [
+        ['plan', '--model', '100b', '--nodes', '1e9'],
+        'mics: --nodes 1000000000 is too many: 1000000000 nodes of 8 GPUs are more than 1048576 GPUs ' +
+          '(PLAN_LIMITS.gpus = MAX_WORLD_SIZE, 2^20, the largest job mics plans); use at most 131072 p4d nodes',
+      ],
+      [['plan', '--model', '7b', '--accumulation', '1e300'], 'mics: accumulation steps 1e+300 is not valid: use an integer in [1, 9007199254740991]'],
+      [
+        ['simulate', '--model', '7b', '--gpus', '8,1e9'],
+        'mics: GPU count 1000000000 is too large: use at most 1048576 GPUs (PLAN_LIMITS.gpus = MAX_WORLD_SIZE, 2^20, the largest job mics plans)',
+      ],
+      [['simulate', '--model', '7b', '--gpus', '1,2,...,8589934592'], 'mics: --gpus lists 34 GPU counts: use at most 32 (PLAN_LIMITS.gpuCounts) in one sweep'],
+      [['simulate', '--calibrate', '--nproc', '1000000'], 'mics: --nproc 1000000 is not valid: use an even number from 2 to 256 (local ranks on this machine)'],
+    ];
+    for (const [args, message] of cases) {
+      const r = runNode(['dist/cli/mics.js', ...args], {}, 20000);
+      expect([args.join(' '), r.status, r.stderr.trim().split('\n')[0]]).toEqual([args.join(' '), 1, message]);
+    }
+  });
+});
+
 describe('mics simulate', () => {
   it('prints a row per strategy and GPU count, and --gpus a,b,...,z doubles up to z', () => {
     const r = mics('simulate', '--model', 'gpt2-30b', '--cluster', 'p4d', '--gpus', '64,128,...,512', '--strategy', 'mics,zero3');

@@ -6,6 +6,7 @@
  */
 import { MicsError } from '../../lib/core/errors';
 import {
+  MAX_WORLD_SIZE,
   divisors,
   hierarchicalPartitionSizes,
   hierarchicalSlots,
@@ -379,6 +380,79 @@ describe('planGroups: invalid arguments throw MICS_INVALID_ARGUMENT naming the v
   });
 });
 
+describe('planGroups: at most MAX_WORLD_SIZE = 2^20 ranks (the lists are W entries each)', () => {
+  const TOO_LARGE_WORLD = (w: number): string =>
+    `worldSize ${w} is larger than the largest job mics plans, MAX_WORLD_SIZE = 1048576 ranks (2^20): use a positive integer up to 1048576`;
+
+  it('MAX_WORLD_SIZE is 2^20 = 1,048,576 ranks', () => {
+    expect(MAX_WORLD_SIZE).toBe(1048576);
+  });
+
+  it('refuses a larger world by name, before building any group list (1e9 ranks used to run out of heap)', () => {
+    for (const partitionSize of [1, 'auto'] as const) {
+      expect(argumentError(() => planGroups({ worldSize: 1e9, ranksPerNode: 1, partitionSize })).message).toBe(TOO_LARGE_WORLD(1e9));
+    }
+    expect(argumentError(() => planGroups({ worldSize: 2 ** 31, ranksPerNode: 2 ** 31, partitionSize: 2 ** 31 })).message).toBe(
+      TOO_LARGE_WORLD(2 ** 31),
+    );
+    expect(argumentError(() => planGroups({ worldSize: MAX_WORLD_SIZE + 1, ranksPerNode: 8, partitionSize: 1 })).message).toBe(
+      TOO_LARGE_WORLD(MAX_WORLD_SIZE + 1),
+    );
+    // The helpers that take a world check it the same way.
+    expect(argumentError(() => singleNodePartitionSizes(2 ** 40, 8)).message).toBe(TOO_LARGE_WORLD(2 ** 40));
+    expect(argumentError(() => hierarchicalPartitionSizes(2 ** 40, 8)).message).toBe(TOO_LARGE_WORLD(2 ** 40));
+  });
+
+  it('refuses more ranks per node than MAX_WORLD_SIZE, even for a small world', () => {
+    expect(argumentError(() => planGroups({ worldSize: 8, ranksPerNode: 2 ** 31, partitionSize: 'auto' })).message).toBe(
+      'ranksPerNode 2147483648 is larger than MAX_WORLD_SIZE = 1048576 (2^20), the most ranks a job (or a node) may have: ' +
+        'use a positive integer up to 1048576',
+    );
+    expect(planGroups({ worldSize: 8, ranksPerNode: 2 ** 20, partitionSize: 'auto' }).partitionSize).toBe(8);
+  });
+
+  it('plans a world of exactly 2^20 ranks (hierarchical across 2^17 nodes of 8) and refuses one more', () => {
+    const plan = planGroups({ worldSize: 2 ** 20, ranksPerNode: 8, partitionSize: 16 });
+    expect([plan.numNodes, plan.replicationSize, plan.hierarchical, plan.nodesPerPartition]).toEqual([2 ** 17, 2 ** 16, true, 2]);
+    expect(plan.forRank(2 ** 20 - 1).partition).toEqual(seq(2 ** 20 - 16, 16));
+    expect(plan.forRank(2 ** 20 - 1).interNode).toEqual([2 ** 20 - 9, 2 ** 20 - 1]);
+    expect(argumentError(() => planGroups({ worldSize: 2 ** 20 + 8, ranksPerNode: 8, partitionSize: 16 })).message).toBe(
+      TOO_LARGE_WORLD(2 ** 20 + 8),
+    );
+  });
+
+  it('refuses a plan that is not an object by name (not a TypeError)', () => {
+    for (const bad of [undefined, null, 5, 'auto']) {
+      expect(argumentError(() => planGroups(bad as unknown as Parameters<typeof planGroups>[0])).message).toMatch(
+        /^planGroups: options .* is not valid: use an object \{worldSize, ranksPerNode, partitionSize, hierarchical\?\}$/,
+      );
+    }
+  });
+
+  it('keeps messages short: a world with 240 divisors lists 32 of them and the count', () => {
+    expect(divisors(720720)).toHaveLength(240);
+    const message = argumentError(() => planGroups({ worldSize: 720720, ranksPerNode: 8, partitionSize: 17 })).message;
+    const d = divisors(720720);
+    expect(message).toBe(
+      'partitionSize 17 does not divide worldSize 720720 (720720 ranks cannot form whole replicas of 17); ' +
+        `valid partition sizes for worldSize 720720 (divisors of 720720): ${d.slice(0, 28).join(', ')}, ... (208 more), ` +
+        `${d.slice(-4).join(', ')} (240 sizes in all)`,
+    );
+    expect(message.length).toBeLessThan(400);
+    // The flat reason lists sizes the same way.
+    const flat = planGroups({ worldSize: 720720, ranksPerNode: 8, partitionSize: 4, hierarchical: false });
+    expect(flat.flatReason).toMatch(/hierarchical partition sizes for worldSize 720720, ranksPerNode 8: 16, 24, .*, \.\.\. \(\d+ more\), .*, 720720 \(\d+ sizes in all\)$/);
+    expect((flat.flatReason ?? '').length).toBeLessThan(600);
+  });
+
+  it('cuts a long string argument in the message', () => {
+    const long = 'x'.repeat(1e6) as unknown as number;
+    expect(argumentError(() => planGroups({ worldSize: 32, ranksPerNode: 8, partitionSize: long })).message).toBe(
+      `partitionSize must be an integer or 'auto', got "${'x'.repeat(64)}"... (1000000 characters); ${DIVISORS_32}`,
+    );
+  });
+});
+
 describe('size helpers', () => {
   it('divisors', () => {
     expect(divisors(1)).toEqual([1]);
@@ -611,6 +685,21 @@ describe('hierarchicalSlots: the layout of mics.md', () => {
       const j = rg.interNodeRank ?? -1;
       expect(rg.intraNode?.map((r) => r - base)).toEqual(seq(slots.stage2[j].outputOffset / 5, 4));
     }
+  });
+
+  it('lays out the largest partition group, N x G = MAX_WORLD_SIZE, in one pass (it used to compare every pair of pieces)', () => {
+    // l = G - 1: no target overlaps a later source, so a pairwise check looked at all N^2 / 2 pairs.
+    const slots = hierarchicalSlots(2 ** 17, 8, 7, 1); // pairwise: minutes; jest's timeout fails it
+    expect(slots.rearrangeNeedsTemporary).toBe(false);
+    expect(slots.stage1Order[2 ** 17 - 1]).toBe((2 ** 17 - 1) * 8 + 7);
+    // l = 1: copy 18725 writes B[8 x 18725 + 1], where staging piece 18729 (at N + 18729) still waits to be read.
+    expect(hierarchicalSlots(2 ** 17, 8, 1, 1).rearrangeNeedsTemporary).toBe(true);
+  });
+
+  it('rejects a partition group of more than MAX_WORLD_SIZE ranks', () => {
+    expect(argumentError(() => hierarchicalSlots(2 ** 20, 2, 0, 1)).message).toBe(
+      'N x G (ranks in the partition group) must be at most MAX_WORLD_SIZE = 1048576, got 1048576 x 2 = 2097152',
+    );
   });
 
   it('rejects bad arguments', () => {

@@ -29,10 +29,51 @@ describe('cluster presets', () => {
     };
     const c = clusterFromJson(json, 'mine.json');
     expect([c.gpusPerNode, c.inter.bandwidth, c.collectiveLatency]).toEqual([4, 5e9, 8.4e-6]);
-    expect(() => clusterFromJson({ ...json, gpusPerNode: 2.5 }, 'mine.json')).toThrow(/mine\.json\.gpusPerNode must be an integer > 0, got 2\.5/);
+    expect(() => clusterFromJson({ ...json, gpusPerNode: 2.5 }, 'mine.json')).toThrow(/mine\.json\.gpusPerNode must be an integer > 0 and <= 1048576, got 2\.5/);
     expect(() => clusterFromJson({ ...json, device: { ...json.device, computeEfficiency: 2 } }, 'mine.json')).toThrow(
       /mine\.json\.device\.computeEfficiency must be a number > 0 and <= 1, got 2/,
     );
     expect(() => clusterFromJson({ ...json, intra: 'fast' }, 'mine.json')).toThrow(/mine\.json\.intra must be an object, got "fast"/);
+  });
+
+  it('take at most 2^20 GPUs per node, the most GPUs a planned job may have (PLAN_LIMITS.gpus)', () => {
+    const json = {
+      gpusPerNode: 2 ** 20,
+      device: { memoryBytes: 24e9, peakFlops: 1e14, computeEfficiency: 0.4, memoryBandwidth: 1e12 },
+      intra: { bandwidth: 50e9, hopLatency: 2e-6 },
+      inter: { bandwidth: 5e9, hopLatency: 1e-5 },
+    };
+    expect(clusterFromJson(json, 'big.json').gpusPerNode).toBe(2 ** 20);
+    expect(() => clusterFromJson({ ...json, gpusPerNode: 2 ** 20 + 1 }, 'big.json')).toThrow(
+      /^big\.json\.gpusPerNode must be an integer > 0 and <= 1048576, got 1048577$/,
+    );
+  });
+
+  it('name a value that is not JSON-like in a few words, never spelling out a large one', () => {
+    const big = {
+      gpusPerNode: 'x'.repeat(1e6),
+      device: { memoryBytes: 24e9, peakFlops: 1e14, computeEfficiency: 0.4, memoryBandwidth: 1e12 },
+      intra: { bandwidth: 50e9, hopLatency: 2e-6 },
+      inter: { bandwidth: 5e9, hopLatency: 1e-5 },
+    };
+    const message = (() => {
+      try {
+        clusterFromJson(big, 'big.json');
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    expect(message).toMatch(/^big\.json\.gpusPerNode must be an integer > 0 and <= 1048576, got "x{64}"\.\.\. \(1000000 characters\)$/);
+    expect(() => clusterFromJson(10n, 'mine.json')).toThrow(expect.objectContaining({ code: 'MICS_INVALID_ARGUMENT', message: 'mine.json must be an object, got 10n' }));
+  });
+
+  it('clusterPreset takes a name: anything else is a MicsError naming the valid presets, not a TypeError', () => {
+    for (const bad of [5, undefined, null, {}, ['p4d']]) {
+      expect(() => clusterPreset(bad as unknown as string)).toThrow(
+        expect.objectContaining({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/^clusterPreset: name .* is not valid: use a string, one of p3dn, p4d, p4de, p5/) }),
+      );
+    }
+    expect(() => clusterPreset(5 as unknown as string)).toThrow(/^clusterPreset: name 5 is not valid/);
   });
 });
