@@ -161,7 +161,7 @@ export class Communicator {
       const recv = this.buffer(output, 'reduceScatter output');
       this.sameDtype('reduceScatter', send.dtype, recv.dtype);
       if (checked.accumulate !== undefined && typeof checked.accumulate !== 'boolean') {
-        throw invalidArgument(`reduceScatter: accumulate ${describeValue(checked.accumulate)} is not valid: use true or false`);
+        throw invalidArgument(`reduceScatter: accumulate ${String(checked.accumulate)} is not valid: use true or false`);
       }
       return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(checked), 0, checked, checked.accumulate === true);
     } catch (err) {
