@@ -11,6 +11,7 @@
  * Pure: the environment is a value, so every case is unit-tested.
  */
 import { invalidArgument } from '../core/errors';
+import { MAX_WORLD_SIZE } from './groups';
 
 /** The variable carrying the rendezvous store's token. */
 export const STORE_TOKEN_ENV = 'MICS_STORE_TOKEN';
@@ -148,7 +149,8 @@ export function readRankEnvironment(env: NodeJS.ProcessEnv = process.env): RankE
         'or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT yourself',
     );
   }
-  const worldSize = readInt(env, 'WORLD_SIZE', { min: 1 }) as number;
+  // Bounded as planGroups is: a job's arrays are world-sized.
+  const worldSize = readInt(env, 'WORLD_SIZE', { min: 1, max: MAX_WORLD_SIZE }) as number;
   const rank = readInt(env, 'RANK', { min: 0, max: worldSize - 1 }) as number;
   const localWorldSize = readInt(env, 'LOCAL_WORLD_SIZE', { min: 1, max: worldSize }) ?? worldSize;
   const localRank = readInt(env, 'LOCAL_RANK', { min: 0, max: localWorldSize - 1 }) ?? rank % localWorldSize;
@@ -291,7 +293,7 @@ export function readExternalRanks(env: NodeJS.ProcessEnv): RankEnvironment | und
   if (missing.length > 0) {
     throw invalidArgument(`${shape.label}: missing environment variable(s) ${missing.join(', ')} (set by the starter on every rank)`);
   }
-  const worldSize = readInt(env, shape.size, { min: 1 }) as number;
+  const worldSize = readInt(env, shape.size, { min: 1, max: MAX_WORLD_SIZE }) as number;
   const rank = readInt(env, shape.rank, { min: 0, max: worldSize - 1 }) as number;
 
   let localWorldSize: number | undefined;

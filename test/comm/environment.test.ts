@@ -106,6 +106,8 @@ describe('readRankEnvironment()', () => {
     expect(() => readRankEnvironment({ RANK: '0', OMPI_COMM_WORLD_RANK: '0', OMPI_COMM_WORLD_SIZE: '2' })).toThrow(/missing environment variable\(s\) WORLD_SIZE,/);
     expect(() => readRankEnvironment({ RANK: '2', WORLD_SIZE: '2' })).toThrow('environment variable RANK=2 is not valid: use an integer in [0, 1]');
     expect(() => readRankEnvironment({ RANK: '0', WORLD_SIZE: '2' })).toThrow('missing environment variable(s) MASTER_ADDR, MASTER_PORT');
+    // As many ranks as planGroups takes (MAX_WORLD_SIZE), no more.
+    expect(() => readRankEnvironment({ RANK: '0', WORLD_SIZE: '1048577' })).toThrow('environment variable WORLD_SIZE=1048577 is not valid: use an integer in [1, 1048576]');
     const env = rankEnvironment(launch);
     expect(() => readRankEnvironment({ ...env, MICS_AGENT_LOCAL_RANK: '-1' })).toThrow(
       'environment variable MICS_AGENT_LOCAL_RANK=-1 is not valid: use an integer >= 0',
@@ -276,7 +278,7 @@ describe('readRankEnvironment() without torchrun variables: mpirun and srun', ()
       'Open MPI (OMPI_COMM_WORLD_*): missing environment variable(s) OMPI_COMM_WORLD_SIZE (set by the starter on every rank)',
     );
     expect(() => readRankEnvironment(openMpi(4, 4, 0, 4))).toThrow('environment variable OMPI_COMM_WORLD_RANK=4 is not valid: use an integer in [0, 3]');
-    expect(() => readRankEnvironment({ PMI_RANK: '0', PMI_SIZE: 'two' })).toThrow('environment variable PMI_SIZE=two is not valid: use an integer >= 1');
+    expect(() => readRankEnvironment({ PMI_RANK: '0', PMI_SIZE: 'two' })).toThrow('environment variable PMI_SIZE=two is not valid: use an integer in [1, 1048576]');
     expect(() => readRankEnvironment(openMpi(0, 4, 0, 2, { MASTER_ADDR: 'h', MASTER_PORT: '70000' }))).toThrow(
       'environment variable MASTER_PORT=70000 is not valid: use an integer in [1, 65535]',
     );
