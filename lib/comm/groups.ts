@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 
-import { invalidArgument, type MicsError } from '../core/errors';
+import { describeValue, invalidArgument, type MicsError } from '../core/errors';
 
 /** Bad arguments to the planner: a MicsError with code MICS_INVALID_ARGUMENT. */
 function argumentError(message: string): MicsError {
@@ -164,7 +164,7 @@ export interface GroupPlan {
  * @throws a MicsError (MICS_INVALID_ARGUMENT) when n is not a positive integer.
  */
 export function divisors(n: number): number[] {
-  if (!isPositiveInteger(n)) throw argumentError(`divisors: n must be a positive integer, got ${show(n)}`);
+  if (!isPositiveInteger(n)) throw argumentError(`divisors: n must be a positive integer, got ${describeValue(n)}`);
   const small: number[] = [];
   const large: number[] = [];
   // Trial division up to sqrt(n): at most 1024 steps for a world of MAX_WORLD_SIZE ranks
@@ -180,13 +180,6 @@ export function divisors(n: number): number[] {
 
 function isPositiveInteger(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 1;
-}
-
-function show(x: unknown): string {
-  // A string is quoted, and cut so that no argument makes the message large.
-  if (typeof x === 'string') return x.length > 64 ? `${JSON.stringify(x.slice(0, 64))}... (${x.length} characters)` : JSON.stringify(x);
-  if (typeof x === 'number' || typeof x === 'boolean' || x === undefined || x === null) return String(x);
-  return `a ${typeof x}`;
 }
 
 /**
@@ -246,7 +239,7 @@ export function hierarchicalPartitionSizes(worldSize: number, ranksPerNode: numb
 
 function checkWorld(worldSize: unknown, ranksPerNode: unknown): asserts worldSize is number {
   if (!isPositiveInteger(worldSize)) {
-    throw argumentError(`worldSize must be a positive integer, got ${show(worldSize)}`);
+    throw argumentError(`worldSize must be a positive integer, got ${describeValue(worldSize)}`);
   }
   if (worldSize > MAX_WORLD_SIZE) {
     throw argumentError(
@@ -256,7 +249,7 @@ function checkWorld(worldSize: unknown, ranksPerNode: unknown): asserts worldSiz
   }
   if (!isPositiveInteger(ranksPerNode)) {
     throw argumentError(
-      `ranksPerNode must be a positive integer (ranks on each node), got ${show(ranksPerNode)}`,
+      `ranksPerNode must be a positive integer (ranks on each node), got ${describeValue(ranksPerNode)}`,
     );
   }
   if (ranksPerNode > MAX_WORLD_SIZE) {
@@ -277,7 +270,7 @@ function resolvePartitionSize(worldSize: number, ranksPerNode: number, requested
   const validText = `valid partition sizes for worldSize ${worldSize} (divisors of ${worldSize}): ${listSizes(valid)}`;
   if (typeof requested !== 'number' || !Number.isSafeInteger(requested)) {
     throw argumentError(
-      `partitionSize must be an integer or 'auto', got ${show(requested)}; ${validText}`,
+      `partitionSize must be an integer or 'auto', got ${describeValue(requested)}; ${validText}`,
     );
   }
   if (requested < 1) {
@@ -377,7 +370,7 @@ function layoutFlatness(w: number, g: number, s: number): Flatness | undefined {
 export function planGroups(options: PlanGroupsOptions): GroupPlan {
   if (typeof options !== 'object' || options === null) {
     throw argumentError(
-      `planGroups: options ${show(options)} is not valid: use an object {worldSize, ranksPerNode, partitionSize, hierarchical?}`,
+      `planGroups: options ${describeValue(options)} is not valid: use an object {worldSize, ranksPerNode, partitionSize, hierarchical?}`,
     );
   }
   const { worldSize: w, ranksPerNode: g } = options;
@@ -385,7 +378,7 @@ export function planGroups(options: PlanGroupsOptions): GroupPlan {
   const s = resolvePartitionSize(w, g, options.partitionSize);
   const mode: unknown = options.hierarchical ?? true;
   if (mode !== true && mode !== false && mode !== 'require') {
-    throw argumentError(`hierarchical must be true, false or 'require', got ${show(mode)}`);
+    throw argumentError(`hierarchical must be true, false or 'require', got ${describeValue(mode)}`);
   }
 
   const r = w / s;
@@ -421,7 +414,7 @@ export function planGroups(options: PlanGroupsOptions): GroupPlan {
 
   const forRank = (rank: number): RankGroups => {
     if (typeof rank !== 'number' || !Number.isSafeInteger(rank) || rank < 0 || rank >= w) {
-      throw argumentError(`rank must be an integer in [0, ${w - 1}] for worldSize ${w}, got ${show(rank)}`);
+      throw argumentError(`rank must be an integer in [0, ${w - 1}] for worldSize ${w}, got ${describeValue(rank)}`);
     }
     const partitionIndex = Math.floor(rank / s);
     const partitionRank = rank % s;
@@ -538,7 +531,7 @@ export interface HierarchicalSlots {
 
 function checkNonNegativeInteger(name: string, x: unknown, min: number): void {
   if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min) {
-    throw argumentError(`${name} must be an integer >= ${min}, got ${show(x)}`);
+    throw argumentError(`${name} must be an integer >= ${min}, got ${describeValue(x)}`);
   }
 }
 
@@ -565,7 +558,7 @@ export function hierarchicalSlots(N: number, G: number, l: number, n: number): H
     );
   }
   if (typeof l !== 'number' || !Number.isSafeInteger(l) || l < 0 || l >= G) {
-    throw argumentError(`l (local index) must be an integer in [0, ${G - 1}] for G = ${G}, got ${show(l)}`);
+    throw argumentError(`l (local index) must be an integer in [0, ${G - 1}] for G = ${G}, got ${describeValue(l)}`);
   }
   const stagingOffset = l * N * n;
   const stage1Order = range(0, N).map((j) => j * G + l);

@@ -74,7 +74,8 @@ export function invalidArgument(message: string): MicsError {
 }
 
 /**
- * A value as an error message shows it: strings quoted, small plain objects and
+ * A value as an error message shows it: strings quoted (cut at 64 characters,
+ * saying how long they are), small plain objects and
  * arrays as JSON (cut at 200 characters), class instances and typed arrays by their
  * class, everything else as String() does (BigInts and Symbols included); never
  * throws and never walks a large value, whatever it is (a throwing getter, a cycle).
@@ -82,6 +83,7 @@ export function invalidArgument(message: string): MicsError {
 export function describeValue(value: unknown): string {
   try {
     if (typeof value === 'bigint') return `${value}n`;
+    if (typeof value === 'string' && value.length > 64) return `${JSON.stringify(value.slice(0, 64))}... (${value.length} characters)`;
     if (typeof value === 'object' && value !== null) {
       if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
       if (Array.isArray(value) && value.length > 64) return `an array of ${value.length} elements`;

@@ -38,16 +38,3 @@ export const PLAN_LIMITS = Object.freeze({
   gpuCounts: 32,
 });
 
-/**
- * A value as the planner's error messages show it: numbers as they are, strings
- * quoted and cut, objects and arrays named, never large and never throwing (JSON
- * would throw on a BigInt and spell out a large array).
- */
-export function showValue(v: unknown): string {
-  if (typeof v === 'string') return v.length > 64 ? `${JSON.stringify(v.slice(0, 64))}... (${v.length} characters)` : JSON.stringify(v);
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === 'object' && v !== null) return 'an object';
-  if (typeof v === 'bigint') return `${v}n`;
-  if (typeof v === 'symbol' || typeof v === 'function') return `a ${typeof v}`;
-  return String(v);
-}

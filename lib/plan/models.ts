@@ -12,8 +12,8 @@
  *
  * @packageDocumentation
  */
-import { invalidArgument } from '../core/errors';
-import { PLAN_LIMITS, showValue as show } from './limits';
+import { describeValue as show, invalidArgument } from '../core/errors';
+import { PLAN_LIMITS } from './limits';
 
 /** Which transformer the shape describes. */
 export type ModelFamily = 'gpt' | 'bert' | 'llama';

@@ -9,8 +9,9 @@
  *
  * @packageDocumentation
  */
-import { invalidArgument } from '../core/errors';
-import { PLAN_LIMITS, showValue } from './limits';
+import { describeValue, invalidArgument } from '../core/errors';
+import { divisors } from '../comm/groups';
+import { PLAN_LIMITS } from './limits';
 import { memoryPerGpu, paddedElements, precisionOf, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
 import { checkModel, formatCount, parameterCount, type ModelSpec } from './models';
 import { checkCluster, type ClusterPreset } from './presets';
@@ -75,7 +76,7 @@ export interface PartitionChoice {
 
 function positive(name: string, v: unknown, integer: boolean, max?: { value: number; what: string }): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    throw invalidArgument(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${showValue(v)}`);
+    throw invalidArgument(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${describeValue(v)}`);
   }
   if (max !== undefined && v > max.value) {
     throw invalidArgument(`${name} ${v} is too large: use at most ${max.value} (${max.what})`);
@@ -85,18 +86,6 @@ function positive(name: string, v: unknown, integer: boolean, max?: { value: num
 
 const MAX_GPUS = { value: PLAN_LIMITS.gpus, what: 'PLAN_LIMITS.gpus = MAX_WORLD_SIZE, 2^20, the largest job mics plans' };
 
-/** Divisors of n, ascending, by trial division up to sqrt(n). */
-function divisorsOf(n: number): number[] {
-  const small: number[] = [];
-  const large: number[] = [];
-  for (let d = 1; d * d <= n; d++) {
-    if (n % d === 0) {
-      small.push(d);
-      if (d * d !== n) large.push(n / d);
-    }
-  }
-  return small.concat(large.reverse());
-}
 
 /** A list of sizes for a message: at most 32 of them (W of up to 2^20 can have 240 divisors). */
 function listSizes(sizes: readonly number[]): string {
@@ -140,7 +129,7 @@ function bytes(b: number): string {
 export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoice {
   if (typeof input !== 'object' || input === null) {
     throw invalidArgument(
-      `choosePartitionSize: input ${showValue(input)} is not valid: use an object {parameterCount, worldSize, ranksPerNode, deviceMemoryBytes, ...}`,
+      `choosePartitionSize: input ${describeValue(input)} is not valid: use an object {parameterCount, worldSize, ranksPerNode, deviceMemoryBytes, ...}`,
     );
   }
   const P = positive('parameterCount', input.parameterCount, false, { value: PLAN_LIMITS.parameters, what: 'PLAN_LIMITS.parameters, 1e15' });
@@ -171,7 +160,7 @@ export function choosePartitionSize(input: PartitionChoiceInput): PartitionChoic
       : `needs ${bytes(required)} > ${bytes(usable)} usable, model states ${bytes(states)}`;
     return { partitionSize: S, requiredBytes: required, fits, straddlesNodes: straddles, reason };
   };
-  const all = divisorsOf(W).map(evaluate);
+  const all = divisors(W).map(evaluate);
   const preferred = all.filter((c) => !c.straddlesNodes);
   const chosen = preferred.find((c) => c.fits) ?? all.find((c) => c.fits);
   if (!chosen) {
@@ -291,7 +280,7 @@ function memoryFor(o: TrainingOptions, strategy: Strategy, S: number, microBatch
 /** The partition size a strategy uses on `worldSize` ranks (MiCS: chosen by memory at `microBatch`). */
 function partitionCandidates(o: TrainingOptions, worldSize: number, microBatch: number, sequence: number): PlannedCandidate[] {
   const G = o.cluster.gpusPerNode;
-  return divisorsOf(worldSize).map((S) => {
+  return divisors(worldSize).map((S) => {
     const memory = memoryFor(o, 'mics', S, microBatch, sequence);
     const straddles = S > G && S % G !== 0;
     const reason = memory.fits
@@ -303,7 +292,7 @@ function partitionCandidates(o: TrainingOptions, worldSize: number, microBatch: 
 
 function checkWorld(o: TrainingOptions, worldSize: number): void {
   const G = o.cluster.gpusPerNode;
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw invalidArgument(`GPU count ${showValue(worldSize)} is not valid: use a positive integer`);
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw invalidArgument(`GPU count ${describeValue(worldSize)} is not valid: use a positive integer`);
   if (worldSize > PLAN_LIMITS.gpus) {
     throw invalidArgument(`GPU count ${worldSize} is too large: use at most ${PLAN_LIMITS.gpus} GPUs (${MAX_GPUS.what})`);
   }
@@ -316,7 +305,7 @@ function chooseForWorld(o: TrainingOptions, worldSize: number, microBatch: numbe
   const candidates = partitionCandidates(o, worldSize, microBatch, sequence);
   if (o.partitionSize !== undefined) {
     const c = candidates.find((x) => x.partitionSize === o.partitionSize);
-    if (!c) throw invalidArgument(`partition size ${o.partitionSize} does not divide ${worldSize} GPUs: use one of ${listSizes(divisorsOf(worldSize))}`);
+    if (!c) throw invalidArgument(`partition size ${o.partitionSize} does not divide ${worldSize} GPUs: use one of ${listSizes(divisors(worldSize))}`);
     return { S: c.partitionSize, reason: `S = ${c.partitionSize}: given (${c.reason})`, candidates: candidates.filter((x) => x.partitionSize <= c.partitionSize) };
   }
   const chosen = candidates.find((c) => c.fits && !c.straddlesNodes) ?? candidates.find((c) => c.fits);
@@ -347,15 +336,15 @@ function resolveMicroBatch(o: TrainingOptions, S: number, sequence: number): { m
 
 function integerOption(name: string, v: unknown, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw invalidArgument(`${name} ${showValue(v)} is not valid: use an integer in [${min}, ${max}]`);
+    throw invalidArgument(`${name} ${describeValue(v)} is not valid: use an integer in [${min}, ${max}]`);
   }
 }
 
-/** A strategy name as messages show it: 'mics' (a non-string as showValue has it). */
-const quoted = (v: unknown): string => (typeof v === 'string' ? `'${v.slice(0, 64)}'` : showValue(v));
+/** A strategy name as messages show it: 'mics' (a non-string as describeValue has it). */
+const quoted = (v: unknown): string => (typeof v === 'string' ? `'${v.slice(0, 64)}'` : describeValue(v));
 
 function oneOf(name: string, v: unknown, valid: readonly string[]): void {
-  if (!valid.includes(v as string)) throw invalidArgument(`${name} ${showValue(v)} is not valid: use ${valid.join(' or ')}`);
+  if (!valid.includes(v as string)) throw invalidArgument(`${name} ${describeValue(v)} is not valid: use ${valid.join(' or ')}`);
 }
 
 /**
@@ -364,14 +353,14 @@ function oneOf(name: string, v: unknown, valid: readonly string[]): void {
  */
 function checkTrainingOptions(o: TrainingOptions, what: string): void {
   if (typeof o !== 'object' || o === null) {
-    throw invalidArgument(`${what}: options ${showValue(o)} is not valid: use an object {cluster: clusterPreset('p4d'), model: modelPreset('100b'), ...}`);
+    throw invalidArgument(`${what}: options ${describeValue(o)} is not valid: use an object {cluster: clusterPreset('p4d'), model: modelPreset('100b'), ...}`);
   }
   checkCluster(o.cluster, 'cluster');
   checkModel(o.model, 'model');
   if (o.sequence !== undefined) integerOption('sequence length', o.sequence, 1, PLAN_LIMITS.sequence);
   if (o.microBatch !== undefined && o.microBatch !== 'auto') {
     if (typeof o.microBatch !== 'number' || !Number.isInteger(o.microBatch) || o.microBatch < 1 || o.microBatch > PLAN_LIMITS.microBatch) {
-      throw invalidArgument(`micro-batch ${showValue(o.microBatch)} is not valid: use a positive integer up to ${PLAN_LIMITS.microBatch} or auto`);
+      throw invalidArgument(`micro-batch ${describeValue(o.microBatch)} is not valid: use a positive integer up to ${PLAN_LIMITS.microBatch} or auto`);
     }
   }
   if (o.maxMicroBatch !== undefined) integerOption('largest micro-batch (maxMicroBatch)', o.maxMicroBatch, 1, PLAN_LIMITS.microBatch);
@@ -383,7 +372,7 @@ function checkTrainingOptions(o: TrainingOptions, what: string): void {
   if (o.granularity !== undefined) oneOf('granularity', o.granularity, ['layer', 'module']);
   const f = o.fragmentation;
   if (f !== undefined && !(typeof f === 'number' && f >= 0 && f < 1)) {
-    throw invalidArgument(`fragmentation margin ${showValue(f)} is not valid: use a fraction in [0, 1)`);
+    throw invalidArgument(`fragmentation margin ${describeValue(f)} is not valid: use a fraction in [0, 1)`);
   }
 }
 
@@ -415,7 +404,7 @@ export function planTraining(o: TrainingOptions & { readonly nodes: number }): T
   checkTrainingOptions(o, 'planTraining');
   const G = o.cluster.gpusPerNode;
   if (typeof o.nodes !== 'number' || !Number.isInteger(o.nodes) || o.nodes < 1) {
-    throw invalidArgument(`--nodes ${showValue(o.nodes)} is not valid: use a positive integer`);
+    throw invalidArgument(`--nodes ${describeValue(o.nodes)} is not valid: use a positive integer`);
   }
   if (o.nodes * G > PLAN_LIMITS.gpus) {
     throw invalidArgument(
@@ -431,7 +420,7 @@ export function planTraining(o: TrainingOptions & { readonly nodes: number }): T
   const prediction = predictStep(stepSetup(o, W, 'mics', S, microBatch, sequence));
   const groups = strategyGroups({ cluster: o.cluster, worldSize: W, strategy: 'mics', partitionSize: S });
   const others: { partitionSize: number; microBatch: number; prediction: StepPrediction }[] = [];
-  for (const alt of divisorsOf(W)) {
+  for (const alt of divisors(W)) {
     if (alt <= S || (alt > G && alt % G !== 0)) continue;
     const b = typeof o.microBatch === 'number' ? o.microBatch : resolveMicroBatch(o, alt, sequence).max;
     if (b < 1 || !memoryFor(o, 'mics', alt, b, sequence).fits) continue;
@@ -482,13 +471,13 @@ export interface ScalingResult {
  */
 export function simulateScaling(o: TrainingOptions & { readonly gpus: readonly number[]; readonly strategies: readonly Strategy[] }): ScalingResult {
   checkTrainingOptions(o, 'simulateScaling');
-  if (!Array.isArray(o.gpus)) throw invalidArgument(`gpus ${showValue(o.gpus)} is not valid: use an array of GPU counts, e.g. [16, 32, 64]`);
+  if (!Array.isArray(o.gpus)) throw invalidArgument(`gpus ${describeValue(o.gpus)} is not valid: use an array of GPU counts, e.g. [16, 32, 64]`);
   if (o.gpus.length === 0) throw invalidArgument('--gpus needs at least one GPU count, e.g. 16,32,64');
   if (o.gpus.length > PLAN_LIMITS.gpuCounts) {
     throw invalidArgument(`--gpus lists ${o.gpus.length} GPU counts: use at most ${PLAN_LIMITS.gpuCounts} (PLAN_LIMITS.gpuCounts) in one sweep`);
   }
   if (!Array.isArray(o.strategies) || o.strategies.length === 0) {
-    throw invalidArgument(`strategies ${showValue(o.strategies)} is not valid: use a non-empty array of ${STRATEGIES.join(', ')}`);
+    throw invalidArgument(`strategies ${describeValue(o.strategies)} is not valid: use a non-empty array of ${STRATEGIES.join(', ')}`);
   }
   for (const s of o.strategies) {
     if (!STRATEGIES.includes(s)) throw invalidArgument(`unknown strategy ${quoted(s)}: use ${STRATEGIES.join(', ')}`);
@@ -546,7 +535,7 @@ export function fastestPartition(o: TrainingOptions, worldSize: number): { parti
   const G = o.cluster.gpusPerNode;
   const { S: smallest } = chooseForWorld({ ...o, partitionSize: undefined }, worldSize, 1, sequence);
   let best: { partitionSize: number; microBatch: number; prediction: StepPrediction } | undefined;
-  for (const S of divisorsOf(worldSize)) {
+  for (const S of divisors(worldSize)) {
     if (S < smallest || (S > G && S % G !== 0)) continue;
     const b = largestMicroBatch(o, 'mics', worldSize, S);
     if (b < 1) continue;

@@ -10,8 +10,8 @@
  *
  * @packageDocumentation
  */
-import { invalidArgument } from '../core/errors';
-import { PLAN_LIMITS, showValue } from './limits';
+import { describeValue, invalidArgument } from '../core/errors';
+import { PLAN_LIMITS } from './limits';
 
 const GB = 1e9;
 const GiB = 1024 ** 3;
@@ -400,7 +400,7 @@ export function defaultEmulatedPreset(): ClusterPreset {
 export function clusterPreset(name: string): ClusterPreset {
   if (typeof name !== 'string') {
     throw invalidArgument(
-      `clusterPreset: name ${showValue(name)} is not valid: ` +
+      `clusterPreset: name ${describeValue(name)} is not valid: ` +
         `use a string, one of ${Object.keys(CLUSTER_PRESETS).join(', ')}`,
     );
   }
@@ -430,14 +430,14 @@ function field(obj: Record<string, Json>, key: string, where: string, opts: { mi
   const min = opts.min ?? 0;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= min || (opts.max !== undefined && v > opts.max) || (opts.integer && !Number.isInteger(v))) {
     const range = `${opts.integer ? 'an integer' : 'a number'} > ${min}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`;
-    throw invalidArgument(`${where}.${key} must be ${range}, got ${showValue(v)}`);
+    throw invalidArgument(`${where}.${key} must be ${range}, got ${describeValue(v)}`);
   }
   return v;
 }
 
 function object(v: Json, where: string): Record<string, Json> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw invalidArgument(`${where} must be an object, got ${showValue(v)}`);
+    throw invalidArgument(`${where} must be an object, got ${describeValue(v)}`);
   }
   return v as Record<string, Json>;
 }

@@ -29,6 +29,6 @@ describe('describeValue', () => {
     const getter = Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('no'); } });
     const toJSON = { toJSON: () => { throw new Error('no'); } };
     for (const value of [cycle, getter, toJSON]) expect(describeValue(value)).toBe('a value of type object');
-    expect(describeValue('x'.repeat(500))).toMatch(/^"x{199}\.\.\.$/);
+    expect(describeValue('x'.repeat(500))).toBe(`"${'x'.repeat(64)}"... (500 characters)`);
   });
 });
