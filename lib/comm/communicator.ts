@@ -74,6 +74,7 @@ export class Communicator {
   readonly name: string;
   readonly backend: Backend;
   private splitCount = 0;
+  private agreementCount = 0;
   private readonly subgroupCounts = new Map<string, number>();
   private readonly children = new Set<Communicator>();
   private destroyed = false;
@@ -311,6 +312,16 @@ export class Communicator {
     this.children.add(child);
     child.setOnDestroy(() => this.children.delete(child));
     return child;
+  }
+
+  /**
+   * @internal Every member's `value`, in rank order, under a key of its own (through
+   * the store, so host and device communicators alike): for checks that every rank
+   * asked for the same thing before a collective step depends on it. Collective.
+   */
+  async valuesOfEveryRank(what: string, value: string): Promise<string[]> {
+    this.ensureUsable(what);
+    return this.exchange(`agree${this.agreementCount++}`, value);
   }
 
   /** Every member's `value` for `key`, in rank order (through the store). */

@@ -179,7 +179,10 @@ function reduceHierarchyOf(comms: HierarchyComms): Promise<HierarchyComms> {
       const interNode = await comms.interNode.split(0, comms.interNode.rank, { name: `${comms.interNode.name}/reduce` });
       return { intraNode: intraNode!, interNode: interNode! };
     })();
-    hierarchy.catch(() => reduceHierarchies.delete(comms.intraNode));
+    // A failed split stays failed: every later reduce-scatter rejects with its error at
+    // once. Retrying would wait out another whole timeout per call (a step reduces every
+    // unit), and could never line up with the peers' splits again anyway.
+    hierarchy.catch(() => undefined);
     reduceHierarchies.set(comms.intraNode, hierarchy);
   }
   return hierarchy;

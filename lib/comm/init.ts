@@ -103,7 +103,15 @@ export async function init(given: InitOptions = {}): Promise<Communicator> {
             'mpirun -x MICS_STORE_TOKEN, srun --export=ALL)\n',
         );
       }
-      server = await StoreServer.start({ host: place.masterAddr, port: place.masterPort, token });
+      server = await StoreServer.start({ host: place.masterAddr, port: place.masterPort, token }).catch((err: unknown) => {
+        const code = (err as NodeJS.ErrnoException)?.code;
+        throw new MicsError(
+          `init: rank ${place.rank} hosts the rendezvous store on ${place.masterAddr}:${place.masterPort} and cannot: ${(err as Error)?.message ?? String(err)}` +
+            (code === 'EADDRINUSE' ? ' (another job or process holds MASTER_PORT: pick another port)' : ''),
+          'MICS_SYSTEM',
+          { rank: place.rank, op: 'init', cause: err },
+        );
+      });
     }
     store = await StoreClient.connect({
       host: place.masterAddr,

@@ -56,11 +56,29 @@ export function ranksPerNodeOf(nodes: readonly number[]): number {
 export async function createGroups(world: Communicator, given: CreateGroupsOptions = {}): Promise<MicsGroups> {
   if (!(world instanceof Communicator)) throw invalidArgument(`createGroups: world ${describeValue(world)} is not valid: use the Communicator of init()`);
   const options = optionsObject('createGroups', given, {});
+  const partitionSize = options.partitionSize ?? 'auto';
+  const hierarchical = options.hierarchical ?? true;
+  // Ranks that asked for different layouts would split into groups that do not fit
+  // together, some of them without an error: every rank checks every rank's request first.
+  const request = `partitionSize ${describeValue(partitionSize)}, hierarchical ${describeValue(hierarchical)}`;
+  const requests = await world.valuesOfEveryRank('createGroups', request);
+  if (requests.some((r) => r !== request)) {
+    // Every rank takes this branch. The barrier keeps world rank 0, whose process may host
+    // the store, from closing it (by exiting on this error) while a peer still reads it.
+    await world.barrier().catch(() => undefined);
+    const byRequest = new Map<string, number[]>();
+    requests.forEach((r, rank) => byRequest.set(r, [...(byRequest.get(r) ?? []), rank]));
+    throw new MicsError(
+      `createGroups: the ranks asked for different groups (${[...byRequest].map(([r, ranks]) => `world ranks [${ranks.join(', ')}]: ${r}`).join('; ')}): every rank must pass the same options`,
+      'MICS_MISMATCH',
+      { rank: world.rank, group: world.name, op: 'createGroups' },
+    );
+  }
   const layout = planGroups({
     worldSize: world.size,
     ranksPerNode: ranksPerNodeOf(world.nodes),
-    partitionSize: options.partitionSize ?? 'auto',
-    hierarchical: options.hierarchical ?? true,
+    partitionSize,
+    hierarchical,
   });
   const mine = layout.forRank(world.rank);
   const S = layout.partitionSize;

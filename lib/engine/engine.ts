@@ -1098,7 +1098,13 @@ export class Engine<T extends EngineTensor = Float32Array> {
    * collective may be issued as soon as this one has started.
    */
   private issue(launch: () => Promise<void>, prepare?: Promise<void>): Promise<void> {
-    const begun = this.issued.then(() => prepare).then(() => ({ op: launch() }));
+    const begun = this.issued
+      .then(() => prepare)
+      .then(() => {
+        // Queued before the engine failed: fail at once instead of starting a collective the peers will not join.
+        this.ensureUsable('collective');
+        return { op: launch() };
+      });
     this.issued = begun.then(
       () => undefined,
       () => undefined,

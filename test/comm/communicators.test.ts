@@ -147,6 +147,36 @@ describe('argument validation', () => {
   }, 60000);
 });
 
+describe('createGroups checks that every rank asked for the same groups', () => {
+  const run = async (perRank: object[], nodes = 2) => {
+    const results = await runRanks({
+      n: 4,
+      nodes,
+      script: path.join(repoRoot, 'test', 'fixtures', 'comm', 'create-groups.js'),
+      args: [JSON.stringify({ perRank })],
+      timeoutMs: 60000,
+    });
+    expect([results.every((r) => r.code === 0 && r.json !== undefined), describeRanks(results)]).toEqual([true, expect.any(String)]);
+    return results;
+  };
+
+  it('the same request everywhere: the groups are made', async () => {
+    for (const r of await run([{ partitionSize: 2 }, { partitionSize: 2 }, { partitionSize: 2 }, { partitionSize: 2 }])) {
+      expect(r.json).toEqual({ rank: r.rank, partition: 2, replication: 2 });
+    }
+  }, 70000);
+
+  it.each([
+    // Rank 3 alone with S = 1 used to leave ranks 0, 1 and 3 with groups that did not fit together, and no error.
+    ['one rank with another partition size', [{ partitionSize: 2 }, { partitionSize: 2 }, { partitionSize: 2 }, { partitionSize: 1 }], /world ranks \[0, 1, 2\]: partitionSize 2, hierarchical true; world ranks \[3\]: partitionSize 1, hierarchical true/],
+    ['hierarchical on some ranks only', [{ partitionSize: 4 }, { partitionSize: 4, hierarchical: false }, { partitionSize: 4 }, { partitionSize: 4 }], /world ranks \[1\]: partitionSize 4, hierarchical false/],
+  ])('%s: MICS_MISMATCH on every rank, naming the ranks and their requests', async (_name, perRank, message) => {
+    for (const r of await run(perRank)) {
+      expect([r.rank, r.json.code, r.json.message]).toEqual([r.rank, 'MICS_MISMATCH', expect.stringMatching(message)]);
+    }
+  }, 70000);
+});
+
 describe('createGroups when a split fails', () => {
   it('destroys the communicators its earlier splits made and rejects with the split\'s error', async () => {
     // 4 ranks, S = 2: rank 3 never makes the second (replication) split; the others time out there.

@@ -4,6 +4,7 @@
  * call reports it as a rejected promise (never a synchronous throw). In-process,
  * on a one-rank world (no store needed).
  */
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { allocHost, allReduce, barrier, createGroups, destroyGroups, init, type Communicator } from '../../lib';
 import { commFixtures, killAllRanks, runRanks } from '../helpers/ranks';
@@ -36,6 +37,23 @@ describe('init() reads its environment and names what is wrong', () => {
     const world = await init({ backend: 'cpu', timeoutMs: Infinity, env: oneRank });
     expect(world.timeoutMs).toBe(2 ** 31 - 1);
     world.destroy();
+  });
+
+  it('rank 0 cannot host the store on a port in use: MICS_SYSTEM naming the address and what to do', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const env = { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), MICS_STORE_TOKEN: 'test' };
+      const err = await rejection(init({ backend: 'cpu', timeoutMs: 5000, env }));
+      expect([err.code, err.rank, err.message]).toEqual([
+        'MICS_SYSTEM',
+        0,
+        expect.stringMatching(new RegExp(`^init: rank 0 hosts the rendezvous store on 127\\.0\\.0\\.1:${port} and cannot: .*EADDRINUSE.*another job or process holds MASTER_PORT`)),
+      ]);
+    } finally {
+      holder.close();
+    }
   });
 
   it('an unknown backend rejects naming it', async () => {

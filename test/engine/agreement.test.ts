@@ -41,3 +41,24 @@ describe('every rank must define the same training', () => {
     expectMismatch(await run({ perRank: [{}, { init: { seed: 2 } }] }), /^the replicas of the parameters differ \(slice 0: world ranks \[0\] vs \[1\] hold different values\)/);
   }, 90000);
 });
+
+describe('a rank that stops taking part', () => {
+  it('the others\' step fails once, at the first collective\'s timeout, not once per unit still queued', async () => {
+    const timeoutMs = 3000;
+    const units = 6;
+    const results = await runRanks({
+      n: 4,
+      nodes: 2,
+      script: path.join(repoRoot, 'test', 'fixtures', 'engine', 'idle-rank.js'),
+      args: [JSON.stringify({ timeoutMs, units, idleMs: 4 * timeoutMs })],
+      timeoutMs: 120000,
+    });
+    expect([results.every((r) => r.code === 0 && r.json !== undefined), describeRanks(results)]).toEqual([true, expect.any(String)]);
+    expect(results[1].json).toEqual({ rank: 1, idle: true });
+    for (const r of results.filter((x) => x.rank !== 1)) {
+      expect([r.rank, r.json.code]).toEqual([r.rank, expect.stringMatching(/^MICS_(TIMEOUT|ABORTED|PEER_LOST|STORE_CLOSED)$/)]);
+      // One timeout (and the abort it spreads), with room for a loaded machine; queued units used to wait one each.
+      expect([r.rank, r.json.ms < 2.5 * timeoutMs]).toEqual([r.rank, true]);
+    }
+  }, 150000);
+});
