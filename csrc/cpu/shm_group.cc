@@ -297,7 +297,9 @@ void ShmGroup::ThrowPeerAborted(int peer) const {
     reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
   }
   const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
-  throw Error(code, reason + " (reported by rank " + std::to_string(peer) + ")", rank_, name_, CurrentOp(), culprit);
+  // A relayed error already names the rank that first reported it: one "reported by" is enough.
+  if (reason.find(" (reported by rank ") == std::string::npos) reason += " (reported by rank " + std::to_string(peer) + ")";
+  throw Error(code, reason, rank_, name_, CurrentOp(), culprit);
 }
 
 void ShmGroup::CheckSignatures(const Signature& mine) const {

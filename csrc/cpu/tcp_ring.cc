@@ -391,7 +391,9 @@ void TcpRing::ThrowAbortFrame(int fd, const void* headerRaw, int neighbor) {
     text += " [rank " + std::to_string(neighbor) + " sent an invalid error code " + std::to_string(info.code) + "]";
   }
   const int culprit = info.culprit >= -1 && info.culprit < size_ ? info.culprit : neighbor;
-  throw MakeError(code, text + " (reported by rank " + std::to_string(neighbor) + ")", culprit);
+  // A relayed error already names the rank that first reported it: one "reported by" is enough.
+  if (text.find(" (reported by rank ") == std::string::npos) text += " (reported by rank " + std::to_string(neighbor) + ")";
+  throw MakeError(code, text, culprit);
 }
 
 std::string TcpRing::NeverCalledText(int peer) const {

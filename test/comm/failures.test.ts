@@ -302,6 +302,8 @@ describe('timeouts', () => {
         expect(r.json.error.message).toMatch(/timed out/);
         expect(r.json.error.message).toContain("'timing-out'");
         expect(r.json.error.message).toContain('allReduce');
+        // Relayed from rank to rank, the error still names one reporter, not one per hop.
+        expect([where, (r.json.error.message as string).split(' (reported by rank ').length <= 2]).toEqual([where, true]);
         expect(r.json.ms).toBeLessThan(timeoutMs + 8000);
         expect(r.json.later.code).toBe('MICS_ABORTED');
         expect(r.json.later.message).toMatch(/aborted/);
