@@ -42,7 +42,9 @@ export function formationError(err: unknown, place: RankEnvironment): unknown {
       });
     } else if (err.code === 'MICS_STORE_CLOSED' && !place.storeHosted && place.rank !== 0) {
       out = new MicsError(
-        `init() on rank ${place.rank}: rank 0, which hosts the rendezvous store, exited or was killed during init() (${err.message})`,
+        // The store closing says only that rank 0 left init(): by failing (its own timeout, a
+        // rank it saw fail) as often as by dying.
+        `init() on rank ${place.rank}: rank 0, which hosts the rendezvous store, closed it during init(): its init() failed, or it exited or was killed (${err.message})`,
         'MICS_PEER_LOST',
         { ...details, peer: 0 },
       );
