@@ -228,7 +228,7 @@ export class Communicator {
     const index = this.splitCount++;
     // Colors and keys travel through the store, not a collective on this group:
     // that works the same for host (CPU) and device (NCCL) communicators.
-    const entries = await this.exchange(`split${index}`, `${myColor},${key}`);
+    const entries = await this.exchange(`split${index}`, `${myColor},${key}`, 'split');
     const members: { rank: number; key: number }[] = [];
     entries.forEach((entry, r) => {
       const [c, k] = entry.split(',').map(Number);
@@ -321,22 +321,46 @@ export class Communicator {
    */
   async valuesOfEveryRank(what: string, value: string): Promise<string[]> {
     this.ensureUsable(what);
-    return this.exchange(`agree${this.agreementCount++}`, value);
+    return this.exchange(`agree${this.agreementCount++}`, value, what);
   }
 
   /** Every member's `value` for `key`, in rank order (through the store). */
-  private async exchange(key: string, value: string): Promise<string[]> {
+  private async exchange(key: string, value: string, what: string): Promise<string[]> {
     if (this.size === 1) return [value];
     const store = this.context.store;
     if (!store) {
       throw new MicsError(`group '${this.name}' of ${this.size} ranks has no rendezvous store`, 'MICS_INVALID_ARGUMENT');
     }
-    await store.set(`${key}/${this.rank}`, value);
-    const values = await store.multiGet(
-      Array.from({ length: this.size }, (_, r) => `${key}/${r}`),
-      this.context.timeoutMs,
-    );
-    return values.map((v) => v.toString('utf8'));
+    const keys = Array.from({ length: this.size }, (_, r) => `${key}/${r}`);
+    try {
+      await store.set(keys[this.rank], value);
+      const values = await store.multiGet(keys, this.context.timeoutMs);
+      return values.map((v) => v.toString('utf8'));
+    } catch (err) {
+      throw await this.exchangeError(err, keys, what);
+    }
+  }
+
+  /**
+   * A failed exchange as the caller's error: the store's names only keys, so say which
+   * call on which group it was and, after a timeout, which ranks never arrived.
+   */
+  private async exchangeError(err: unknown, keys: string[], what: string): Promise<unknown> {
+    if (!(err instanceof MicsError) || err.op !== undefined) return err;
+    let missing: number[] = [];
+    if (err.code === 'MICS_TIMEOUT') {
+      const store = this.context.store!;
+      const present = await Promise.all(keys.map((k) => store.check([k]).catch(() => true)));
+      missing = present.flatMap((here, r) => (here ? [] : [r]));
+    }
+    const absent = missing.length > 0 ? `: group rank(s) ${missing.join(', ')} never called it` : '';
+    return new MicsError(`${what} on group '${this.name}' (rank ${this.rank})${absent}: ${err.message}`, err.code, {
+      rank: this.rank,
+      group: this.name,
+      op: what,
+      peer: missing.length === 1 ? missing[0] : undefined,
+      cause: err,
+    });
   }
 
   /** Resolves a buffer and checks it lives where this backend works (host or device). */

@@ -189,7 +189,9 @@ describe('createGroups when a split fails', () => {
     });
     expect([results.every((r) => r.code === 0 && r.json !== undefined), describeRanks(results)]).toEqual([true, expect.any(String)]);
     for (const r of results.slice(0, 3)) {
-      expect(r.json.error).toMatchObject({ code: 'MICS_TIMEOUT' });
+      // The store's timeout names keys; the error names the call, the group and the rank that never came.
+      expect(r.json.error).toMatchObject({ code: 'MICS_TIMEOUT', op: 'split', group: 'world', peer: 3 });
+      expect(r.json.error.message).toMatch(new RegExp(`^split on group 'world' \\(rank ${r.rank}\\): group rank\\(s\\) 3 never called it: `));
       // its partition communicator (made by the first split) was destroyed before the error came back
       expect(r.json.destroyed).toEqual([`partition[${r.rank < 2 ? 0 : 1}]`]);
     }
