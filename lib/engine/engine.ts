@@ -346,6 +346,14 @@ export class Engine<T extends EngineTensor = Float32Array> {
       if (typeof values.length !== 'number' || values.length !== p.numel) {
         throw invalidArgument(`init.weights['${p.name}'] has ${String(values.length)} values; shape [${p.shape.join(', ')}] needs ${p.numel}`);
       }
+      // A TypedArray holds numbers; a plain array may not (a string would become NaN).
+      if (!ArrayBuffer.isView(values)) {
+        for (let i = 0; i < p.numel; i++) {
+          if (typeof values[i] !== 'number') {
+            throw invalidArgument(`init.weights['${p.name}'][${i}] is ${describeValue(values[i])}: weights must be numbers`);
+          }
+        }
+      }
     }
     return record;
   }

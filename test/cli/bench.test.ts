@@ -120,4 +120,9 @@ describe('mics bench runs', () => {
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/--strategy zero2 is not valid: use all or a comma list of ddp, zero3, mics-span, mics-node/);
   });
+
+  it.each([['collectives'], ['step']])('%s: --nproc beyond what one machine starts is named, and nothing is started', (command) => {
+    const result = runNode(['dist/cli/mics.js', 'bench', command, '--nproc', '1000000'], {}, 60000);
+    expect([result.status, result.stderr.trim()]).toEqual([1, 'mics: --nproc 1000000 is not valid: use an integer from 1 to 65536']);
+  });
 });

@@ -204,6 +204,7 @@ describe('calls out of order reject with MICS_INVALID_ARGUMENT naming what was e
       [{ schedule: { decay: 'cosine' } }, /totalSteps undefined is not valid for 'cosine'/],
       [{ paramGroups: [{ params: ['nope'], weightDecay: 0 }] }, /'nope', which is not a parameter/],
       [{ init: { weights: { 'a.weight': [1] } } }, /'a.weight'\] has 1 values; shape \[4, 3\] needs 12/],
+      [{ init: { weights: { 'a.weight': [...new Array(11).fill(0), '1'], 'a.bias': [0, 0, 0, 0], 'b.weight': new Float32Array(8) } } }, /init.weights\['a.weight'\]\[11\] is "1": weights must be numbers/],
       // eslint-disable-next-line no-sparse-arrays
       [{ parameters: [, { name: 'x', shape: [2] }] }, /parameter 0: name must be a non-empty string, got undefined/],
       [{ parameters: [{ name: 'x', shape: [2], init: { constant: 1n } }] }, /init \{"constant":"1n"\} is not valid/],

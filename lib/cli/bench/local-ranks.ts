@@ -44,9 +44,15 @@ export function localRankEnvironment(rank: number, worldSize: number, perNode: n
   });
 }
 
+/** Most ranks `--nproc` starts on this machine (as mics-launch's --nproc-per-node). */
+const MAX_LOCAL_RANKS = 1 << 16;
+
 /** Re-runs this process's own command line as `nproc` ranks; resolves to the exit code. */
 export async function runLocalRanks(nproc: number, emulateNodes: number): Promise<number> {
-  if (!Number.isInteger(nproc) || nproc < 1) throw invalidArgument(`--nproc ${nproc} is not valid: use an integer >= 1`);
+  // The bound of mics-launch's --nproc-per-node: local processes, each a rank.
+  if (!Number.isInteger(nproc) || nproc < 1 || nproc > MAX_LOCAL_RANKS) {
+    throw invalidArgument(`--nproc ${nproc} is not valid: use an integer from 1 to ${MAX_LOCAL_RANKS}`);
+  }
   if (!Number.isInteger(emulateNodes) || emulateNodes < 1 || nproc % emulateNodes !== 0) {
     throw invalidArgument(`--emulate-nodes ${emulateNodes} is not valid: use a divisor of --nproc ${nproc}`);
   }
