@@ -408,11 +408,12 @@ export class Communicator {
     } catch (err) {
       return Promise.reject(this.annotate(err));
     }
-    if (promise === this.settled) return promise;
-    // The op runs on: its buffers must stay attached until it ends (core/untransferable).
-    keepAttached(send);
-    keepAttached(recv);
-    return promise.catch(this.rethrowAnnotated);
+    if (promise !== this.settled) {
+      // The op runs on: its buffers must stay attached until it ends (core/untransferable).
+      keepAttached(send);
+      keepAttached(recv);
+    }
+    return this.annotated(promise);
   }
 
   /**

@@ -40,14 +40,12 @@ export function elementBytes(dtype: DType): number {
 
 import { invalidArgument } from './errors';
 
+/** The dtype an array's class implies, subclasses included; undefined for Uint16Array (f16 or bf16: the caller must say). */
 function dtypeOfArray(data: HostArray): DType | undefined {
-  if (data instanceof Float32Array) return 'f32';
-  if (data instanceof Float64Array) return 'f64';
-  if (data instanceof Int8Array) return 'i8';
-  if (data instanceof Uint8Array) return 'u8';
-  if (data instanceof Int32Array) return 'i32';
-  if (data instanceof BigInt64Array) return 'i64';
-  return undefined; // Uint16Array: f16 or bf16, the caller must say
+  for (const [Type, dtype] of NATURAL_DTYPES) {
+    if (data instanceof Type) return dtype;
+  }
+  return undefined;
 }
 
 /** The TypedArray constructor that holds each dtype (f16 and bf16 as their bits). */
@@ -124,16 +122,14 @@ function isDetached(buffer: ArrayBuffer): boolean {
   }
 }
 
-// The exact TypedArray classes that imply their dtype: the common case of
-// resolveTensor in one lookup (subclasses such as Buffer take the full path).
-const NATURAL_DTYPES = new Map<unknown, DType>([
-  [Float32Array, 'f32'],
-  [Float64Array, 'f64'],
-  [Int8Array, 'i8'],
-  [Uint8Array, 'u8'],
-  [Int32Array, 'i32'],
-  [BigInt64Array, 'i64'],
-]);
+// The TypedArray classes that imply their dtype (all of ARRAY_TYPES but Uint16Array,
+// which holds f16 and bf16 alike): keyed by the exact class, the common case of
+// resolveTensor is one lookup (subclasses such as Buffer take the full path).
+const NATURAL_DTYPES = new Map<Function, DType>(
+  (Object.entries(ARRAY_TYPES) as [DType, (typeof ARRAY_TYPES)[DType]][])
+    .filter(([, Type]) => Type !== Uint16Array)
+    .map(([dtype, Type]) => [Type, dtype]),
+);
 
 /** Resolves a tensor argument; `role` names it in errors ("input", "output"). */
 export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor {
