@@ -317,15 +317,11 @@ export class Engine<T extends EngineTensor = Float32Array> {
       optimizer: this.optimizer,
       paramGroups: this.paramGroups.map((g) => [g.lr, g.weightDecay]),
     });
-    const mine = this.backend.alloc('i64', 1);
-    const all = this.backend.alloc('i64', world.size);
-    writeBig(mine, createHash('sha256').update(definition).digest().readBigInt64LE(0));
-    await this.guard(world.allGather(this.backend.tensor(mine, 'i64'), this.backend.tensor(all, 'i64')));
-    const byHash = new Map<bigint, number[]>();
-    readBig(all).forEach((hash, rank) => byHash.set(hash, [...(byHash.get(hash) ?? []), rank]));
-    if (byHash.size > 1) {
+    const hashes = await this.hashOfEveryRank(createHash('sha256').update(definition).digest().readBigInt64LE(0));
+    const differing = ranksByValue(hashes, hashes.keys());
+    if (differing !== undefined) {
       throw new MicsError(
-        `the ranks define different models or training options (world ranks ${[...byHash.values()].map((ranks) => `[${ranks.join(', ')}]`).join(' vs ')}): ` +
+        `the ranks define different models or training options (world ranks ${differing}): ` +
           'every rank must pass the same parameters (names, shapes, units), precision, accumulationSteps, clipGradNorm, optimizer and paramGroups to createEngine',
         'MICS_MISMATCH',
         { rank: world.rank, group: world.name, op: 'createEngine' },
@@ -383,19 +379,11 @@ export class Engine<T extends EngineTensor = Float32Array> {
     this.ensureUsable('verifyReplicas');
     const world = this.groups.world;
     if (this.groups.replication.size === 1) return;
-    const hash = BigInt.asIntN(64, BigInt(`0x${await this.backend.checksum(this.master)}`));
-    const mine = this.backend.alloc('i64', 1);
-    const all = this.backend.alloc('i64', world.size);
-    writeBig(mine, hash);
-    await this.guard(world.allGather(this.backend.tensor(mine, 'i64'), this.backend.tensor(all, 'i64')));
-    const hashes = readBig(all);
+    const hashes = await this.hashOfEveryRank(BigInt.asIntN(64, BigInt(`0x${await this.backend.checksum(this.master)}`)));
     const problems: string[] = [];
     this.groups.layout.replicationGroups.forEach((members, slice) => {
-      const distinct = new Map<bigint, number[]>();
-      for (const r of members) distinct.set(hashes[r], [...(distinct.get(hashes[r]) ?? []), r]);
-      if (distinct.size > 1) {
-        problems.push(`slice ${slice}: world ranks ${[...distinct.values()].map((ranks) => `[${ranks.join(', ')}]`).join(' vs ')}`);
-      }
+      const differing = ranksByValue(hashes, members);
+      if (differing !== undefined) problems.push(`slice ${slice}: world ranks ${differing}`);
     });
     if (problems.length > 0) {
       throw new MicsError(
@@ -405,6 +393,15 @@ export class Engine<T extends EngineTensor = Float32Array> {
         { rank: world.rank, group: this.groups.replication.name, op: 'verifyReplicas' },
       );
     }
+  }
+
+  /** Every world rank's `hash`, in world rank order (one i64 each, all-gathered over the world). */
+  private async hashOfEveryRank(hash: bigint): Promise<bigint[]> {
+    const mine = this.backend.alloc('i64', 1);
+    const all = this.backend.alloc('i64', this.groups.world.size);
+    writeBig(mine, hash);
+    await this.guard(this.groups.world.allGather(this.backend.tensor(mine, 'i64'), this.backend.tensor(all, 'i64')));
+    return readBig(all);
   }
 
   // ---------------------------------------------------------------- gather / release
@@ -1211,6 +1208,16 @@ export class Engine<T extends EngineTensor = Float32Array> {
 function sliceOf(values: ArrayLike<number>, from: number, length: number): ArrayLike<number> {
   if (ArrayBuffer.isView(values)) return (values as unknown as Float32Array).subarray(from, from + length);
   return Array.prototype.slice.call(values, from, from + length) as number[];
+}
+
+/**
+ * `ranks` grouped by the value each holds, as messages list them ("[0, 2] vs [1]"),
+ * or undefined when they all hold the same.
+ */
+function ranksByValue<V>(values: readonly V[], ranks: Iterable<number>): string | undefined {
+  const byValue = new Map<V, number[]>();
+  for (const r of ranks) byValue.set(values[r], [...(byValue.get(values[r]) ?? []), r]);
+  return byValue.size > 1 ? [...byValue.values()].map((group) => `[${group.join(', ')}]`).join(' vs ') : undefined;
 }
 
 function writeBig(buffer: Buf, value: bigint): void {
