@@ -186,7 +186,7 @@ function isPositiveInteger(x: unknown): x is number {
  * A list of partition sizes for a message. A world of MAX_WORLD_SIZE ranks can have
  * 240 divisors, so long lists keep their first and last sizes and say how many there are.
  */
-function listSizes(sizes: readonly number[]): string {
+export function listSizes(sizes: readonly number[]): string {
   if (sizes.length === 0) return 'none';
   if (sizes.length <= LISTED_SIZES) return sizes.join(', ');
   const head = sizes.slice(0, LISTED_SIZES - 4).join(', ');

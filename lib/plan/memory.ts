@@ -125,18 +125,15 @@ export function unitKinds(
  * maximum over `parameterUnits(m, partitionSize, granularity, ...)`.
  */
 export function unitTotals(m: ModelSpec, partitionSize: number, granularity: UnitGranularity): { padded: number; largest: number } {
-  const embeddings = paddedElements(embeddingParameters(m), partitionSize);
-  const layerParams = layerParameters(m);
-  const shares = granularity === 'module' ? moduleShares(m) : [1];
-  const total = shares.reduce((a, b) => a + b, 0);
+  // Sizes do not depend on the batch: any batch and sequence will do.
+  const { embeddings, layer } = unitKinds(m, partitionSize, granularity, 1, m.sequence);
   let perLayer = 0;
-  let largest = embeddings;
-  for (const share of shares) {
-    const elements = paddedElements((layerParams * share) / total, partitionSize);
+  let largest = embeddings.elements;
+  for (const { elements } of layer) {
     perLayer += elements;
     if (m.layers > 0) largest = Math.max(largest, elements);
   }
-  return { padded: embeddings + m.layers * perLayer, largest };
+  return { padded: embeddings.elements + m.layers * perLayer, largest };
 }
 
 /** Memory per GPU, bytes, by kind. */

@@ -15,6 +15,9 @@
 import { describeValue as show, invalidArgument } from '../core/errors';
 import { PLAN_LIMITS } from './limits';
 
+/** PLAN_LIMITS.parameters as messages write it: "1e15". */
+const MAX_PARAMETERS = PLAN_LIMITS.parameters.toExponential().replace('+', '');
+
 /** Which transformer the shape describes. */
 export type ModelFamily = 'gpt' | 'bert' | 'llama';
 
@@ -157,7 +160,7 @@ const SCALE: Readonly<Record<string, number>> = { '': 1, k: 1e3, m: 1e6, b: 1e9,
 export function modelFromParameterCount(parameters: number, sequence = 2048): ModelSpec {
   if (typeof parameters !== 'number' || !Number.isFinite(parameters) || parameters < 1e6 || parameters > PLAN_LIMITS.parameters) {
     throw invalidArgument(
-      `a model needs at least 1e6 and at most ${PLAN_LIMITS.parameters.toExponential().replace('+', '')} parameters to be planned, got ${show(parameters)}`,
+      `a model needs at least 1e6 and at most ${MAX_PARAMETERS} parameters to be planned, got ${show(parameters)}`,
     );
   }
   checkInteger('sequence', sequence, PLAN_LIMITS.sequence);
@@ -200,7 +203,7 @@ export function modelPreset(name: string): ModelSpec {
     if (!(parameters >= 1e6 && parameters <= PLAN_LIMITS.parameters)) {
       throw invalidArgument(
         `model '${name.trim().slice(0, 64)}' is ${Number(parameters.toPrecision(6))} parameters: a parameter count must be at least 1e6 and at most ` +
-          `${PLAN_LIMITS.parameters.toExponential().replace('+', '')} (${formatCount(PLAN_LIMITS.parameters)}), e.g. 13b or 1.3e9`,
+          `${MAX_PARAMETERS} (${formatCount(PLAN_LIMITS.parameters)}), e.g. 13b or 1.3e9`,
       );
     }
     return modelFromParameterCount(parameters);
@@ -292,7 +295,7 @@ export function checkModel(m: ModelSpec, where = 'model'): void {
   if (parameters > PLAN_LIMITS.parameters) {
     throw invalidArgument(
       `${where} ${typeof m.name === 'string' ? m.name.slice(0, 64) : ''} has ${formatCount(parameters)} parameters: ` +
-        `the planner takes at most ${PLAN_LIMITS.parameters.toExponential().replace('+', '')} (${formatCount(PLAN_LIMITS.parameters)})`,
+        `the planner takes at most ${MAX_PARAMETERS} (${formatCount(PLAN_LIMITS.parameters)})`,
     );
   }
 }

@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 import { describeValue, invalidArgument } from '../core/errors';
-import { divisors } from '../comm/groups';
+import { divisors, listSizes } from '../comm/groups';
 import { PLAN_LIMITS } from './limits';
 import { memoryPerGpu, paddedElements, precisionOf, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
 import { checkModel, formatCount, parameterCount, type ModelSpec } from './models';
@@ -85,13 +85,6 @@ function positive(name: string, v: unknown, integer: boolean, max?: { value: num
 }
 
 const MAX_GPUS = { value: PLAN_LIMITS.gpus, what: 'PLAN_LIMITS.gpus = MAX_WORLD_SIZE, 2^20, the largest job mics plans' };
-
-
-/** A list of sizes for a message: at most 32 of them (W of up to 2^20 can have 240 divisors). */
-function listSizes(sizes: readonly number[]): string {
-  if (sizes.length <= 32) return sizes.join(', ');
-  return `${sizes.slice(0, 28).join(', ')}, ... (${sizes.length - 32} more), ${sizes.slice(-4).join(', ')} (${sizes.length} in all)`;
-}
 
 /**
  * The largest b in [1, cap] for which `fits(b)` holds, 0 when not even 1 fits.

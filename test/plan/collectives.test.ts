@@ -47,15 +47,20 @@ describe('ring collectives', () => {
   });
 });
 
+/** (S-G)/S of M leaves each node hierarchically, (S-1)/S flat, for S = 4 x 2, 4 and 8 nodes. */
+function expectHierarchicalVolumes(kind: 'allGather' | 'reduceScatter', hierarchical: typeof hierarchicalAllGather): void {
+  for (const nodes of [2, 4, 8]) {
+    const S = nodes * 4;
+    const hier = hierarchical(cluster, M, nodes);
+    const flat = ringCollective(cluster, kind, M, { ranks: S, perNode: 4 });
+    expect(hier.interBytesPerNode).toBeCloseTo(((S - 4) / S) * M, 0);
+    expect(flat.interBytesPerNode).toBeCloseTo(((S - 1) / S) * M, 0);
+  }
+}
+
 describe('hierarchical all-gather', () => {
   it('sends (S-G)/S of the output between nodes instead of (S-1)/S', () => {
-    for (const nodes of [2, 4, 8]) {
-      const S = nodes * 4;
-      const hier = hierarchicalAllGather(cluster, M, nodes);
-      const flat = ringCollective(cluster, 'allGather', M, { ranks: S, perNode: 4 });
-      expect(hier.interBytesPerNode).toBeCloseTo(((S - 4) / S) * M, 0);
-      expect(flat.interBytesPerNode).toBeCloseTo(((S - 1) / S) * M, 0);
-    }
+    expectHierarchicalVolumes('allGather', hierarchicalAllGather);
   });
 
   it('costs stage 1 across nodes + the re-arrangement copy + stage 2 inside the node, one after the other for a shard under 512 KiB', () => {
@@ -83,13 +88,7 @@ describe('hierarchical all-gather', () => {
 
 describe('hierarchical reduce-scatter', () => {
   it('sends (S-G)/S of the input across each node instead of (S-1)/S', () => {
-    for (const nodes of [2, 4, 8]) {
-      const S = 4 * nodes;
-      const hier = hierarchicalReduceScatter(cluster, M, nodes);
-      const flat = ringCollective(cluster, 'reduceScatter', M, { ranks: S, perNode: 4 });
-      expect(hier.interBytesPerNode).toBeCloseTo(((S - 4) / S) * M, 0);
-      expect(flat.interBytesPerNode).toBeCloseTo(((S - 1) / S) * M, 0);
-    }
+    expectHierarchicalVolumes('reduceScatter', hierarchicalReduceScatter);
   });
 
   it('costs the packing copy + stage 1 inside the node on all of it + stage 2 across nodes on 1/G, pipelined in 64 chunks', () => {
