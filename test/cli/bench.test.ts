@@ -88,7 +88,7 @@ describe('mics bench runs', () => {
     );
     expect([result.status, result.stderr]).toEqual([0, '']);
     const { rows } = JSON.parse(result.stdout) as {
-      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; replayMs: number; inOrderMs: number; inOrderOps: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
+      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; interleavedStepMs: number; replayMs: number; inOrderMs: number; inOrderOps: number; overheadOverReplay: number; overheadOverInOrder: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
     };
     expect(rows.map((r) => [r.strategy, r.partitionSize, r.hierarchical])).toEqual([
       ['ddp', 1, false],
@@ -101,6 +101,10 @@ describe('mics bench runs', () => {
       expect(r.aloneMs).toBeGreaterThan(0);
       expect(r.replayMs).toBeGreaterThan(0);
       expect(r.inOrderMs).toBeGreaterThan(0);
+      expect(r.interleavedStepMs).toBeGreaterThan(0);
+      // Each overhead is a ratio of two timings of one iteration, minus one (n = 1 here: exactly).
+      expect(r.overheadOverReplay).toBeCloseTo(r.interleavedStepMs / r.replayMs - 1, 10);
+      expect(r.overheadOverInOrder).toBeCloseTo(r.interleavedStepMs / r.inOrderMs - 1, 10);
       expect(r.stats.microSteps).toBe(2);
     }
     // Timed one at a time: every op the layout implies, once. ddp (S = 1): per unit a copy

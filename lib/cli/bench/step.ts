@@ -53,12 +53,22 @@ export interface StepBenchRow {
   /** With --overhead: the step's collectives and kernels, each timed alone, summed. */
   aloneMs?: number;
   aloneParts?: Record<string, number>;
-  /** With --overhead: the same collectives and kernels replayed in the engine's order without the engine (step-replay.ts). */
+  /**
+   * With --overhead, three timings taken in turn in every iteration (interleaved, so
+   * the host's load drifts over all three alike), each the median of the slowest rank's:
+   * the engine's step,
+   */
+  interleavedStepMs?: number;
+  /** the same collectives and kernels replayed in the engine's order without the engine (step-replay.ts), */
   replayMs?: number;
-  /** With --overhead: the step's collectives and kernels one at a time in its order on its buffers, each timed alone, summed. */
+  /** and the step's collectives and kernels one at a time in its order on its buffers, each timed alone, summed. */
   inOrderMs?: number;
   /** With --overhead: how many collectives and kernels that is. */
   inOrderOps?: number;
+  /** With --overhead: the median over iterations of step / replay - 1 (a fraction). */
+  overheadOverReplay?: number;
+  /** With --overhead: the median over iterations of step / parts in order - 1 (a fraction): the engine overhead. */
+  overheadOverInOrder?: number;
 }
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -110,6 +120,70 @@ function timeAlone(world: Communicator, iters: number, body: () => Promise<void>
     await body();
     return performance.now() - start;
   });
+}
+
+/** One optimizer step of the engine (o.accumulation micro-steps and step()); resolves to this rank's ms. */
+async function engineStep(engine: Engine<EngineTensor>, o: StepBenchOptions): Promise<number> {
+  const start = performance.now();
+  for (let a = 0; a < o.accumulation; a++) {
+    await microStep(engine, o.computeMs);
+    await engine.step();
+  }
+  return performance.now() - start;
+}
+
+type InterleavedOverhead = Required<Pick<StepBenchRow, 'interleavedStepMs' | 'replayMs' | 'inOrderMs' | 'inOrderOps' | 'overheadOverReplay' | 'overheadOverInOrder'>>;
+
+/**
+ * The engine's step, its replay and its parts in order, timed in turn in each of
+ * `iters` iterations, so that the host's load drifts over all three alike. Each is
+ * timed right after an untimed run of its own (the cache as a run of that kind
+ * leaves it, as in back-to-back steps), and each iteration starts with a different
+ * one of the three. Each figure is the slowest rank's; the overheads are medians of
+ * the iterations' own ratios.
+ */
+async function interleavedOverhead(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: StepBenchOptions): Promise<InterleavedOverhead> {
+  const replay = replayedStep(world, groups, engine, o);
+  const inOrder = inOrderParts(world, groups, engine, o);
+  let ops = 0;
+  const timings: (() => Promise<number>)[] = [
+    async () => {
+      await world.barrier();
+      return engineStep(engine, o);
+    },
+    async () => {
+      await world.barrier();
+      const start = performance.now();
+      await replay();
+      return performance.now() - start;
+    },
+    async () => {
+      const parts = await inOrder();
+      ops = parts.ops;
+      return parts.ms;
+    },
+  ];
+  const [steps, replays, inOrders] = [[], [], []] as number[][];
+  for (let i = 0; i < o.iters; i++) {
+    const ms = new Float64Array(3);
+    for (let k = 0; k < 3; k++) {
+      const which = (i + k) % 3;
+      await timings[which]();
+      ms[which] = await timings[which]();
+    }
+    await world.allReduce(ms, { op: 'max' });
+    steps.push(ms[0]);
+    replays.push(ms[1]);
+    inOrders.push(ms[2]);
+  }
+  return {
+    interleavedStepMs: median(steps),
+    replayMs: median(replays),
+    inOrderMs: median(inOrders),
+    inOrderOps: ops,
+    overheadOverReplay: median(steps.map((s, i) => s / replays[i] - 1)),
+    overheadOverInOrder: median(steps.map((s, i) => s / inOrders[i] - 1)),
+  };
 }
 
 /** The step's collectives and kernels, each alone, with the engine's buffer kinds and sizes. */
@@ -178,12 +252,7 @@ export async function runStepBench(world: Communicator, ranksPerNode: number, o:
       const times: number[] = [];
       for (let it = 0; it < o.warmup + o.iters; it++) {
         await world.barrier();
-        const start = performance.now();
-        for (let a = 0; a < o.accumulation; a++) {
-          await microStep(engine, o.computeMs);
-          await engine.step();
-        }
-        const elapsed = Float64Array.of(performance.now() - start);
+        const elapsed = Float64Array.of(await engineStep(engine, o));
         await world.allReduce(elapsed, { op: 'max' });
         if (it >= o.warmup) times.push(elapsed[0]);
       }
@@ -202,15 +271,7 @@ export async function runStepBench(world: Communicator, ranksPerNode: number, o:
       if (o.overhead) {
         row.aloneParts = await aloneParts(world, groups, engine, o);
         row.aloneMs = Object.values(row.aloneParts).reduce((a, b) => a + b, 0);
-        row.replayMs = await timeAlone(world, o.iters, replayedStep(world, groups, engine, o));
-        const inOrder = inOrderParts(world, groups, engine, o);
-        let ops = 0;
-        row.inOrderMs = await slowestResult(world, o.iters, async () => {
-          const parts = await inOrder();
-          ops = parts.ops;
-          return parts.ms;
-        });
-        row.inOrderOps = ops;
+        Object.assign(row, await interleavedOverhead(world, groups, engine, o));
       }
       rows.push(row);
     } finally {
@@ -279,11 +340,11 @@ export function formatStepTable(rows: StepBenchRow[], header: string, o: StepBen
       const parts = Object.entries(r.aloneParts ?? {}).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
       const percent = (base: number): string => `${((r.stepMs / base - 1) * 100).toFixed(1)}%`;
       lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs its collectives and kernels alone ${r.aloneMs.toFixed(1)} ms (${parts}): overhead ${percent(r.aloneMs)}`);
-      if (r.replayMs !== undefined) {
-        lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs the same collectives and kernels replayed in its order without the engine ${r.replayMs.toFixed(1)} ms: overhead ${percent(r.replayMs)}`);
-      }
-      if (r.inOrderMs !== undefined) {
-        lines.push(`# ${r.strategy}: step ${r.stepMs.toFixed(1)} ms vs its collectives and kernels each timed alone in its order on its buffers ${r.inOrderMs.toFixed(1)} ms: overhead ${percent(r.inOrderMs)}`);
+      if (r.interleavedStepMs !== undefined && r.replayMs !== undefined && r.inOrderMs !== undefined) {
+        const ratio = (fraction: number | undefined): string => `${((fraction ?? NaN) * 100).toFixed(1)}%`;
+        lines.push(`# ${r.strategy}, interleaved (each iteration times all three; medians over ${o.iters}): step ${r.interleavedStepMs.toFixed(1)} ms`);
+        lines.push(`#   vs the same collectives and kernels replayed in its order without the engine ${r.replayMs.toFixed(1)} ms: overhead ${ratio(r.overheadOverReplay)}`);
+        lines.push(`#   vs its collectives and kernels each timed alone in its order on its buffers ${r.inOrderMs.toFixed(1)} ms: overhead ${ratio(r.overheadOverInOrder)}`);
       }
     }
   }
