@@ -73,29 +73,53 @@ export function invalidArgument(message: string): MicsError {
   return new MicsError(message, 'MICS_INVALID_ARGUMENT');
 }
 
+/** Most elements or keys an array or object may have to be shown as JSON. */
+const SHOWN_ENTRIES = 64;
+/** Values JSON.stringify may visit: past this many the text is longer than it keeps. */
+const SHOWN_VALUES = 256;
+/** Characters of JSON kept. */
+const SHOWN_CHARACTERS = 200;
+
+/** An object shown by its kind instead of as JSON (typed arrays, long arrays, many keys, class instances); undefined for the rest. */
+function objectKind(value: object): string | undefined {
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
+  if (Array.isArray(value)) return value.length > SHOWN_ENTRIES ? `an array of ${value.length} elements` : undefined;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return `a ${(value as { constructor?: { name?: unknown } }).constructor?.name ?? 'object'}`;
+  let keys = 0;
+  for (const key in value) {
+    if (Object.prototype.hasOwnProperty.call(value, key) && ++keys > SHOWN_ENTRIES) return 'an object';
+  }
+  return undefined;
+}
+
 /**
  * A value as an error message shows it: strings quoted (cut at 64 characters,
- * saying how long they are), small plain objects and
- * arrays as JSON (cut at 200 characters), class instances and typed arrays by their
- * class, everything else as String() does (BigInts and Symbols included); never
- * throws and never walks a large value, whatever it is (a throwing getter, a cycle).
+ * saying how long they are), small plain objects and arrays as JSON (cut at 200
+ * characters; inside them, too, typed arrays, long arrays and class instances by
+ * their kind), class instances and typed arrays by their class, everything else as
+ * String() does (BigInts and Symbols included); never throws and never walks a
+ * large value, at the top or nested, whatever it is (a throwing getter, a cycle).
  */
 export function describeValue(value: unknown): string {
   try {
     if (typeof value === 'bigint') return `${value}n`;
     if (typeof value === 'string' && value.length > 64) return `${JSON.stringify(value.slice(0, 64))}... (${value.length} characters)`;
     if (typeof value === 'object' && value !== null) {
-      if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
-      if (Array.isArray(value) && value.length > 64) return `an array of ${value.length} elements`;
-      const prototype: unknown = Object.getPrototypeOf(value);
-      if (prototype !== Object.prototype && prototype !== null && !Array.isArray(value)) {
-        return `a ${(value as { constructor?: { name?: unknown } }).constructor?.name ?? 'object'}`;
-      }
-      if (!Array.isArray(value) && Object.keys(value).length > 64) return 'an object';
+      const kind = objectKind(value);
+      if (kind !== undefined) return kind;
     }
     if (typeof value === 'string' || (typeof value === 'object' && value !== null)) {
-      const json = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : typeof v === 'symbol' ? String(v) : v));
-      return json.length > 200 ? `${json.slice(0, 200)}...` : json;
+      let visited = 0;
+      const json = JSON.stringify(value, (key, v: unknown) => {
+        // Past SHOWN_VALUES the text is already longer than what is kept: stop walking.
+        if (++visited > SHOWN_VALUES) return undefined;
+        if (typeof v === 'bigint') return `${v}n`;
+        if (typeof v === 'symbol') return String(v);
+        if (key !== '' && typeof v === 'object' && v !== null) return objectKind(v) ?? v;
+        return v;
+      });
+      return json.length > SHOWN_CHARACTERS ? `${json.slice(0, SHOWN_CHARACTERS)}...` : json;
     }
     return String(value);
   } catch {

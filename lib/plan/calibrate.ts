@@ -21,7 +21,7 @@
  *
  * @packageDocumentation
  */
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument } from '../core/errors';
 import { type ClusterPreset, type EmulatedDetails } from './presets';
 import { simulateUnits, STRATEGIES, type Strategy, type TimedUnit } from './schedule';
 
@@ -186,10 +186,10 @@ export function compareStepBench(cluster: ClusterPreset, results: readonly StepB
     const where = `step bench result ${i}`;
     if (!STRATEGIES.includes(r.strategy)) throw invalidArgument(`${where}: unknown strategy '${String(r.strategy)}': use ${STRATEGIES.join(', ')}`);
     for (const key of ['worldSize', 'ranksPerNode', 'partitionSize', 'accumulation'] as const) {
-      if (!Number.isInteger(r[key]) || r[key] < 1) throw invalidArgument(`${where}: ${key} must be a positive integer, got ${JSON.stringify(r[key])}`);
+      if (!Number.isInteger(r[key]) || r[key] < 1) throw invalidArgument(`${where}: ${key} must be a positive integer, got ${describeValue(r[key])}`);
     }
     for (const key of ['computeSeconds', 'stepSeconds', 'gatherBytes', 'reduceBytes'] as const) {
-      if (!(typeof r[key] === 'number' && r[key] >= 0)) throw invalidArgument(`${where}: ${key} must be a number >= 0, got ${JSON.stringify(r[key])}`);
+      if (!(typeof r[key] === 'number' && r[key] >= 0)) throw invalidArgument(`${where}: ${key} must be a number >= 0, got ${describeValue(r[key])}`);
     }
     if (!Array.isArray(r.unitElements) || r.unitElements.length === 0) throw invalidArgument(`${where}: unitElements must list the unit sizes`);
     const total = r.unitElements.reduce((a, b) => a + b, 0);

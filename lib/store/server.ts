@@ -17,7 +17,7 @@
  * no longer form. Members unregister once it has formed, after which leaving is normal.
  */
 import * as net from 'node:net';
-import { MicsError } from '../core/errors';
+import { MicsError, describeValue } from '../core/errors';
 import {
   BodyReader,
   BodyWriter,
@@ -620,7 +620,7 @@ function checkServerOptions(options: StoreServerOptions): { host: string; port: 
   }
   const { host, port, token, maxFrameBytes, authTimeoutMs } = options;
   if (typeof host !== 'string' || host === '') {
-    throw invalid(`StoreServer.start: host must be a non-empty string, got ${JSON.stringify(host)}`);
+    throw invalid(`StoreServer.start: host must be a non-empty string, got ${describeValue(host)}`);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw invalid(`StoreServer.start: port must be an integer in 0..65535 (0 picks a free port), got ${String(port)}`);

@@ -119,7 +119,7 @@ describe('safetensors files', () => {
     const cases: [() => Promise<unknown>, RegExp][] = [
       [() => writeSafetensors(file, null as never), /tensors null is not valid: use an array of \{name, dtype, shape, data\}/],
       [() => writeSafetensors(file, 5 as never), /tensors 5 is not valid: use an array/],
-      [() => writeSafetensors(file, { a: data } as never), /tensors object is not valid: use an array/],
+      [() => writeSafetensors(file, { a: data } as never), /tensors \{"a":"a Float32Array of 4 bytes"\} is not valid: use an array/],
       [() => writeSafetensors(file, [null] as never), /tensor 0 \(null\) is not valid: use \{name, dtype, shape, data\}/],
       [() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [1] }] as never), /tensor 'a': data undefined is not valid: use a TypedArray or DataView/],
       [() => writeSafetensors(file, [{ name: 'a', dtype: 'F32', shape: [1], data }], null as never), /metadata null is not valid: use an object of strings/],
@@ -483,6 +483,20 @@ describe('bad saves change nothing on disk', () => {
     expect((await rejection(engine.save(dir, { tag: 'step-00000001' }))).message).toMatch(/'step-00000001' in .* is the latest one: save under another tag/);
     expect((await rejection(engine.save(dir, { tag: '../x' }))).message).toMatch(/checkpoint tag "..\/x" is not valid/);
     expect((await rejection(engine.save(dir, { keep: 0 }))).message).toMatch(/keep 0 is not valid/);
+    // Paths and tags of any kind are named briefly: a BigInt or a cycle used to throw a
+    // TypeError from JSON.stringify, a large array to be spelled out element by element.
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    for (const [call, shown] of [
+      [() => engine.save(5n as never), /^save: directory 5n is not valid: give a path$/],
+      [() => engine.save(new Float32Array(1 << 22) as never), /^save: directory a Float32Array of 16777216 bytes is not valid: give a path$/],
+      [() => engine.save(dir, { tag: cycle as never }), /^checkpoint tag a value of type object is not valid/],
+      [() => engine.load(10n as never), /^checkpoint directory 10n is not valid: give a path$/],
+      [() => engine.exportWeights([1n] as never), /^export: output directory \["1n"\] is not valid: give a path$/],
+    ] as [() => Promise<unknown>, RegExp][]) {
+      const err = await rejection(call());
+      expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(shown)]);
+    }
     expect((await rejection(engine.save(dir, { userState: { n: 1n } }))).message).toMatch(/userState is not JSON-serialisable/);
     expect((await rejection(engine.save(dir, { userState: () => 1 }))).message).toMatch(/userState \(function\) is not JSON-serialisable/);
     await engine.gather('a'); // a micro-step begins

@@ -4,7 +4,7 @@
  * grouped into units by layer, by variable, by size, or by a function of the name.
  */
 import type * as tfjs from '@tensorflow/tfjs';
-import { invalidArgument } from '../../core/errors';
+import { describeValue, invalidArgument } from '../../core/errors';
 import type { ParameterSpec } from '../../engine/layout';
 import { tf } from './tfjs';
 
@@ -91,7 +91,7 @@ export function buildRegistry(model: TrainableModel, grouping: UnitGrouping | un
     else if (mode === 'variable') unit = name;
     else if (typeof mode === 'function') {
       unit = mode(name);
-      if (typeof unit !== 'string' || unit === '') throw invalidArgument(`unitOf('${name}') returned ${JSON.stringify(unit)}: return a unit name (a non-empty string)`);
+      if (typeof unit !== 'string' || unit === '') throw invalidArgument(`unitOf('${name}') returned ${describeValue(unit)}: return a unit name (a non-empty string)`);
     }
     entries.push({ variable, name, shape, numel: shape.reduce((a, b) => a * b, 1) });
     parameters.push(unit === undefined ? { name, shape } : { name, shape, unit });

@@ -12,7 +12,7 @@
  * Padding is not stored. Loading at another layout is offset arithmetic over the
  * pieces.
  */
-import { MicsError } from '../../core/errors';
+import { MicsError, describeValue } from '../../core/errors';
 import type { LossScalerState } from '../loss-scaler';
 import { unitSegments, type ModelLayout } from '../layout';
 import type { ResolvedOptimizer } from '../optimizer';
@@ -140,7 +140,7 @@ const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
 export function checkTag(tag: unknown): string {
   if (typeof tag !== 'string' || !TAG_PATTERN.test(tag) || tag === LATEST_FILE) {
     throw new MicsError(
-      `checkpoint tag ${JSON.stringify(tag)} is not valid: use 1 to 200 letters, digits, '.', '_' or '-', not starting with '.' or '-', and not '${LATEST_FILE}'`,
+      `checkpoint tag ${describeValue(tag)} is not valid: use 1 to 200 letters, digits, '.', '_' or '-', not starting with '.' or '-', and not '${LATEST_FILE}'`,
       'MICS_INVALID_ARGUMENT',
     );
   }
@@ -192,9 +192,9 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(file, 'it is not a JSON object');
   const index = value as Partial<CheckpointIndex>;
   if (index.format !== CHECKPOINT_FORMAT) {
-    throw new MicsError(`${file} is not a mics checkpoint index (its "format" is ${JSON.stringify(index.format)}, expected "${CHECKPOINT_FORMAT}")`, 'MICS_INVALID_ARGUMENT');
+    throw new MicsError(`${file} is not a mics checkpoint index (its "format" is ${describeValue(index.format)}, expected "${CHECKPOINT_FORMAT}")`, 'MICS_INVALID_ARGUMENT');
   }
-  if (!isCount(index.formatVersion) || index.formatVersion < 1) throw malformed(file, `formatVersion ${JSON.stringify(index.formatVersion)}`);
+  if (!isCount(index.formatVersion) || index.formatVersion < 1) throw malformed(file, `formatVersion ${describeValue(index.formatVersion)}`);
   if (index.formatVersion > CHECKPOINT_FORMAT_VERSION) {
     throw new MicsError(
       `${file} was written by mics ${String(index.packageVersion)} in checkpoint format ${index.formatVersion}; this mics reads format ` +
@@ -202,14 +202,14 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
       'MICS_UNAVAILABLE',
     );
   }
-  if (!isCount(index.step)) throw malformed(file, `step ${JSON.stringify(index.step)}`);
+  if (!isCount(index.step)) throw malformed(file, `step ${describeValue(index.step)}`);
   if (typeof index.tag !== 'string') throw malformed(file, 'no tag');
   const layout = index.layout;
   if (typeof layout !== 'object' || layout === null || !isCount(layout.worldSize) || !isCount(layout.partitionSize) || layout.partitionSize < 1) {
     throw malformed(file, 'no valid layout (worldSize, partitionSize)');
   }
   if (!Array.isArray(index.states) || index.states[0] !== 'master' || index.states.some((s) => !['master', 'exp_avg', 'exp_avg_sq', 'momentum'].includes(s))) {
-    throw malformed(file, `states ${JSON.stringify(index.states)}`);
+    throw malformed(file, `states ${describeValue(index.states)}`);
   }
   if (!Array.isArray(index.files) || index.files.length !== layout.partitionSize) {
     throw malformed(file, `it lists ${Array.isArray(index.files) ? index.files.length : 'no'} files for partition size ${layout.partitionSize}`);
@@ -217,7 +217,7 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
   const files = new Set<string>();
   for (const f of index.files) {
     if (typeof f?.name !== 'string' || f.name.includes('/') || f.name.startsWith('.') || !isCount(f.bytes) || typeof f.headerChecksum !== 'string' || typeof f.chunks !== 'object' || f.chunks === null) {
-      throw malformed(file, `file entry ${JSON.stringify(f)?.slice(0, 200)}`);
+      throw malformed(file, `file entry ${describeValue(f)}`);
     }
     files.add(f.name);
   }
@@ -229,16 +229,16 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
   const fileBytes = new Map(index.files.map((f) => [f.name, f.bytes]));
   const elementBytes = 4 * index.states.length;
   for (const p of index.parameters) {
-    if (typeof p?.name !== 'string' || names.has(p.name)) throw malformed(file, `parameter ${JSON.stringify(p?.name)} (missing or listed twice)`);
+    if (typeof p?.name !== 'string' || names.has(p.name)) throw malformed(file, `parameter ${describeValue(p?.name)} (missing or listed twice)`);
     names.add(p.name);
     if (!Array.isArray(p.shape) || !p.shape.every(isCount) || !isCount(p.numel) || p.numel !== p.shape.reduce((a, b) => a * b, 1)) {
-      throw malformed(file, `parameter '${p.name}': shape ${JSON.stringify(p.shape)} and numel ${p.numel}`);
+      throw malformed(file, `parameter '${p.name}': shape ${describeValue(p.shape)} and numel ${p.numel}`);
     }
     if (!Array.isArray(p.pieces)) throw malformed(file, `parameter '${p.name}' has no pieces`);
     let covered = 0;
     for (const piece of [...p.pieces].sort((a, b) => a.start - b.start)) {
       if (!files.has(piece?.file) || piece.start !== covered || !isCount(piece.length) || piece.length === 0) {
-        throw malformed(file, `parameter '${p.name}': piece ${JSON.stringify(piece)} (pieces must tile [0, ${p.numel}) in listed files)`);
+        throw malformed(file, `parameter '${p.name}': piece ${describeValue(piece)} (pieces must tile [0, ${p.numel}) in listed files)`);
       }
       covered += piece.length;
       const bytes = (placed.get(piece.file) ?? 0) + piece.length * elementBytes;
@@ -255,7 +255,7 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
   }
   if (!isCount(index.checksumChunkBytes) || index.checksumChunkBytes === 0 || index.checksumChunkBytes % 8 !== 0 || index.checksumChunkBytes > MAX_CHECKSUM_CHUNK_BYTES) {
     // A read buffer can be one chunk long: bounded, so that a hostile index cannot ask for any size.
-    throw malformed(file, `checksumChunkBytes ${JSON.stringify(index.checksumChunkBytes)} (use a multiple of 8 in [8, ${MAX_CHECKSUM_CHUNK_BYTES}])`);
+    throw malformed(file, `checksumChunkBytes ${describeValue(index.checksumChunkBytes)} (use a multiple of 8 in [8, ${MAX_CHECKSUM_CHUNK_BYTES}])`);
   }
   return index as CheckpointIndex;
 }

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MicsError, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import { allocateFloat32, exists, fsCall, inParallel } from './io';
 import { INDEX_FILE, LATEST_FILE, parseIndex, tensorName, type CheckpointIndex, type SavedFile, type SavedParameter, type StateName } from './format';
@@ -33,10 +33,10 @@ export interface CheckpointLocation {
  *   directory; MICS_CORRUPT when `latest` names a checkpoint that is not there.
  */
 export async function locateCheckpoint(dir: string, tag?: string): Promise<CheckpointLocation> {
-  if (typeof dir !== 'string' || dir === '') throw invalidArgument(`checkpoint directory ${JSON.stringify(dir)} is not valid: give a path`);
+  if (typeof dir !== 'string' || dir === '') throw invalidArgument(`checkpoint directory ${describeValue(dir)} is not valid: give a path`);
   if (!(await exists(dir))) throw invalidArgument(`checkpoint directory ${dir} does not exist`);
   if (tag !== undefined) {
-    if (typeof tag !== 'string' || tag === '' || tag.includes('/') || tag.startsWith('.')) throw invalidArgument(`checkpoint tag ${JSON.stringify(tag)} is not valid`);
+    if (typeof tag !== 'string' || tag === '' || tag.includes('/') || tag.startsWith('.')) throw invalidArgument(`checkpoint tag ${describeValue(tag)} is not valid`);
     const at = path.join(dir, tag);
     if (!(await exists(path.join(at, INDEX_FILE)))) {
       throw invalidArgument(`${dir} has no checkpoint '${tag}' (${at}/${INDEX_FILE} does not exist)${await listTags(dir)}`);

@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { MicsError, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument } from '../../core/errors';
 import { fsCall, readFully, writeFully } from './io';
 
 /** The dtype names of the format. */
@@ -104,16 +104,9 @@ function dtypeBytes(dtype: unknown): number | undefined {
   return typeof dtype === 'string' && Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BYTES, dtype) ? SAFETENSORS_DTYPE_BYTES[dtype as SafetensorsDType] : undefined;
 }
 
-/** A value as a message names it: a number, boolean, null or string itself, else its kind ('array', 'object', ...). */
-function kindOf(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 100));
-  if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return Array.isArray(value) ? 'array' : typeof value;
-}
-
 /** A file path argument; anything else is MICS_INVALID_ARGUMENT. */
 function checkFile(file: unknown): string {
-  if (typeof file !== 'string' || file === '') throw invalidArgument(`safetensors: file ${kindOf(file)} is not valid: give a path`);
+  if (typeof file !== 'string' || file === '') throw invalidArgument(`safetensors: file ${describeValue(file)} is not valid: give a path`);
   return file;
 }
 
@@ -128,12 +121,12 @@ export function encodeSafetensorsHeader(
   metadata: Readonly<Record<string, string>> = {},
 ): { bytes: Uint8Array; tensors: SafetensorsTensor[]; fileBytes: number } {
   // Checked here, where every writer starts, so that no call fails with a TypeError.
-  if (!Array.isArray(tensors as unknown)) throw invalidArgument(`safetensors: tensors ${kindOf(tensors)} is not valid: use an array of {name, dtype, shape, data}`);
+  if (!Array.isArray(tensors as unknown)) throw invalidArgument(`safetensors: tensors ${describeValue(tensors)} is not valid: use an array of {name, dtype, shape, data}`);
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata as unknown)) {
-    throw invalidArgument(`safetensors: metadata ${kindOf(metadata)} is not valid: use an object of strings (or leave it out)`);
+    throw invalidArgument(`safetensors: metadata ${describeValue(metadata)} is not valid: use an object of strings (or leave it out)`);
   }
   tensors.forEach((t, i) => {
-    if (typeof t !== 'object' || t === null) throw invalidArgument(`safetensors: tensor ${i} (${kindOf(t)}) is not valid: use {name, dtype, shape, data}`);
+    if (typeof t !== 'object' || t === null) throw invalidArgument(`safetensors: tensor ${i} (${describeValue(t)}) is not valid: use {name, dtype, shape, data}`);
   });
   const json: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
@@ -146,13 +139,13 @@ export function encodeSafetensorsHeader(
   const ranges: { spec: SafetensorsTensorSpec; begin: number; end: number; numel: number }[] = [];
   for (const t of tensors) {
     if (typeof t.name !== 'string' || t.name === '' || t.name === '__metadata__') {
-      throw invalidArgument(`safetensors tensor name ${JSON.stringify(t.name)} is not valid: use a non-empty string other than __metadata__`);
+      throw invalidArgument(`safetensors tensor name ${describeValue(t.name)} is not valid: use a non-empty string other than __metadata__`);
     }
     if (Object.prototype.hasOwnProperty.call(json, t.name)) throw invalidArgument(`safetensors tensor '${t.name}' is listed twice: names must be unique`);
     const size = dtypeBytes(t.dtype);
     if (size === undefined) throw invalidArgument(`safetensors tensor '${t.name}': dtype ${String(t.dtype)} is not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
     if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw invalidArgument(`safetensors tensor '${t.name}': shape ${JSON.stringify(t.shape)} is not valid: use integers >= 0`);
+      throw invalidArgument(`safetensors tensor '${t.name}': shape ${describeValue(t.shape)} is not valid: use integers >= 0`);
     }
     const numel = shapeNumel(t.shape);
     const begin = offset;
@@ -249,11 +242,11 @@ export function parseSafetensorsHeader(file: string, head: Uint8Array, fileBytes
     const t = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof t !== 'object' || t === null) throw corrupt(`tensor '${name}' is not an object`);
     const size = dtypeBytes(t.dtype);
-    if (typeof t.dtype !== 'string' || size === undefined) throw corrupt(`tensor '${name}' has dtype ${JSON.stringify(t.dtype)}, not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
-    if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) throw corrupt(`tensor '${name}' has shape ${JSON.stringify(t.shape)}`);
+    if (typeof t.dtype !== 'string' || size === undefined) throw corrupt(`tensor '${name}' has dtype ${describeValue(t.dtype)}, not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
+    if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) throw corrupt(`tensor '${name}' has shape ${describeValue(t.shape)}`);
     const offsets = t.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || (o as number) < 0) || offsets[0] > offsets[1]) {
-      throw corrupt(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}`);
+      throw corrupt(`tensor '${name}' has data_offsets ${describeValue(offsets)}`);
     }
     const shape = t.shape as number[];
     const numel = shapeNumel(shape);
@@ -393,7 +386,7 @@ export class SafetensorsWriter {
 
   /** Appends `data` (the next bytes of the data section). The caller must not change it until this resolves. */
   async write(data: ArrayBufferView): Promise<void> {
-    if (!ArrayBuffer.isView(data)) throw invalidArgument(`write to ${this.path}: data ${kindOf(data)} is not valid: use a TypedArray or DataView`);
+    if (!ArrayBuffer.isView(data)) throw invalidArgument(`write to ${this.path}: data ${describeValue(data)} is not valid: use a TypedArray or DataView`);
     if (this.closed) throw invalidArgument(`write to ${this.path}: the writer is closed`);
     if (this.written + data.byteLength > this.fileBytes) {
       throw invalidArgument(`write to ${this.path}: ${data.byteLength} more bytes would pass the ${this.fileBytes} the header describes`);
@@ -435,7 +428,7 @@ export async function writeSafetensors(
   checkFile(file);
   encodeSafetensorsHeader(tensors, metadata);
   for (const t of tensors) {
-    if (!ArrayBuffer.isView(t.data)) throw invalidArgument(`safetensors tensor '${String(t.name)}': data ${kindOf(t.data)} is not valid: use a TypedArray or DataView`);
+    if (!ArrayBuffer.isView(t.data)) throw invalidArgument(`safetensors tensor '${String(t.name)}': data ${describeValue(t.data)} is not valid: use a TypedArray or DataView`);
   }
   const writer = await SafetensorsWriter.create(file, tensors, metadata);
   try {

@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { packageVersion } from '../../core/version';
-import { MicsError, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import type { EngineState } from '../types';
 import { agree, attempt } from './agree';
@@ -81,7 +81,7 @@ interface Prepared {
 }
 
 function checkOptions(engine: CheckpointEngine, dir: unknown, options: SaveOptions): Omit<Prepared, 'state' | 'lossScaler' | 'snapshotSeconds'> {
-  if (typeof dir !== 'string' || dir === '') throw invalidArgument(`save: directory ${JSON.stringify(dir)} is not valid: give a path`);
+  if (typeof dir !== 'string' || dir === '') throw invalidArgument(`save: directory ${describeValue(dir)} is not valid: give a path`);
   if (typeof options !== 'object' || options === null) throw invalidArgument('save: options must be an object');
   const step = engine.stepCount;
   const tag = checkTag(options.tag ?? defaultTag(step));

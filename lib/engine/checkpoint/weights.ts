@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MicsError, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import { agree, attempt } from './agree';
 import { allocateFloat32, exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic } from './io';
@@ -133,7 +133,7 @@ async function writeModel(
 export async function exportCheckpoint(checkpointDir: string, outDir: string, options: ExportOptions = {}): Promise<ExportResult> {
   const started = performance.now();
   const checked = checkExportOptions(options);
-  if (typeof outDir !== 'string' || outDir === '') throw invalidArgument(`export: output directory ${JSON.stringify(outDir)} is not valid: give a path`);
+  if (typeof outDir !== 'string' || outDir === '') throw invalidArgument(`export: output directory ${describeValue(outDir)} is not valid: give a path`);
   const checkpoint = await Checkpoint.open(checkpointDir, { tag: options.tag });
   try {
     const entries = checkpoint.index.parameters.map((p) => ({ name: p.name, shape: p.shape, numel: p.numel }));
@@ -158,7 +158,7 @@ export async function exportWeights(engine: CheckpointEngine, outDir: string, op
   const world = engine.groups.world;
   const local = await attempt(async () => {
     const checked = checkExportOptions(options);
-    if (typeof outDir !== 'string' || outDir === '') throw invalidArgument(`export: output directory ${JSON.stringify(outDir)} is not valid: give a path`);
+    if (typeof outDir !== 'string' || outDir === '') throw invalidArgument(`export: output directory ${describeValue(outDir)} is not valid: give a path`);
     return checked;
   });
   // Collective even when this rank's arguments were bad: the others must not wait for it.
@@ -189,7 +189,7 @@ export class WeightsSource {
    * directory holding `model.safetensors` or `model.safetensors.index.json`.
    */
   static async open(location: string): Promise<WeightsSource> {
-    if (typeof location !== 'string' || location === '') throw invalidArgument(`weights path ${JSON.stringify(location)} is not valid: give a file or directory`);
+    if (typeof location !== 'string' || location === '') throw invalidArgument(`weights path ${describeValue(location)} is not valid: give a file or directory`);
     if (!(await exists(location))) throw invalidArgument(`weights path ${location} does not exist`);
     let target = location;
     if ((await fsCall('stat', location, () => fs.promises.stat(location))).isDirectory()) {
