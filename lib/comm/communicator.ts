@@ -8,7 +8,7 @@
 import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/native';
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
-import { MicsError, describeValue, invalidArgument, optionsObject, rejecting, type MicsErrorCode } from '../core/errors';
+import { MicsError, describeValue, invalidArgument, optionsObject, rejecting, valueText, type MicsErrorCode } from '../core/errors';
 import { noteFailure } from './failure-record';
 import { keepAttached } from '../core/untransferable';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
@@ -162,7 +162,7 @@ export class Communicator {
       const recv = this.buffer(output, 'reduceScatter output');
       this.sameDtype('reduceScatter', send.dtype, recv.dtype);
       if (checked.accumulate !== undefined && typeof checked.accumulate !== 'boolean') {
-        throw invalidArgument(`reduceScatter: accumulate ${String(checked.accumulate)} is not valid: use true or false`);
+        throw invalidArgument(`reduceScatter: accumulate ${valueText(checked.accumulate)} is not valid: use true or false`);
       }
       return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(checked), 0, checked, checked.accumulate === true);
     } catch (err) {
@@ -199,7 +199,7 @@ export class Communicator {
       this.sameDtype('broadcast', send.dtype, recv.dtype);
       const root = options.root ?? 0;
       if (!Number.isInteger(root) || root < 0 || root >= this.size) {
-        throw invalidArgument(`broadcast: root ${String(root)} is not valid: use an integer in [0, ${this.size - 1}]`);
+        throw invalidArgument(`broadcast: root ${valueText(root)} is not valid: use an integer in [0, ${this.size - 1}]`);
       }
       return this.run('broadcast', send.native, recv.native, send.dtype, 'sum', root, options);
     });
@@ -220,10 +220,10 @@ export class Communicator {
     const name = childName('split', optionsObject('split', options, {}));
     const myColor = color ?? -1;
     if (!Number.isInteger(myColor) || myColor < -1 || myColor > 0x7fffffff) {
-      throw invalidArgument(`split: color ${String(color)} is not valid: use an integer >= 0, or -1/null to opt out`);
+      throw invalidArgument(`split: color ${valueText(color)} is not valid: use an integer >= 0, or -1/null to opt out`);
     }
     if (!Number.isInteger(key) || Math.abs(key) > 0x7fffffff) {
-      throw invalidArgument(`split: key ${String(key)} is not valid: use a 32-bit integer`);
+      throw invalidArgument(`split: key ${valueText(key)} is not valid: use a 32-bit integer`);
     }
     const index = this.splitCount++;
     // Colors and keys travel through the store, not a collective on this group:
@@ -262,7 +262,7 @@ export class Communicator {
     const seen = new Set<number>();
     for (const r of ranks) {
       if (!Number.isInteger(r) || r < 0 || r >= this.size) {
-        throw invalidArgument(`subgroup: rank ${String(r)} is not valid: use integers in [0, ${this.size - 1}]`);
+        throw invalidArgument(`subgroup: rank ${valueText(r)} is not valid: use integers in [0, ${this.size - 1}]`);
       }
       if (seen.has(r)) throw invalidArgument(`subgroup: rank ${r} is listed twice in [${ranks.join(', ')}]`);
       seen.add(r);
@@ -380,7 +380,7 @@ export class Communicator {
   private reduceOp(options: ReduceOptions): ReduceOp {
     const op = options.op ?? 'sum';
     if (op !== 'sum' && !REDUCE_OPS.includes(op)) {
-      throw invalidArgument(`reduction op '${String(op)}' is not valid: use one of ${REDUCE_OPS.join(', ')}`);
+      throw invalidArgument(`reduction op '${valueText(op)}' is not valid: use one of ${REDUCE_OPS.join(', ')}`);
     }
     return op;
   }
@@ -497,7 +497,7 @@ export class Communicator {
     const timeoutMs = options.timeoutMs ?? this.context.timeoutMs;
     const whole = wholeTimeoutMs(timeoutMs);
     if (whole === undefined) {
-      throw invalidArgument(`${kind}: timeoutMs ${String(timeoutMs)} is not valid: use a positive number of milliseconds`);
+      throw invalidArgument(`${kind}: timeoutMs ${valueText(timeoutMs)} is not valid: use a positive number of milliseconds`);
     }
     return whole;
   }

@@ -32,7 +32,7 @@
  */
 import type { AccumulateOptions, Communicator } from './communicator';
 import { ARRAY_TYPES, elementBytes, type DType } from '../core/dtypes';
-import { invalidArgument } from '../core/errors';
+import { invalidArgument, valueText } from '../core/errors';
 import { ALL_GATHER_PIPELINE_CHUNKS, pipelineChunkElements, REDUCE_SCATTER_PIPELINE_CHUNKS } from '../core/pipeline';
 import { DeviceTensor } from '../cuda/device-tensor';
 import { hierarchicalSlots } from './groups';
@@ -61,7 +61,7 @@ export interface HierarchicalAllGatherOptions {
 function chunkLength(n: number, dtype: DType, requested: number | undefined, chunks: number): number {
   if (requested !== undefined) {
     if (!Number.isSafeInteger(requested) || requested < 1) {
-      throw invalidArgument(`chunkElements ${String(requested)} is not valid: use a positive integer`);
+      throw invalidArgument(`chunkElements ${valueText(requested)} is not valid: use a positive integer`);
     }
     return Math.min(requested, Math.max(n, 1));
   }

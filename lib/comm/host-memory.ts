@@ -10,7 +10,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { loadAddon } from '../core/native';
 import { ARRAY_TYPES, DTYPES, elementBytes, type DType, type HostArrayOf } from '../core/dtypes';
-import { describeValue, invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, valueText } from '../core/errors';
 
 export type { HostArrayOf } from '../core/dtypes';
 
@@ -27,7 +27,7 @@ const MAX_BYTES = 2 ** 46;
  */
 export function maxHostElements(dtype: DType): number {
   if (!DTYPES.includes(dtype)) {
-    throw invalidArgument(`maxHostElements: dtype '${String(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
+    throw invalidArgument(`maxHostElements: dtype '${valueText(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
   }
   return Math.min(bufferConstants.MAX_LENGTH, Math.floor(MAX_BYTES / elementBytes(dtype)));
 }
@@ -49,7 +49,7 @@ export function maxHostElements(dtype: DType): number {
  */
 export function allocHost<D extends DType>(dtype: D, count: number): HostArrayOf<D> {
   if (!DTYPES.includes(dtype)) {
-    throw invalidArgument(`allocHost: dtype '${String(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
+    throw invalidArgument(`allocHost: dtype '${valueText(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
   }
   const max = maxHostElements(dtype);
   if (typeof count !== 'number' || !Number.isInteger(count) || count < 0 || count > max) {

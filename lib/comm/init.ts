@@ -13,7 +13,7 @@ import { backendStatuses } from '../core/capabilities';
 import { StoreClient, StoreServer } from '../store';
 import { MAX_TIMEOUT_MS } from '../store/protocol';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
-import { MicsError, invalidArgument, optionsObject } from '../core/errors';
+import { MicsError, invalidArgument, optionsObject, valueText } from '../core/errors';
 import { readRankEnvironment, type RankEnvironment } from './environment';
 import { installFailureRecord } from './failure-record';
 import { formationError, joinFormation, leaveFormation } from './formation';
@@ -71,11 +71,11 @@ export async function init(given: InitOptions = {}): Promise<Communicator> {
   const env = options.env ?? process.env;
   const requested = options.backend ?? 'auto';
   if (!['cpu', 'nccl', 'auto'].includes(requested)) {
-    throw invalidArgument(`backend '${String(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);
+    throw invalidArgument(`backend '${valueText(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);
   }
   const requestedTimeout = options.timeoutMs ?? timeoutFromEnvironment(env) ?? 300_000;
   if (typeof requestedTimeout !== 'number' || !(requestedTimeout > 0)) {
-    throw invalidArgument(`init: timeoutMs ${String(requestedTimeout)} is not valid: use a positive number of milliseconds`);
+    throw invalidArgument(`init: timeoutMs ${valueText(requestedTimeout)} is not valid: use a positive number of milliseconds`);
   }
   // Longer than Node's timers and the store's wire field hold (2^31 - 1 ms, 24.8 days),
   // Infinity included, means "as long as possible", not an error.

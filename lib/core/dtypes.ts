@@ -38,7 +38,7 @@ export function elementBytes(dtype: DType): number {
   return ELEMENT_BYTES[dtype];
 }
 
-import { invalidArgument } from './errors';
+import { invalidArgument, valueText } from './errors';
 
 /** The dtype an array's class implies, subclasses included; undefined for Uint16Array (f16 or bf16: the caller must say). */
 function dtypeOfArray(data: HostArray): DType | undefined {
@@ -103,7 +103,7 @@ function checkBacking(data: ArrayBufferView, role: string): void {
   }
   if (buffer.resizable === true) {
     throw invalidArgument(
-      `${role}: a TypedArray over a resizable ArrayBuffer (maxByteLength ${String(buffer.maxByteLength)}) is not supported: ` +
+      `${role}: a TypedArray over a resizable ArrayBuffer (maxByteLength ${valueText(buffer.maxByteLength)}) is not supported: ` +
         'it could shrink while an op reads it; use a fixed-length ArrayBuffer or allocHost()',
     );
   }
@@ -159,7 +159,7 @@ export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor 
     throw invalidArgument(`${role}: a Uint16Array needs an explicit dtype: pass {data, dtype: 'f16' | 'bf16'}`);
   }
   if (!DTYPES.includes(dtype)) {
-    throw invalidArgument(`${role}: dtype '${String(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
+    throw invalidArgument(`${role}: dtype '${valueText(dtype)}' is not valid: use one of ${DTYPES.join(', ')}`);
   }
   const fits = dtype === 'f16' || dtype === 'bf16' ? data instanceof Uint16Array : natural === dtype;
   if (!fits) {

@@ -128,6 +128,16 @@ export function describeValue(value: unknown): string {
 }
 
 /**
+ * A value as text inside a message, as String() writes it, without throwing: an
+ * object (which String() may fail to convert: no prototype, a throwing toString) is
+ * shown as describeValue shows it.
+ */
+export function valueText(value: unknown): string {
+  if ((typeof value === 'object' && value !== null) || typeof value === 'function') return describeValue(value);
+  return String(value);
+}
+
+/**
  * An options argument: undefined and null mean none (`fallback`), as in Node's own
  * APIs; anything else that is not an object is refused, naming `what`.
  */

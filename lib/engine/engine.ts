@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { elementBytes, type DType } from '../core/dtypes';
-import { MicsError, describeValue, invalidArgument, optionsObject, toMicsError } from '../core/errors';
+import { MicsError, describeValue, invalidArgument, optionsObject, toMicsError, valueText } from '../core/errors';
 import { allGather, reduceScatter } from '../comm/collectives';
 import { Communicator } from '../comm/communicator';
 import { createGroups, destroyGroups, type MicsGroups } from '../comm/mics-groups';
@@ -86,7 +86,7 @@ const FLOAT_DTYPES: readonly FloatDType[] = ['f32', 'bf16', 'f16'];
 function checkCount(what: string, value: unknown, fallback: number, min: number): number {
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || (v as number) < min) {
-    throw invalidArgument(`${what} ${String(value)} is not valid: use an integer >= ${min}`);
+    throw invalidArgument(`${what} ${valueText(value)} is not valid: use an integer >= ${min}`);
   }
   return v as number;
 }
@@ -206,17 +206,17 @@ export class Engine<T extends EngineTensor = Float32Array> {
     this.persistenceThreshold = checkCount('persistenceThreshold', options.persistenceThreshold, 100_000, 0);
     const clip = options.clipGradNorm;
     if (clip !== undefined && (typeof clip !== 'number' || !(clip > 0) || !Number.isFinite(clip))) {
-      throw invalidArgument(`clipGradNorm ${String(clip)} is not valid: use a positive number, or leave it out to not clip`);
+      throw invalidArgument(`clipGradNorm ${valueText(clip)} is not valid: use a positive number, or leave it out to not clip`);
     }
     this.clipGradNorm = clip;
     this.precision = options.precision ?? 'fp32';
-    if (!(this.precision in PRECISIONS)) {
-      throw invalidArgument(`precision '${String(options.precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
+    if (typeof this.precision !== 'string' || !Object.prototype.hasOwnProperty.call(PRECISIONS, this.precision)) {
+      throw invalidArgument(`precision '${valueText(options.precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
     }
     this.gatherDtype = PRECISIONS[this.precision];
     this.reduceDtype = options.reduceDtype ?? 'f32';
     if (!FLOAT_DTYPES.includes(this.reduceDtype)) {
-      throw invalidArgument(`reduceDtype '${String(options.reduceDtype)}' is not valid: use 'f32', 'bf16' or 'f16'`);
+      throw invalidArgument(`reduceDtype '${valueText(options.reduceDtype)}' is not valid: use 'f32', 'bf16' or 'f16'`);
     }
     if (options.lossScaling !== undefined && this.precision !== 'fp16') {
       throw invalidArgument(`lossScaling is for precision 'fp16' only (precision is '${this.precision}')`);
@@ -275,7 +275,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
     if (init !== undefined && (typeof init !== 'object' || init === null)) throw invalidArgument('init must be {seed} or {weights, from?}');
     if (init !== undefined && 'weights' in init) {
       const from = init.from ?? 'every-rank';
-      if (from !== 'every-rank' && from !== 'rank0') throw invalidArgument(`init.from '${String(from)}' is not valid: use 'every-rank' or 'rank0'`);
+      if (from !== 'every-rank' && from !== 'rank0') throw invalidArgument(`init.from '${valueText(from)}' is not valid: use 'every-rank' or 'rank0'`);
       if (from === 'rank0') {
         await this.broadcastWeights(this.groups.world.rank === 0 ? init.weights : undefined);
       } else {
@@ -286,7 +286,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       }
     } else {
       const seed = init?.seed ?? 0;
-      if (!Number.isSafeInteger(seed)) throw invalidArgument(`init.seed ${String(seed)} is not valid: use an integer`);
+      if (!Number.isSafeInteger(seed)) throw invalidArgument(`init.seed ${valueText(seed)} is not valid: use an integer`);
       for (const s of segments) {
         if (s.parameter) this.backend.write(this.backend.view(this.master, s.offset, s.length), initialValues(s.parameter, seed, s.parameterOffset, s.length));
       }
@@ -340,7 +340,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       const values = record[p.name];
       if (values === undefined) throw invalidArgument(`init.weights has no values for parameter '${p.name}'`);
       if (typeof values.length !== 'number' || values.length !== p.numel) {
-        throw invalidArgument(`init.weights['${p.name}'] has ${String(values.length)} values; shape [${p.shape.join(', ')}] needs ${p.numel}`);
+        throw invalidArgument(`init.weights['${p.name}'] has ${valueText(values.length)} values; shape [${p.shape.join(', ')}] needs ${p.numel}`);
       }
       // A TypedArray holds numbers; a plain array may not (a string would become NaN).
       if (!ArrayBuffer.isView(values)) {
@@ -657,7 +657,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       const g = grads[p.name];
       const length = typeof g === 'object' && g !== null ? (g as { length: unknown }).length : undefined;
       if (length !== p.numel) {
-        throw invalidArgument(`reduceGradients('${u.name}'): gradient of '${p.name}' has ${String(length)} elements; shape [${p.shape.join(', ')}] needs ${p.numel}`);
+        throw invalidArgument(`reduceGradients('${u.name}'): gradient of '${p.name}' has ${valueText(length)} elements; shape [${p.shape.join(', ')}] needs ${p.numel}`);
       }
     }
     const buffer = this.gradientBufferOf(u, false); // every element of every parameter is written below

@@ -8,7 +8,7 @@
  * aligned shard. A rank keeps the shards of every unit back to back in one "shard
  * space", so the boundary work (all-reduce, norm, optimizer) runs over one buffer.
  */
-import { describeValue, invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, valueText } from '../core/errors';
 
 /** How a parameter's initial values are drawn when the engine initialises them. */
 export type ParameterInit =
@@ -102,15 +102,15 @@ export interface ModelLayout {
 const DEFAULT_MAX_UNIT_ELEMENTS = 2 ** 24;
 
 function shapeNumel(name: string, shape: unknown): number {
-  if (!Array.isArray(shape)) throw invalidArgument(`parameter '${name}': shape must be an array of dimensions, got ${String(shape)}`);
+  if (!Array.isArray(shape)) throw invalidArgument(`parameter '${name}': shape must be an array of dimensions, got ${valueText(shape)}`);
   let n = 1;
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) {
-      throw invalidArgument(`parameter '${name}': dimension ${String(d)} in shape [${shape.join(', ')}] is not valid: use integers >= 0`);
+      throw invalidArgument(`parameter '${name}': dimension ${valueText(d)} in shape ${describeValue(shape)} is not valid: use integers >= 0`);
     }
     n *= d;
   }
-  if (!Number.isSafeInteger(n)) throw invalidArgument(`parameter '${name}': shape [${shape.join(', ')}] has too many elements`);
+  if (!Number.isSafeInteger(n)) throw invalidArgument(`parameter '${name}': shape ${describeValue(shape)} has too many elements`);
   return n;
 }
 
@@ -153,15 +153,15 @@ export function planLayout(
     throw invalidArgument('parameters must be a non-empty array of {name, shape}');
   }
   if (!Number.isSafeInteger(partitionSize) || partitionSize < 1) {
-    throw invalidArgument(`partition size ${String(partitionSize)} is not valid: use an integer >= 1`);
+    throw invalidArgument(`partition size ${valueText(partitionSize)} is not valid: use an integer >= 1`);
   }
   const alignment = options.alignment ?? 16;
   if (!Number.isSafeInteger(alignment) || alignment < 1) {
-    throw invalidArgument(`alignment ${String(alignment)} is not valid: use an integer >= 1 (elements)`);
+    throw invalidArgument(`alignment ${valueText(alignment)} is not valid: use an integer >= 1 (elements)`);
   }
   const maxElements = options.maxElements ?? DEFAULT_MAX_UNIT_ELEMENTS;
   if (!Number.isSafeInteger(maxElements) || maxElements < 1) {
-    throw invalidArgument(`units.maxElements ${String(maxElements)} is not valid: use an integer >= 1`);
+    throw invalidArgument(`units.maxElements ${valueText(maxElements)} is not valid: use an integer >= 1`);
   }
 
   // Registry: names unique, shapes valid.
@@ -264,7 +264,7 @@ export function planLayout(
     },
     segments(partitionRank: number): ShardSegment[] {
       if (!Number.isSafeInteger(partitionRank) || partitionRank < 0 || partitionRank >= partitionSize) {
-        throw invalidArgument(`partition rank ${String(partitionRank)} is not valid: use an integer in [0, ${partitionSize - 1}]`);
+        throw invalidArgument(`partition rank ${valueText(partitionRank)} is not valid: use an integer in [0, ${partitionSize - 1}]`);
       }
       return units.flatMap((u) => unitSegments(u, partitionRank));
     },

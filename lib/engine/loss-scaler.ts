@@ -7,7 +7,7 @@
  * Unlike DeepSpeed, an overflow at the minimum scale does not stop training: the
  * step is skipped and the scale stays at the minimum.
  */
-import { describeValue, invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, valueText } from '../core/errors';
 
 /** Options of dynamic loss scaling (fp16 only). */
 export interface LossScalingOptions {
@@ -41,7 +41,7 @@ export class DynamicLossScaler {
     const positive = (name: string, value: unknown, fallback: number, integer: boolean): number => {
       const v = value ?? fallback;
       if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-        throw invalidArgument(`lossScaling.${name} ${String(value)} is not valid: use a positive ${integer ? 'integer' : 'number'}`);
+        throw invalidArgument(`lossScaling.${name} ${valueText(value)} is not valid: use a positive ${integer ? 'integer' : 'number'}`);
       }
       return v;
     };

@@ -5,7 +5,7 @@
  * through the engine's chain of collectives (the same order on every rank, whatever
  * the timing of its own ops); a failure aborts the engine like a failure of its own.
  */
-import { describeValue, invalidArgument, optionsObject } from '../core/errors';
+import { describeValue, invalidArgument, optionsObject, valueText } from '../core/errors';
 import { allReduceHostValues } from './backend';
 import type { Engine } from './engine';
 import type { EngineTensor } from './types';
@@ -40,11 +40,11 @@ export async function averageOverWorld<K extends string>(
   if (names.length === 0) throw invalidArgument('averageOverWorld(engine, values): values has no names');
   for (const name of names) {
     const v = values[name];
-    if (typeof v !== 'number' || Number.isNaN(v)) throw invalidArgument(`averageOverWorld: value '${name}' is ${String(v)}: use a number`);
+    if (typeof v !== 'number' || Number.isNaN(v)) throw invalidArgument(`averageOverWorld: value '${name}' is ${valueText(v)}: use a number`);
   }
   const weight = optionsObject('averageOverWorld', options, {}).weight ?? 1;
   if (typeof weight !== 'number' || !(weight >= 0) || !Number.isFinite(weight)) {
-    throw invalidArgument(`averageOverWorld: weight ${String(weight)} is not valid: use a finite number >= 0`);
+    throw invalidArgument(`averageOverWorld: weight ${valueText(weight)} is not valid: use a finite number >= 0`);
   }
   // [w x v_1, ..., w x v_n, w], summed over the world
   const sums = new Float64Array(names.length + 1);

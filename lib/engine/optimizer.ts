@@ -3,7 +3,7 @@
  * (torch.optim.AdamW, torch.optim.SGD), and parameter groups: per-group learning
  * rate and weight decay (e.g. no decay on biases and norms).
  */
-import { invalidArgument } from '../core/errors';
+import { invalidArgument, valueText } from '../core/errors';
 import type { ParameterSlot } from './layout';
 
 /** torch.optim.AdamW (amsgrad and maximize off). */
@@ -68,14 +68,14 @@ export type ResolvedOptimizer =
 function nonNegative(what: string, value: unknown, fallback: number): number {
   const v = value ?? fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    throw invalidArgument(`${what} ${String(value)} is not valid: use a finite number >= 0`);
+    throw invalidArgument(`${what} ${valueText(value)} is not valid: use a finite number >= 0`);
   }
   return v;
 }
 
 function unitInterval(what: string, value: unknown, fallback: number): number {
   const v = value ?? fallback;
-  if (typeof v !== 'number' || !(v >= 0 && v < 1)) throw invalidArgument(`${what} ${String(value)} is not valid: use a number in [0, 1)`);
+  if (typeof v !== 'number' || !(v >= 0 && v < 1)) throw invalidArgument(`${what} ${valueText(value)} is not valid: use a number in [0, 1)`);
   return v;
 }
 
@@ -86,7 +86,7 @@ export function resolveOptimizer(spec: OptimizerSpec | undefined): ResolvedOptim
   }
   if (spec.type === 'adamw') {
     const betas = spec.betas ?? [0.9, 0.999];
-    if (!Array.isArray(betas) || betas.length !== 2) throw invalidArgument(`optimizer.betas ${String(betas)} is not valid: use [beta1, beta2]`);
+    if (!Array.isArray(betas) || betas.length !== 2) throw invalidArgument(`optimizer.betas ${valueText(betas)} is not valid: use [beta1, beta2]`);
     const eps = nonNegative('optimizer.eps', spec.eps, 1e-8);
     return {
       type: 'adamw',
@@ -101,7 +101,7 @@ export function resolveOptimizer(spec: OptimizerSpec | undefined): ResolvedOptim
     const momentum = nonNegative('optimizer.momentum', spec.momentum, 0);
     const dampening = nonNegative('optimizer.dampening', spec.dampening, 0);
     const nesterov = spec.nesterov ?? false;
-    if (typeof nesterov !== 'boolean') throw invalidArgument(`optimizer.nesterov ${String(nesterov)} is not valid: use true or false`);
+    if (typeof nesterov !== 'boolean') throw invalidArgument(`optimizer.nesterov ${valueText(nesterov)} is not valid: use true or false`);
     if (nesterov && (momentum <= 0 || dampening !== 0)) {
       throw invalidArgument(`optimizer.nesterov needs momentum > 0 and dampening 0 (got momentum ${momentum}, dampening ${dampening}), as in torch.optim.SGD`);
     }
@@ -114,7 +114,7 @@ export function resolveOptimizer(spec: OptimizerSpec | undefined): ResolvedOptim
       nesterov,
     };
   }
-  throw invalidArgument(`optimizer.type '${String((spec as { type?: unknown }).type)}' is not valid: use 'adamw' or 'sgd'`);
+  throw invalidArgument(`optimizer.type '${valueText((spec as { type?: unknown }).type)}' is not valid: use 'adamw' or 'sgd'`);
 }
 
 /**
@@ -138,7 +138,7 @@ export function resolveGroups(
     });
     const sel = g?.params;
     if (Array.isArray(sel)) {
-      for (const n of sel) if (!names.has(n)) throw invalidArgument(`${what}.params names '${String(n)}', which is not a parameter`);
+      for (const n of sel) if (!names.has(n)) throw invalidArgument(`${what}.params names '${valueText(n)}', which is not a parameter`);
       const set = new Set(sel);
       return (name: string) => set.has(name);
     }

@@ -10,7 +10,7 @@
  */
 import os from 'node:os';
 import { elementBytes } from '../core/dtypes';
-import { describeValue, invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, valueText } from '../core/errors';
 import type { Communicator } from '../comm/communicator';
 import { ranksPerNodeOf } from '../comm/mics-groups';
 import { cudaTotalMemory } from '../cuda/device-tensor';
@@ -30,8 +30,8 @@ const GATHER_BYTES: Record<Precision, number> = { fp32: 4, bf16: 2, fp16: 2 };
  */
 export function stateBytesPerParameter(options: Pick<EngineOptions, 'precision' | 'optimizer'>): number {
   const precision = options.precision ?? 'fp32';
-  if (!(precision in GATHER_BYTES)) {
-    throw invalidArgument(`precision '${String(precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
+  if (typeof precision !== 'string' || !Object.prototype.hasOwnProperty.call(GATHER_BYTES, precision)) {
+    throw invalidArgument(`precision '${valueText(precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
   }
   const optimizer = resolveOptimizer(options.optimizer);
   const optimizerStates = optimizer.type === 'adamw' ? 2 : optimizer.momentum !== 0 ? 1 : 0;
@@ -67,7 +67,7 @@ export async function choosePartitionForEngine(world: Communicator, options: Eng
   }
   const given = options.deviceMemoryBytes;
   if (given !== undefined && !(typeof given === 'number' && Number.isFinite(given) && given > 0)) {
-    throw invalidArgument(`deviceMemoryBytes ${String(given)} is not valid: use a positive number of bytes (memory one rank may use)`);
+    throw invalidArgument(`deviceMemoryBytes ${valueText(given)} is not valid: use a positive number of bytes (memory one rank may use)`);
   }
   const ranksPerNode = ranksPerNodeOf(world.nodes);
   // The layout at S = 1 gives the model's size and its largest unit before padding.

@@ -10,7 +10,7 @@
  * permutation is padded with its own first examples (a few examples are seen twice
  * in that epoch) or, with `dropLast`, cut (a few are not seen in that epoch).
  */
-import { invalidArgument } from '../core/errors';
+import { invalidArgument, valueText } from '../core/errors';
 
 /** Options of {@link DistributedSampler}. */
 export interface DistributedSamplerOptions {
@@ -40,7 +40,7 @@ const MAX_SIZE = 2 ** 31 - 1;
 function checkInteger(what: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER, why = ''): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`;
-    throw invalidArgument(`DistributedSampler: ${what} ${String(value)} is not valid: use ${range}${why}`);
+    throw invalidArgument(`DistributedSampler: ${what} ${valueText(value)} is not valid: use ${range}${why}`);
   }
   return value;
 }

@@ -4,7 +4,7 @@
  * factor applied to every parameter group's base learning rate (as PyTorch's
  * LambdaLR does), evaluated at the 1-based number of the optimizer step being taken.
  */
-import { invalidArgument } from '../core/errors';
+import { invalidArgument, valueText } from '../core/errors';
 
 /** A schedule as data (what a checkpoint stores). */
 export interface ScheduleSpec {
@@ -37,30 +37,30 @@ export function makeSchedule(schedule: ScheduleSpec | ScheduleFunction | undefin
       factor(step: number): number {
         const f = schedule(step);
         if (typeof f !== 'number' || !Number.isFinite(f) || f < 0) {
-          throw invalidArgument(`the schedule function returned ${String(f)} for step ${step}: return a finite number >= 0`);
+          throw invalidArgument(`the schedule function returned ${valueText(f)} for step ${step}: return a finite number >= 0`);
         }
         return f;
       },
     };
   }
   const s = schedule ?? {};
-  if (typeof s !== 'object' || s === null) throw invalidArgument(`schedule ${String(schedule)} is not valid: use {warmupSteps, decay, totalSteps, minFactor} or a function`);
+  if (typeof s !== 'object' || s === null) throw invalidArgument(`schedule ${valueText(schedule)} is not valid: use {warmupSteps, decay, totalSteps, minFactor} or a function`);
   const warmupSteps = s.warmupSteps ?? 0;
   const decay = s.decay ?? 'constant';
   const minFactor = s.minFactor ?? 0;
   if (!Number.isSafeInteger(warmupSteps) || warmupSteps < 0) {
-    throw invalidArgument(`schedule.warmupSteps ${String(warmupSteps)} is not valid: use an integer >= 0`);
+    throw invalidArgument(`schedule.warmupSteps ${valueText(warmupSteps)} is not valid: use an integer >= 0`);
   }
   if (!['constant', 'cosine', 'linear'].includes(decay)) {
-    throw invalidArgument(`schedule.decay '${String(decay)}' is not valid: use 'constant', 'cosine' or 'linear'`);
+    throw invalidArgument(`schedule.decay '${valueText(decay)}' is not valid: use 'constant', 'cosine' or 'linear'`);
   }
   if (!Number.isFinite(minFactor) || minFactor < 0 || minFactor > 1) {
-    throw invalidArgument(`schedule.minFactor ${String(minFactor)} is not valid: use a number in [0, 1]`);
+    throw invalidArgument(`schedule.minFactor ${valueText(minFactor)} is not valid: use a number in [0, 1]`);
   }
   const totalSteps = s.totalSteps ?? 0;
   if (decay !== 'constant' && (!Number.isSafeInteger(totalSteps) || totalSteps <= warmupSteps)) {
     throw invalidArgument(
-      `schedule.totalSteps ${String(s.totalSteps)} is not valid for '${decay}' decay: use an integer > warmupSteps (${warmupSteps})`,
+      `schedule.totalSteps ${valueText(s.totalSteps)} is not valid for '${decay}' decay: use an integer > warmupSteps (${warmupSteps})`,
     );
   }
   const spec = Object.freeze({ warmupSteps, decay, totalSteps, minFactor });

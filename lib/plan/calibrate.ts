@@ -21,7 +21,7 @@
  *
  * @packageDocumentation
  */
-import { describeValue, invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument, valueText } from '../core/errors';
 import { type ClusterPreset, type EmulatedDetails } from './presets';
 import { simulateUnits, STRATEGIES, type Strategy, type TimedUnit } from './schedule';
 
@@ -184,7 +184,7 @@ export interface StepComparison {
 export function compareStepBench(cluster: ClusterPreset, results: readonly StepBenchResult[]): StepComparison[] {
   return results.map((r, i) => {
     const where = `step bench result ${i}`;
-    if (!STRATEGIES.includes(r.strategy)) throw invalidArgument(`${where}: unknown strategy '${String(r.strategy)}': use ${STRATEGIES.join(', ')}`);
+    if (!STRATEGIES.includes(r.strategy)) throw invalidArgument(`${where}: unknown strategy '${valueText(r.strategy)}': use ${STRATEGIES.join(', ')}`);
     for (const key of ['worldSize', 'ranksPerNode', 'partitionSize', 'accumulation'] as const) {
       if (!Number.isInteger(r[key]) || r[key] < 1) throw invalidArgument(`${where}: ${key} must be a positive integer, got ${describeValue(r[key])}`);
     }

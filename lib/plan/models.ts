@@ -12,7 +12,7 @@
  *
  * @packageDocumentation
  */
-import { describeValue as show, invalidArgument } from '../core/errors';
+import { describeValue as show, invalidArgument, valueText } from '../core/errors';
 import { PLAN_LIMITS } from './limits';
 
 /** PLAN_LIMITS.parameters as messages write it: "1e15". */
@@ -247,7 +247,7 @@ export function customModel(shape: {
   }
   const family = shape.family ?? 'gpt';
   if (!['gpt', 'bert', 'llama'].includes(family)) {
-    throw invalidArgument(`--family ${String(family)} is not valid: use gpt, bert or llama`);
+    throw invalidArgument(`--family ${valueText(family)} is not valid: use gpt, bert or llama`);
   }
   const m: ModelSpec = {
     name: `custom ${family} ${shape.layers}x${shape.hidden}`,

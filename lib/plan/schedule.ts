@@ -20,7 +20,7 @@
  *
  * @packageDocumentation
  */
-import { invalidArgument } from '../core/errors';
+import { invalidArgument, valueText } from '../core/errors';
 import { addCosts, hierarchicalAllGather, hierarchicalReduceScatter, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
 import { memoryPerGpu, precisionOf, unitKinds, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
 import { trainingFlops, type ModelSpec } from './models';
@@ -215,7 +215,7 @@ export function strategyGroups(setup: Pick<StepSetup, 'cluster' | 'worldSize' | 
       S = setup.partitionSize;
       break;
     default:
-      throw invalidArgument(`unknown strategy '${String(setup.strategy)}': use ${STRATEGIES.join(', ')}`);
+      throw invalidArgument(`unknown strategy '${valueText(setup.strategy)}': use ${STRATEGIES.join(', ')}`);
   }
   if (!Number.isInteger(S) || S < 1 || W % S !== 0) {
     throw invalidArgument(`partition size ${S} does not divide world size ${W}: use a divisor of ${W}`);
@@ -285,10 +285,10 @@ export function simulateUnits(x: UnitScheduleInput): UnitSchedule {
   const groups = strategyGroups(x);
   const S = groups.partitionSize;
   if (!Number.isSafeInteger(x.accumulation) || x.accumulation < 1) {
-    throw invalidArgument(`accumulation steps ${String(x.accumulation)} is not valid: use a positive integer`);
+    throw invalidArgument(`accumulation steps ${valueText(x.accumulation)} is not valid: use a positive integer`);
   }
   if (!Number.isSafeInteger(x.prefetchDepth) || x.prefetchDepth < 0) {
-    throw invalidArgument(`prefetch depth ${String(x.prefetchDepth)} is not valid: use an integer >= 0`);
+    throw invalidArgument(`prefetch depth ${valueText(x.prefetchDepth)} is not valid: use an integer >= 0`);
   }
   // A depth beyond the last unit prefetches the same as one that reaches it.
   const depth = Math.min(x.prefetchDepth, Math.max(0, units.length - 1));

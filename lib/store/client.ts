@@ -8,7 +8,7 @@
  * so a client that is idle, or was closed, never keeps Node running.
  */
 import * as net from 'node:net';
-import { MicsError } from '../core/errors';
+import { MicsError, valueText } from '../core/errors';
 import {
   BodyReader,
   BodyWriter,
@@ -567,7 +567,7 @@ function invalid(message: string): MicsError {
 function describe(value: unknown): string {
   if (typeof value === 'string') return value === '' ? 'an empty string' : quoteKey(value);
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
-    return `${String(value)} (${typeof value})`;
+    return `${valueText(value)} (${typeof value})`;
   }
   if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return `an array of length ${value.length}`;

@@ -17,7 +17,7 @@
  * no longer form. Members unregister once it has formed, after which leaving is normal.
  */
 import * as net from 'node:net';
-import { MicsError, describeValue } from '../core/errors';
+import { MicsError, describeValue, valueText } from '../core/errors';
 import {
   BodyReader,
   BodyWriter,
@@ -616,14 +616,14 @@ function invalid(message: string): MicsError {
 
 function checkServerOptions(options: StoreServerOptions): { host: string; port: number; token: string } {
   if (typeof options !== 'object' || options === null) {
-    throw invalid(`StoreServer.start: options must be an object, got ${String(options)}`);
+    throw invalid(`StoreServer.start: options must be an object, got ${valueText(options)}`);
   }
   const { host, port, token, maxFrameBytes, authTimeoutMs } = options;
   if (typeof host !== 'string' || host === '') {
     throw invalid(`StoreServer.start: host must be a non-empty string, got ${describeValue(host)}`);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw invalid(`StoreServer.start: port must be an integer in 0..65535 (0 picks a free port), got ${String(port)}`);
+    throw invalid(`StoreServer.start: port must be an integer in 0..65535 (0 picks a free port), got ${valueText(port)}`);
   }
   if (typeof token !== 'string' || token === '') {
     // The token's value is never put in a message; only whether it is there.
@@ -634,11 +634,11 @@ function checkServerOptions(options: StoreServerOptions): { host: string; port: 
     (!Number.isInteger(maxFrameBytes) || maxFrameBytes < MIN_MAX_FRAME_BYTES || maxFrameBytes > MAX_MAX_FRAME_BYTES)
   ) {
     throw invalid(
-      `StoreServer.start: maxFrameBytes must be an integer in ${MIN_MAX_FRAME_BYTES}..${MAX_MAX_FRAME_BYTES}, got ${String(maxFrameBytes)}`,
+      `StoreServer.start: maxFrameBytes must be an integer in ${MIN_MAX_FRAME_BYTES}..${MAX_MAX_FRAME_BYTES}, got ${valueText(maxFrameBytes)}`,
     );
   }
   if (authTimeoutMs !== undefined && (!Number.isFinite(authTimeoutMs) || authTimeoutMs <= 0 || authTimeoutMs > MAX_TIMEOUT_MS)) {
-    throw invalid(`StoreServer.start: authTimeoutMs must be a positive number of milliseconds, got ${String(authTimeoutMs)}`);
+    throw invalid(`StoreServer.start: authTimeoutMs must be a positive number of milliseconds, got ${valueText(authTimeoutMs)}`);
   }
   return { host, port, token };
 }

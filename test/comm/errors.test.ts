@@ -163,6 +163,25 @@ describe('a one-rank world', () => {
     expect((await rejection(init('cpu' as never))).message).toBe('init: options "cpu" is not valid: use an object (or leave it out)');
   });
 
+  it('values String() cannot convert (no prototype, a throwing toString) are named too, never a TypeError', async () => {
+    const bare = Object.create(null) as object;
+    const throwing = { toString: (): string => { throw new Error('no'); } };
+    for (const value of [bare, throwing]) {
+      const shown = '{}'; // both, as JSON (a function-valued key is left out)
+      const cases: [string, () => Promise<unknown>, string][] = [
+        ['op', () => world.allReduce(Float32Array.of(1), { op: value as never }), `reduction op '${shown}' is not valid`],
+        ['timeoutMs', () => world.allReduce(Float32Array.of(1), { timeoutMs: value as never }), `allReduce: timeoutMs ${shown} is not valid`],
+        ['root', () => world.broadcast(Float32Array.of(1), { root: value as never }), `broadcast: root ${shown} is not valid`],
+        ['dtype', () => world.allReduce({ data: Float32Array.of(1), dtype: value as never }), `dtype '${shown}' is not valid`],
+        ['allocHost', () => Promise.resolve().then(() => allocHost(value as never, 1)), `allocHost: dtype '${shown}' is not valid`],
+      ];
+      for (const [what, call, message] of cases) {
+        const err = await rejection(call());
+        expect([what, err.code, err.message]).toEqual([what, 'MICS_INVALID_ARGUMENT', expect.stringContaining(message)]);
+      }
+    }
+  });
+
   it.each([[0], [-1], [NaN], ['5' as unknown as number]])('a per-op timeoutMs of %p rejects naming the value', async (timeoutMs) => {
     const err = await rejection(world.allReduce(Float32Array.of(1), { timeoutMs }));
     expect(err.code).toBe('MICS_INVALID_ARGUMENT');

@@ -208,6 +208,12 @@ describe('calls out of order reject with MICS_INVALID_ARGUMENT naming what was e
       // eslint-disable-next-line no-sparse-arrays
       [{ parameters: [, { name: 'x', shape: [2] }] }, /parameter 0: name must be a non-empty string, got undefined/],
       [{ parameters: [{ name: 'x', shape: [2], init: { constant: 1n } }] }, /init \{"constant":"1n"\} is not valid/],
+      // Names an Object.prototype key, or values String() cannot convert: named errors, not a TypeError or an accepted option.
+      [{ precision: 'toString' }, /^precision 'toString' is not valid: use 'fp32', 'bf16' or 'fp16'$/],
+      [{ precision: Object.create(null) }, /^precision '\{\}' is not valid/],
+      [{ parameters: [{ name: 'x', shape: [2, Symbol('d')] }] }, /^parameter 'x': dimension Symbol\(d\) in shape \[2,"Symbol\(d\)"\] is not valid/],
+      [{ accumulationSteps: Object.create(null) }, /^accumulationSteps \{\} is not valid/],
+      [{ optimizer: { type: 'adamw', lr: Object.create(null) } }, /lr \{\} is not valid/],
     ];
     for (const [options, message] of cases) {
       const err = await rejection(engineWith(options as Partial<Parameters<typeof createEngine>[1]>));

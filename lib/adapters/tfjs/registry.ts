@@ -4,7 +4,7 @@
  * grouped into units by layer, by variable, by size, or by a function of the name.
  */
 import type * as tfjs from '@tensorflow/tfjs';
-import { describeValue, invalidArgument } from '../../core/errors';
+import { describeValue, invalidArgument, valueText } from '../../core/errors';
 import type { ParameterSpec } from '../../engine/layout';
 import { tf } from './tfjs';
 
@@ -74,7 +74,7 @@ export function buildRegistry(model: TrainableModel, grouping: UnitGrouping | un
   const mode = grouping ?? (isLayersModel(model) ? 'layer' : 'size');
   if (mode === 'layer' && !isLayersModel(model)) throw invalidArgument("unitOf 'layer' needs a tf.LayersModel: a list of variables has no layers (use 'variable', 'size' or a function)");
   if (typeof mode !== 'function' && !['layer', 'variable', 'size'].includes(mode)) {
-    throw invalidArgument(`unitOf '${String(mode)}' is not valid: use 'layer', 'variable', 'size' or a function (variableName) => unitName`);
+    throw invalidArgument(`unitOf '${valueText(mode)}' is not valid: use 'layer', 'variable', 'size' or a function (variableName) => unitName`);
   }
   const names = new Set<string>();
   const entries: RegistryEntry[] = [];

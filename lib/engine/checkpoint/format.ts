@@ -12,7 +12,7 @@
  * Padding is not stored. Loading at another layout is offset arithmetic over the
  * pieces.
  */
-import { MicsError, describeValue } from '../../core/errors';
+import { MicsError, describeValue, valueText } from '../../core/errors';
 import type { LossScalerState } from '../loss-scaler';
 import { unitSegments, type ModelLayout } from '../layout';
 import type { ResolvedOptimizer } from '../optimizer';
@@ -197,7 +197,7 @@ export function parseIndex(file: string, text: string): CheckpointIndex {
   if (!isCount(index.formatVersion) || index.formatVersion < 1) throw malformed(file, `formatVersion ${describeValue(index.formatVersion)}`);
   if (index.formatVersion > CHECKPOINT_FORMAT_VERSION) {
     throw new MicsError(
-      `${file} was written by mics ${String(index.packageVersion)} in checkpoint format ${index.formatVersion}; this mics reads format ` +
+      `${file} was written by mics ${valueText(index.packageVersion)} in checkpoint format ${index.formatVersion}; this mics reads format ` +
         `${CHECKPOINT_FORMAT_VERSION} and older: upgrade mics to load it`,
       'MICS_UNAVAILABLE',
     );

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MicsError, describeValue, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import { allocateFloat32, exists, fsCall, inParallel } from './io';
 import { INDEX_FILE, LATEST_FILE, parseIndex, tensorName, type CheckpointIndex, type SavedFile, type SavedParameter, type StateName } from './format';
@@ -267,7 +267,7 @@ export class Checkpoint {
       const sum = await hostKernels.checksum(piece);
       if (sum !== expected[c]) {
         throw new MicsError(
-          `${full}: bytes [${c * chunk}, ${c * chunk + piece.length}) of tensor '${t.tensor}' fail their checksum (index ${String(expected[c])}, file ${sum}): the file is corrupt`,
+          `${full}: bytes [${c * chunk}, ${c * chunk + piece.length}) of tensor '${t.tensor}' fail their checksum (index ${valueText(expected[c])}, file ${sum}): the file is corrupt`,
           'MICS_CORRUPT',
         );
       }

@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { MicsError, describeValue, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
 import { fsCall, readFully, writeFully } from './io';
 
 /** The dtype names of the format. */
@@ -143,7 +143,7 @@ export function encodeSafetensorsHeader(
     }
     if (Object.prototype.hasOwnProperty.call(json, t.name)) throw invalidArgument(`safetensors tensor '${t.name}' is listed twice: names must be unique`);
     const size = dtypeBytes(t.dtype);
-    if (size === undefined) throw invalidArgument(`safetensors tensor '${t.name}': dtype ${String(t.dtype)} is not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
+    if (size === undefined) throw invalidArgument(`safetensors tensor '${t.name}': dtype ${valueText(t.dtype)} is not one of ${Object.keys(SAFETENSORS_DTYPE_BYTES).join(', ')}`);
     if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
       throw invalidArgument(`safetensors tensor '${t.name}': shape ${describeValue(t.shape)} is not valid: use integers >= 0`);
     }
@@ -428,7 +428,7 @@ export async function writeSafetensors(
   checkFile(file);
   encodeSafetensorsHeader(tensors, metadata);
   for (const t of tensors) {
-    if (!ArrayBuffer.isView(t.data)) throw invalidArgument(`safetensors tensor '${String(t.name)}': data ${describeValue(t.data)} is not valid: use a TypedArray or DataView`);
+    if (!ArrayBuffer.isView(t.data)) throw invalidArgument(`safetensors tensor '${valueText(t.name)}': data ${describeValue(t.data)} is not valid: use a TypedArray or DataView`);
   }
   const writer = await SafetensorsWriter.create(file, tensors, metadata);
   try {

@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { packageVersion } from '../../core/version';
-import { MicsError, describeValue, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import type { EngineState } from '../types';
 import { agree, attempt } from './agree';
@@ -86,9 +86,9 @@ function checkOptions(engine: CheckpointEngine, dir: unknown, options: SaveOptio
   const step = engine.stepCount;
   const tag = checkTag(options.tag ?? defaultTag(step));
   const keep = options.keep;
-  if (keep !== undefined && (!Number.isSafeInteger(keep) || keep < 1)) throw invalidArgument(`save: keep ${String(keep)} is not valid: use an integer >= 1`);
+  if (keep !== undefined && (!Number.isSafeInteger(keep) || keep < 1)) throw invalidArgument(`save: keep ${valueText(keep)} is not valid: use an integer >= 1`);
   const timeoutMs = options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw invalidArgument(`save: timeoutMs ${String(options.timeoutMs)} is not valid: use a positive integer (ms)`);
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw invalidArgument(`save: timeoutMs ${valueText(options.timeoutMs)} is not valid: use a positive integer (ms)`);
   let userState: JsonValue | null = null;
   if (options.userState !== undefined) {
     let text: string | undefined;

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MicsError, describeValue, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import { agree, attempt } from './agree';
 import { allocateFloat32, exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic } from './io';
@@ -56,9 +56,9 @@ function planFiles(entries: readonly ExportEntry[], elementBytes: number, maxSha
 function checkExportOptions(options: ExportOptions): { dtype: ExportDType; maxShardBytes: number } {
   if (typeof options !== 'object' || options === null) throw invalidArgument('export: options must be an object');
   const dtype = options.dtype ?? 'f32';
-  if (dtype !== 'f32' && dtype !== 'bf16') throw invalidArgument(`export: dtype '${String(dtype)}' is not valid: use 'f32' or 'bf16'`);
+  if (dtype !== 'f32' && dtype !== 'bf16') throw invalidArgument(`export: dtype '${valueText(dtype)}' is not valid: use 'f32' or 'bf16'`);
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
-  if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes < 1) throw invalidArgument(`export: maxShardBytes ${String(options.maxShardBytes)} is not valid: use a positive integer (bytes)`);
+  if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes < 1) throw invalidArgument(`export: maxShardBytes ${valueText(options.maxShardBytes)} is not valid: use a positive integer (bytes)`);
   return { dtype, maxShardBytes };
 }
 
