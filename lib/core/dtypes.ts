@@ -35,10 +35,13 @@ const ELEMENT_BYTES: Record<DType, number> = { f32: 4, f64: 8, f16: 2, bf16: 2, 
 
 /** Bytes per element of a dtype. */
 export function elementBytes(dtype: DType): number {
+  if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(ELEMENT_BYTES, dtype)) {
+    throw invalidArgument(`elementBytes: dtype ${describeValue(dtype)} is not valid: use one of ${DTYPES.join(', ')}`);
+  }
   return ELEMENT_BYTES[dtype];
 }
 
-import { invalidArgument, valueText } from './errors';
+import { describeValue, invalidArgument, valueText } from './errors';
 
 /** The dtype an array's class implies, subclasses included; undefined for Uint16Array (f16 or bf16: the caller must say). */
 function dtypeOfArray(data: HostArray): DType | undefined {
@@ -184,11 +187,16 @@ export function bytesOf(view: ArrayBufferView): Uint8Array {
 
 // ---- half-precision conversions (round to nearest even), for callers and tests ----
 
+function checkNumber(what: string, value: unknown): void {
+  if (typeof value !== 'number') throw invalidArgument(`${what}: ${describeValue(value)} is not valid: use a number`);
+}
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
 /** float -> bfloat16 bits. */
 export function toBFloat16Bits(value: number): number {
+  checkNumber('toBFloat16Bits', value);
   f32[0] = value;
   const u = u32[0];
   if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
@@ -197,12 +205,14 @@ export function toBFloat16Bits(value: number): number {
 
 /** bfloat16 bits -> float. */
 export function fromBFloat16Bits(bits: number): number {
+  checkNumber('fromBFloat16Bits', bits);
   u32[0] = (bits & 0xffff) << 16;
   return f32[0];
 }
 
 /** float -> IEEE binary16 bits. */
 export function toFloat16Bits(value: number): number {
+  checkNumber('toFloat16Bits', value);
   f32[0] = value;
   const u = u32[0];
   const sign = (u >>> 16) & 0x8000;
@@ -227,6 +237,7 @@ export function toFloat16Bits(value: number): number {
 
 /** IEEE binary16 bits -> float. */
 export function fromFloat16Bits(bits: number): number {
+  checkNumber('fromFloat16Bits', bits);
   const sign = bits & 0x8000 ? -1 : 1;
   const exp = (bits >>> 10) & 0x1f;
   const mant = bits & 0x3ff;

@@ -4,7 +4,8 @@
  * (subclasses such as Buffer, {data, dtype} views, unusual backing memory) the
  * full checks. Both must agree.
  */
-import { resolveTensor } from '../../lib/core/dtypes';
+import { elementBytes, fromBFloat16Bits, fromFloat16Bits, resolveTensor, toBFloat16Bits, toFloat16Bits } from '../../lib/core/dtypes';
+import { thrown } from '../helpers/errors';
 import { MicsError } from '../../lib/core/errors';
 
 // Node 20's types predate resizable ArrayBuffers; the runtime has them.
@@ -66,5 +67,22 @@ describe('resolveTensor', () => {
 
   it('an empty plain array over an attached buffer is fine', () => {
     expect(resolveTensor(new Float32Array(0), 'input').array.length).toBe(0);
+  });
+});
+
+describe('elementBytes and the half-precision conversions', () => {
+  it('name a dtype or value they cannot take, instead of returning undefined or throwing a TypeError', () => {
+    expect(elementBytes('bf16')).toBe(2);
+    for (const dtype of ['f128', 'toString', Object.create(null), Symbol('d')]) {
+      expect(thrown(() => elementBytes(dtype as never)).message).toMatch(/^elementBytes: dtype .* is not valid: use one of f32, f64, f16, bf16, i8, u8, i32, i64$/);
+    }
+    expect(fromBFloat16Bits(toBFloat16Bits(1.5))).toBe(1.5);
+    expect(fromFloat16Bits(toFloat16Bits(-2))).toBe(-2);
+    for (const convert of [toBFloat16Bits, fromBFloat16Bits, toFloat16Bits, fromFloat16Bits]) {
+      for (const value of [Symbol('v'), 1n, '1', Object.create(null)]) {
+        const err = thrown(() => convert(value as never));
+        expect([err.code, err.message]).toEqual(['MICS_INVALID_ARGUMENT', expect.stringMatching(new RegExp(`^${convert.name}: .* is not valid: use a number$`))]);
+      }
+    }
   });
 });

@@ -79,6 +79,9 @@ describe('bad options', () => {
       [{ size: 10, rank: 0, worldSize: 2, seed: -1 }, /seed -1 is not valid/],
       [{ size: 3, rank: 0, worldSize: 4, dropLast: true }, /dropLast with size 3 < worldSize 4 leaves no example/],
       [undefined, /options \{size, rank, worldSize\} are required/],
+      // Flags are booleans: 'false' would otherwise count as true.
+      [{ size: 10, rank: 0, worldSize: 2, shuffle: 'false' }, /shuffle "false" is not valid: use true or false/],
+      [{ size: 10, rank: 0, worldSize: 2, dropLast: 0 }, /dropLast 0 is not valid: use true or false/],
     ];
     for (const [options, message] of cases) {
       let error: unknown;
@@ -93,6 +96,7 @@ describe('bad options', () => {
     const s = new DistributedSampler({ size: 10, rank: 0, worldSize: 2 });
     expect(() => s.indices(-1)).toThrow(/epoch -1 is not valid/);
     expect(() => s.batches(0, 0)).toThrow(/batchSize 0 is not valid/);
+    expect(() => s.batches(0, 2, 'yes' as never)).toThrow(/dropLast "yes" is not valid: use true or false/);
   });
 });
 

@@ -13,7 +13,7 @@
 import type * as tfjs from '@tensorflow/tfjs';
 import { Communicator } from '../../comm/communicator';
 import type { MicsGroups } from '../../comm/mics-groups';
-import { invalidArgument } from '../../core/errors';
+import { describeValue, invalidArgument } from '../../core/errors';
 import { createEngine, type Engine } from '../../engine/engine';
 import type { EngineOptions, EngineTensor, StepResult } from '../../engine/types';
 import { buildRegistry, type RegistryEntry, type TrainableModel, type UnitGrouping } from './registry';
@@ -76,7 +76,7 @@ export async function createTrainer(groups: MicsGroups | Communicator, model: Tr
   if ('parameters' in options) throw invalidArgument('createTrainer: the parameters come from the model: leave options.parameters out');
   const { init = 'rank0', unitOf, ...engineOptions } = options;
   if (init !== 'rank0' && init !== 'every-rank') {
-    throw invalidArgument(`createTrainer: init ${JSON.stringify(init)} is not valid: use 'rank0' (rank 0's variables, broadcast) or 'every-rank'`);
+    throw invalidArgument(`createTrainer: init ${describeValue(init)} is not valid: use 'rank0' (rank 0's variables, broadcast) or 'every-rank'`);
   }
   const { entries, parameters } = buildRegistry(model, unitOf);
   const readsOwn = init === 'every-rank' || world.rank === 0;
