@@ -53,15 +53,13 @@ export interface StepBenchRow {
   /** With --overhead: the step's collectives and kernels, each timed alone, summed. */
   aloneMs?: number;
   aloneParts?: Record<string, number>;
-  /**
-   * With --overhead, three timings taken in turn in every iteration (interleaved, so
-   * the host's load drifts over all three alike), each the median of the slowest rank's:
-   * the engine's step,
-   */
+  // With --overhead, three timings taken in turn in every iteration (so that the
+  // host's load drifts over all three alike), each the median of the slowest rank's:
+  /** With --overhead: the engine's step, timed between the other two. */
   interleavedStepMs?: number;
-  /** the same collectives and kernels replayed in the engine's order without the engine (step-replay.ts), */
+  /** With --overhead: the same collectives and kernels replayed in the engine's order without the engine (step-replay.ts). */
   replayMs?: number;
-  /** and the step's collectives and kernels one at a time in its order on its buffers, each timed alone, summed. */
+  /** With --overhead: the step's collectives and kernels one at a time in its order on its buffers, each timed alone, summed. */
   inOrderMs?: number;
   /** With --overhead: how many collectives and kernels that is. */
   inOrderOps?: number;
