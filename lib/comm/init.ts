@@ -13,7 +13,7 @@ import { backendStatuses } from '../core/capabilities';
 import { StoreClient, StoreServer } from '../store';
 import { MAX_TIMEOUT_MS } from '../store/protocol';
 import { connectCommunicator, type Backend, type Communicator } from './communicator';
-import { MicsError, invalidArgument, optionsObject, valueText } from '../core/errors';
+import { MicsError, describeValue, invalidArgument, optionsObject, valueText } from '../core/errors';
 import { readRankEnvironment, type RankEnvironment } from './environment';
 import { installFailureRecord } from './failure-record';
 import { formationError, joinFormation, leaveFormation } from './formation';
@@ -65,10 +65,22 @@ function timeoutFromEnvironment(env: NodeJS.ProcessEnv): number | undefined {
   return value;
 }
 
+/** `env` as process.env has it: an object of strings (undefined for a variable left out). */
+function checkEnvironment(env: unknown): NodeJS.ProcessEnv {
+  if (typeof env !== 'object' || env === null) throw invalidArgument(`init: env ${describeValue(env)} is not valid: use an object of strings, as process.env`);
+  for (const name of Object.keys(env)) {
+    const value: unknown = (env as Record<string, unknown>)[name];
+    if (value !== undefined && typeof value !== 'string') {
+      throw invalidArgument(`init: env.${name} ${describeValue(value)} is not valid: environment values are strings`);
+    }
+  }
+  return env as NodeJS.ProcessEnv;
+}
+
 /** Creates the world communicator of this job. Collective: every rank calls it. */
 export async function init(given: InitOptions = {}): Promise<Communicator> {
   const options = optionsObject('init', given, {});
-  const env = options.env ?? process.env;
+  const env = checkEnvironment(options.env ?? process.env);
   const requested = options.backend ?? 'auto';
   if (!['cpu', 'nccl', 'auto'].includes(requested)) {
     throw invalidArgument(`backend '${valueText(requested)}' is not valid: use 'cpu', 'nccl' or 'auto'`);

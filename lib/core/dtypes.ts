@@ -168,13 +168,13 @@ export function resolveTensor(tensor: HostTensor, role: string): ResolvedTensor 
   if (!fits) {
     throw invalidArgument(`${role}: dtype '${dtype}' needs a ${ARRAY_TYPES[dtype].name}, got ${data.constructor.name}`);
   }
-  const offset = view.offset ?? 0;
-  const length = view.length ?? data.length - offset;
-  if (!Number.isInteger(offset) || offset < 0 || offset > data.length) {
-    throw invalidArgument(`${role}: offset ${offset} is not valid: use an integer in [0, ${data.length}]`);
+  const offset: unknown = view.offset ?? 0;
+  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > data.length) {
+    throw invalidArgument(`${role}: offset ${valueText(offset)} is not valid: use an integer in [0, ${data.length}]`);
   }
-  if (!Number.isInteger(length) || length < 0 || offset + length > data.length) {
-    throw invalidArgument(`${role}: length ${length} is not valid at offset ${offset}: use an integer in [0, ${data.length - offset}]`);
+  const length: unknown = view.length ?? data.length - offset;
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || offset + length > data.length) {
+    throw invalidArgument(`${role}: length ${valueText(length)} is not valid at offset ${offset}: use an integer in [0, ${data.length - offset}]`);
   }
   const array = offset === 0 && length === data.length ? data : (data.subarray(offset, offset + length) as HostArray);
   return { array, dtype };

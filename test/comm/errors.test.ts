@@ -174,6 +174,9 @@ describe('a one-rank world', () => {
         ['root', () => world.broadcast(Float32Array.of(1), { root: value as never }), `broadcast: root ${shown} is not valid`],
         ['dtype', () => world.allReduce({ data: Float32Array.of(1), dtype: value as never }), `dtype '${shown}' is not valid`],
         ['allocHost', () => Promise.resolve().then(() => allocHost(value as never, 1)), `allocHost: dtype '${shown}' is not valid`],
+        ['offset', () => world.allReduce({ data: Float32Array.of(1), offset: value as never }), `allReduce input: offset ${shown} is not valid`],
+        ['length', () => world.allReduce({ data: Float32Array.of(1), length: value as never }), `allReduce input: length ${shown} is not valid`],
+        ['env', () => init({ backend: 'cpu', env: { ...oneRank, MASTER_PORT: value as never } }), `init: env.MASTER_PORT ${shown} is not valid: environment values are strings`],
       ];
       for (const [what, call, message] of cases) {
         const err = await rejection(call());
