@@ -1,4 +1,8 @@
 /** `mics bench`: option parsing, and real runs whose seeded results check out. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { rankNodeFlags } from '../../lib/cli/bench/local-ranks';
 import { parseBenchOptions, parseSize } from '../../lib/cli/bench/options';
 import { runNode } from '../helpers/run-node';
 
@@ -123,6 +127,16 @@ describe('mics bench runs', () => {
     const result = runNode(['dist/cli/mics.js', 'bench', 'step', '--strategy', 'zero2', '--nproc', '1'], {}, 60000);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/--strategy zero2 is not valid: use all or a comma list of ddp, zero3, mics-span, mics-node/);
+  });
+
+  it("--nproc ranks inherit the node flags (node --cpu-prof profiles every rank), except the inspector's", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mics-prof-'));
+    const result = runNode(['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/cli/mics.js', 'bench', 'collectives', '-b', '8', '-e', '8', '-n', '1', '-w', '0', '-c', '0', '-o', 'all_reduce', '--nproc', '2'], {}, 60000);
+    expect([result.status, result.stderr]).toEqual([0, '']);
+    // The parent's profile and one per rank.
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))).toHaveLength(3);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(rankNodeFlags(['--cpu-prof', '--inspect', '--inspect-brk=9229', '--inspect-port', '9230', '-r', 'hook', '--debug-port=1'])).toEqual(['--cpu-prof', '-r', 'hook']);
   });
 
   it.each([['collectives'], ['step']])('%s: --nproc beyond what one machine starts is named, and nothing is started', (command) => {

@@ -47,6 +47,26 @@ export function localRankEnvironment(rank: number, worldSize: number, perNode: n
 /** Most ranks `--nproc` starts on this machine (as mics-launch's --nproc-per-node). */
 const MAX_LOCAL_RANKS = 1 << 16;
 
+/**
+ * The `node` flags a rank inherits: all of this process's (`node --cpu-prof mics bench
+ * ...` profiles every rank, `--require` hooks load in each), as Node's cluster module
+ * passes them to workers, except the inspector's, whose one port all ranks would try
+ * to take.
+ */
+export function rankNodeFlags(execArgv: readonly string[]): string[] {
+  const flags: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const flag = execArgv[i];
+    if (/^--(inspect|debug)(-brk|-port|-wait)?(=|$)/.test(flag)) {
+      // '--inspect-port 9230' takes the next argument too
+      if (/^--(inspect|debug)-port$/.test(flag)) i++;
+      continue;
+    }
+    flags.push(flag);
+  }
+  return flags;
+}
+
 /** Re-runs this process's own command line as `nproc` ranks; resolves to the exit code. */
 export async function runLocalRanks(nproc: number, emulateNodes: number): Promise<number> {
   // The bound of mics-launch's --nproc-per-node: local processes, each a rank.
@@ -61,7 +81,7 @@ export async function runLocalRanks(nproc: number, emulateNodes: number): Promis
   const token = randomBytes(32).toString('hex');
   const children: ChildProcess[] = [];
   const exits = Array.from({ length: nproc }, (_, rank) => {
-    const child = spawn(process.execPath, process.argv.slice(1), {
+    const child = spawn(process.execPath, [...rankNodeFlags(process.execArgv), ...process.argv.slice(1)], {
       stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
       env: {
         ...process.env,
