@@ -33,4 +33,9 @@ std::string SystemErrorText(const std::string& what, int err) {
   return what + ": " + text;
 }
 
+std::string RelayedErrorText(std::string text, int peer) {
+  if (text.find(" (reported by rank ") == std::string::npos) text += " (reported by rank " + std::to_string(peer) + ")";
+  return text;
+}
+
 }  // namespace mics

@@ -49,4 +49,8 @@ class Error : public std::runtime_error {
 // errno text with the call that failed: "connect(10.0.0.2:4000): Connection refused".
 std::string SystemErrorText(const std::string& what, int err);
 
+// The text of an error a peer relayed to this rank, ending "(reported by rank <peer>)";
+// a text relayed further keeps the first rank that reported it (one "reported by").
+std::string RelayedErrorText(std::string text, int peer);
+
 }  // namespace mics

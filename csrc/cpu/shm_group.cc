@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "core/error.h"
 #include "cpu/signature_census.h"
@@ -297,9 +298,7 @@ void ShmGroup::ThrowPeerAborted(int peer) const {
     reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
   }
   const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
-  // A relayed error already names the rank that first reported it: one "reported by" is enough.
-  if (reason.find(" (reported by rank ") == std::string::npos) reason += " (reported by rank " + std::to_string(peer) + ")";
-  throw Error(code, reason, rank_, name_, CurrentOp(), culprit);
+  throw Error(code, RelayedErrorText(std::move(reason), peer), rank_, name_, CurrentOp(), culprit);
 }
 
 void ShmGroup::CheckSignatures(const Signature& mine) const {

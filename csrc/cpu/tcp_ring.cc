@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace mics {
 
@@ -391,9 +392,7 @@ void TcpRing::ThrowAbortFrame(int fd, const void* headerRaw, int neighbor) {
     text += " [rank " + std::to_string(neighbor) + " sent an invalid error code " + std::to_string(info.code) + "]";
   }
   const int culprit = info.culprit >= -1 && info.culprit < size_ ? info.culprit : neighbor;
-  // A relayed error already names the rank that first reported it: one "reported by" is enough.
-  if (text.find(" (reported by rank ") == std::string::npos) text += " (reported by rank " + std::to_string(neighbor) + ")";
-  throw MakeError(code, text, culprit);
+  throw MakeError(code, RelayedErrorText(std::move(text), neighbor), culprit);
 }
 
 std::string TcpRing::NeverCalledText(int peer) const {
