@@ -126,14 +126,19 @@ export function unitKinds(
  */
 export function unitTotals(m: ModelSpec, partitionSize: number, granularity: UnitGranularity): { padded: number; largest: number } {
   // Sizes do not depend on the batch: any batch and sequence will do.
-  const { embeddings, layer } = unitKinds(m, partitionSize, granularity, 1, m.sequence);
+  return totalsOfKinds(unitKinds(m, partitionSize, granularity, 1, m.sequence), m.layers);
+}
+
+/** {@link unitTotals} of units already listed by {@link unitKinds}, for a model of `layers` layers. */
+export function totalsOfKinds(kinds: ReturnType<typeof unitKinds>, layers: number): { padded: number; largest: number } {
+  const { embeddings, layer } = kinds;
   let perLayer = 0;
   let largest = embeddings.elements;
   for (const { elements } of layer) {
     perLayer += elements;
-    if (m.layers > 0) largest = Math.max(largest, elements);
+    if (layers > 0) largest = Math.max(largest, elements);
   }
-  return { padded: embeddings.elements + m.layers * perLayer, largest };
+  return { padded: embeddings.elements + layers * perLayer, largest };
 }
 
 /** Memory per GPU, bytes, by kind. */

@@ -511,6 +511,11 @@ export function largestMicroBatch(o: TrainingOptions, strategy: Strategy, worldS
   checkTrainingOptions(o, 'largestMicroBatch');
   if (!STRATEGIES.includes(strategy)) throw invalidArgument(`unknown strategy ${quoted(strategy)}: use ${STRATEGIES.join(', ')}`);
   checkWorld(o, worldSize);
+  return fittingMicroBatch(o, strategy, worldSize, partitionSize);
+}
+
+/** {@link largestMicroBatch} on options already checked (fastestPartition asks once per partition size). */
+function fittingMicroBatch(o: TrainingOptions, strategy: Strategy, worldSize: number, partitionSize?: number): number {
   const sequence = o.sequence ?? o.model.sequence;
   const S = strategy === 'mics' ? (partitionSize ?? worldSize) : strategy === 'hsdp' ? Math.min(o.cluster.gpusPerNode, worldSize) : strategy === 'ddp' ? 1 : worldSize;
   return largestFitting(o.maxMicroBatch ?? 64, (b) => memoryFor(o, strategy, S, b, sequence).fits);
@@ -530,7 +535,7 @@ export function fastestPartition(o: TrainingOptions, worldSize: number): { parti
   let best: { partitionSize: number; microBatch: number; prediction: StepPrediction } | undefined;
   for (const S of divisors(worldSize)) {
     if (S < smallest || (S > G && S % G !== 0)) continue;
-    const b = largestMicroBatch(o, 'mics', worldSize, S);
+    const b = fittingMicroBatch(o, 'mics', worldSize, S);
     if (b < 1) continue;
     const prediction = predictStep(stepSetup(o, worldSize, 'mics', S, b, sequence));
     if (!best || prediction.samplesPerSecond > best.prediction.samplesPerSecond) best = { partitionSize: S, microBatch: b, prediction };

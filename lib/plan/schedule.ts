@@ -22,7 +22,7 @@
  */
 import { invalidArgument, valueText } from '../core/errors';
 import { addCosts, hierarchicalAllGather, hierarchicalReduceScatter, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
-import { memoryPerGpu, precisionOf, unitKinds, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
+import { memoryPerGpu, precisionOf, totalsOfKinds, unitKinds, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
 import { trainingFlops, type ModelSpec } from './models';
 import type { ClusterPreset } from './presets';
 
@@ -413,7 +413,7 @@ export function predictStep(setup: StepSetup): StepPrediction {
   const shard = setup.strategy === 'ddp' ? 1 : S;
   const granularity = setup.granularity ?? 'layer';
   const kinds = unitKinds(model, shard, granularity, b, seq);
-  const { padded, largest } = unitTotals(model, shard, granularity);
+  const { padded, largest } = totalsOfKinds(kinds, model.layers);
 
   const flopsPerMicroStep = trainingFlops(model, b, seq, recompute);
   // Measured compute (calibration) is spread over units in proportion to their FLOPs.
