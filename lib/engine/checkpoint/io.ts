@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MicsError, invalidArgument } from '../../core/errors';
+import { MicsError, describeValue, invalidArgument } from '../../core/errors';
 
 /** Largest single read or write request (libuv splits nothing; keep requests moderate). */
 const IO_PIECE = 16 * 1024 * 1024;
@@ -16,6 +16,15 @@ const IO_PIECE = 16 * 1024 * 1024;
  * versions allow more; one rule everywhere, checked before anything is allocated).
  */
 export const MAX_ARRAY_ELEMENTS = 2 ** 32;
+
+/**
+ * A path argument: a non-empty string, else MICS_INVALID_ARGUMENT
+ * "`what` <the value> is not valid: `hint`".
+ */
+export function checkPath(what: string, value: unknown, hint = 'give a path'): string {
+  if (typeof value !== 'string' || value === '') throw invalidArgument(`${what} ${describeValue(value)} is not valid: ${hint}`);
+  return value;
+}
 
 /** An fs failure as MICS_SYSTEM naming what was done to which path. */
 export function fsError(err: unknown, what: string, file: string): MicsError {

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
-import { allocateFloat32, exists, fsCall, inParallel } from './io';
+import { allocateFloat32, checkPath, exists, fsCall, inParallel } from './io';
 import { INDEX_FILE, LATEST_FILE, parseIndex, tensorName, type CheckpointIndex, type SavedFile, type SavedParameter, type StateName } from './format';
 import { SafetensorsFile } from './safetensors';
 
@@ -33,7 +33,7 @@ export interface CheckpointLocation {
  *   directory; MICS_CORRUPT when `latest` names a checkpoint that is not there.
  */
 export async function locateCheckpoint(dir: string, tag?: string): Promise<CheckpointLocation> {
-  if (typeof dir !== 'string' || dir === '') throw invalidArgument(`checkpoint directory ${describeValue(dir)} is not valid: give a path`);
+  checkPath('checkpoint directory', dir);
   if (!(await exists(dir))) throw invalidArgument(`checkpoint directory ${dir} does not exist`);
   if (tag !== undefined) {
     if (typeof tag !== 'string' || tag === '' || tag.includes('/') || tag.startsWith('.')) throw invalidArgument(`checkpoint tag ${describeValue(tag)} is not valid`);

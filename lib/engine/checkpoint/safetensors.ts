@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
-import { fsCall, readFully, writeFully } from './io';
+import { checkPath, fsCall, readFully, writeFully } from './io';
 
 /** The dtype names of the format. */
 export type SafetensorsDType =
@@ -102,12 +102,6 @@ function shapeNumel(shape: readonly number[]): number {
 /** Bytes per element of `dtype`, or undefined for a name that is no dtype (also 'constructor' and the like). */
 function dtypeBytes(dtype: unknown): number | undefined {
   return typeof dtype === 'string' && Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BYTES, dtype) ? SAFETENSORS_DTYPE_BYTES[dtype as SafetensorsDType] : undefined;
-}
-
-/** A file path argument; anything else is MICS_INVALID_ARGUMENT. */
-function checkFile(file: unknown): string {
-  if (typeof file !== 'string' || file === '') throw invalidArgument(`safetensors: file ${describeValue(file)} is not valid: give a path`);
-  return file;
 }
 
 /**
@@ -299,7 +293,7 @@ export class SafetensorsFile {
    */
   static async open(file: string): Promise<SafetensorsFile> {
     assertLittleEndian();
-    checkFile(file);
+    checkPath('safetensors: file', file);
     const handle = await fsCall('open', file, () => fs.promises.open(file, 'r'));
     try {
       const { size } = await fsCall('stat', file, () => handle.stat());
@@ -370,8 +364,12 @@ export class SafetensorsWriter {
   /** Creates (or truncates) `file` and writes the header of `tensors`. */
   static async create(file: string, tensors: readonly SafetensorsTensorSpec[], metadata?: Readonly<Record<string, string>>): Promise<SafetensorsWriter> {
     assertLittleEndian();
-    checkFile(file);
-    const header = encodeSafetensorsHeader(tensors, metadata);
+    checkPath('safetensors: file', file);
+    return SafetensorsWriter.withHeader(file, encodeSafetensorsHeader(tensors, metadata));
+  }
+
+  /** @internal create() with the path checked and the header encoded already (writeSafetensors checks more first). */
+  static async withHeader(file: string, header: ReturnType<typeof encodeSafetensorsHeader>): Promise<SafetensorsWriter> {
     const handle = await fsCall('create', file, () => fs.promises.open(file, 'w'));
     try {
       await writeFully(handle, header.bytes, 0, file);
@@ -425,12 +423,13 @@ export async function writeSafetensors(
   metadata?: Readonly<Record<string, string>>,
 ): Promise<{ bytes: number }> {
   // Before the file is created: bad input leaves nothing behind.
-  checkFile(file);
-  encodeSafetensorsHeader(tensors, metadata);
+  assertLittleEndian();
+  checkPath('safetensors: file', file);
+  const header = encodeSafetensorsHeader(tensors, metadata);
   for (const t of tensors) {
     if (!ArrayBuffer.isView(t.data)) throw invalidArgument(`safetensors tensor '${valueText(t.name)}': data ${describeValue(t.data)} is not valid: use a TypedArray or DataView`);
   }
-  const writer = await SafetensorsWriter.create(file, tensors, metadata);
+  const writer = await SafetensorsWriter.withHeader(file, header);
   try {
     for (let i = 0; i < tensors.length; i++) {
       const want = writer.tensors[i].byteLength;

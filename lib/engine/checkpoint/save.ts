@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { packageVersion } from '../../core/version';
-import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
+import { MicsError, invalidArgument, valueText } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import type { EngineState } from '../types';
 import { agree, attempt } from './agree';
@@ -47,7 +47,7 @@ import {
   type SavedFile,
   type StateName,
 } from './format';
-import { exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic, writeFileSynced } from './io';
+import { checkPath, exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic, writeFileSynced } from './io';
 import { SafetensorsFile, SafetensorsWriter } from './safetensors';
 import type { CheckpointEngine, PendingSave, SaveOptions, SaveResult } from './types';
 
@@ -80,8 +80,8 @@ interface Prepared {
   snapshotSeconds: number;
 }
 
-function checkOptions(engine: CheckpointEngine, dir: unknown, options: SaveOptions): Omit<Prepared, 'state' | 'lossScaler' | 'snapshotSeconds'> {
-  if (typeof dir !== 'string' || dir === '') throw invalidArgument(`save: directory ${describeValue(dir)} is not valid: give a path`);
+function checkOptions(engine: CheckpointEngine, given: unknown, options: SaveOptions): Omit<Prepared, 'state' | 'lossScaler' | 'snapshotSeconds'> {
+  const dir = checkPath('save: directory', given);
   if (typeof options !== 'object' || options === null) throw invalidArgument('save: options must be an object');
   const step = engine.stepCount;
   const tag = checkTag(options.tag ?? defaultTag(step));

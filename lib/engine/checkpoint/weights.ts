@@ -10,10 +10,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MicsError, describeValue, invalidArgument, valueText } from '../../core/errors';
+import { MicsError, invalidArgument, valueText } from '../../core/errors';
 import { hostKernels } from '../../kernels/host';
 import { agree, attempt } from './agree';
-import { allocateFloat32, exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic } from './io';
+import { allocateFloat32, checkPath, exists, fsCall, fsyncDirectory, inParallel, makeDirectories, writeFileAtomic } from './io';
 import { checkParameters } from './load';
 import { Checkpoint } from './reader';
 import { savesSettled } from './save';
@@ -53,8 +53,9 @@ function planFiles(entries: readonly ExportEntry[], elementBytes: number, maxSha
   return groups.map((g, i) => ({ file: `model-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`, entries: g }));
 }
 
-function checkExportOptions(options: ExportOptions): { dtype: ExportDType; maxShardBytes: number } {
+function checkExportOptions(outDir: unknown, options: ExportOptions): { dtype: ExportDType; maxShardBytes: number } {
   if (typeof options !== 'object' || options === null) throw invalidArgument('export: options must be an object');
+  checkPath('export: output directory', outDir);
   const dtype = options.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'bf16') throw invalidArgument(`export: dtype '${valueText(dtype)}' is not valid: use 'f32' or 'bf16'`);
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
@@ -132,8 +133,7 @@ async function writeModel(
  */
 export async function exportCheckpoint(checkpointDir: string, outDir: string, options: ExportOptions = {}): Promise<ExportResult> {
   const started = performance.now();
-  const checked = checkExportOptions(options);
-  if (typeof outDir !== 'string' || outDir === '') throw invalidArgument(`export: output directory ${describeValue(outDir)} is not valid: give a path`);
+  const checked = checkExportOptions(outDir, options);
   const checkpoint = await Checkpoint.open(checkpointDir, { tag: options.tag });
   try {
     const entries = checkpoint.index.parameters.map((p) => ({ name: p.name, shape: p.shape, numel: p.numel }));
@@ -156,11 +156,7 @@ export async function exportWeights(engine: CheckpointEngine, outDir: string, op
   await savesSettled(engine);
   const started = performance.now();
   const world = engine.groups.world;
-  const local = await attempt(async () => {
-    const checked = checkExportOptions(options);
-    if (typeof outDir !== 'string' || outDir === '') throw invalidArgument(`export: output directory ${describeValue(outDir)} is not valid: give a path`);
-    return checked;
-  });
+  const local = await attempt(async () => checkExportOptions(outDir, options));
   // Collective even when this rank's arguments were bad: the others must not wait for it.
   const gathered = await attempt(() => engine.fullParameters());
   const full = local.error !== undefined ? local : gathered;
@@ -189,7 +185,7 @@ export class WeightsSource {
    * directory holding `model.safetensors` or `model.safetensors.index.json`.
    */
   static async open(location: string): Promise<WeightsSource> {
-    if (typeof location !== 'string' || location === '') throw invalidArgument(`weights path ${describeValue(location)} is not valid: give a file or directory`);
+    checkPath('weights path', location, 'give a file or directory');
     if (!(await exists(location))) throw invalidArgument(`weights path ${location} does not exist`);
     let target = location;
     if ((await fsCall('stat', location, () => fs.promises.stat(location))).isDirectory()) {
