@@ -503,6 +503,17 @@ export class Communicator {
   }
 }
 
+/**
+ * @internal `ranks` (every index of `values` when left out) grouped by the value each
+ * holds, in the order the values first appear: for the messages of agreement checks
+ * over valuesOfEveryRank and the like.
+ */
+export function ranksByValue<V>(values: readonly V[], ranks: Iterable<number> = values.keys()): Map<V, number[]> {
+  const byValue = new Map<V, number[]>();
+  for (const r of ranks) byValue.set(values[r], [...(byValue.get(values[r]) ?? []), r]);
+  return byValue;
+}
+
 /** The `name` option of split() and subgroup(): a non-empty string, or undefined for the default. */
 function childName(what: string, options: { name?: unknown }): string | undefined {
   const name = options.name;

@@ -5,7 +5,7 @@
  * turns it into communicators. Split is collective: every world rank calls
  * createGroups with the same options.
  */
-import { Communicator } from './communicator';
+import { Communicator, ranksByValue } from './communicator';
 import { MicsError, describeValue, invalidArgument, optionsObject } from '../core/errors';
 import { planGroups, type GroupPlan, type HierarchicalOption, type RankGroups } from './groups';
 
@@ -66,10 +66,8 @@ export async function createGroups(world: Communicator, given: CreateGroupsOptio
     // Every rank takes this branch. The barrier keeps world rank 0, whose process may host
     // the store, from closing it (by exiting on this error) while a peer still reads it.
     await world.barrier().catch(() => undefined);
-    const byRequest = new Map<string, number[]>();
-    requests.forEach((r, rank) => byRequest.set(r, [...(byRequest.get(r) ?? []), rank]));
     throw new MicsError(
-      `createGroups: the ranks asked for different groups (${[...byRequest].map(([r, ranks]) => `world ranks [${ranks.join(', ')}]: ${r}`).join('; ')}): every rank must pass the same options`,
+      `createGroups: the ranks asked for different groups (${[...ranksByValue(requests)].map(([r, ranks]) => `world ranks [${ranks.join(', ')}]: ${r}`).join('; ')}): every rank must pass the same options`,
       'MICS_MISMATCH',
       { rank: world.rank, group: world.name, op: 'createGroups' },
     );

@@ -138,6 +138,17 @@ export function valueText(value: unknown): string {
 }
 
 /**
+ * A boolean option: left out (undefined) means `fallback`; anything but true or
+ * false is MICS_INVALID_ARGUMENT naming `what` (a string such as 'false' would
+ * otherwise count as true).
+ */
+export function booleanOption(what: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArgument(`${what} ${describeValue(value)} is not valid: use true or false`);
+  return value;
+}
+
+/**
  * An options argument: undefined and null mean none (`fallback`), as in Node's own
  * APIs; anything else that is not an object is refused, naming `what`.
  */

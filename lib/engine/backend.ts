@@ -5,16 +5,32 @@
  * the CPU tests exercise the logic that runs on GPUs.
  */
 import type { DType, HostArrayOf, ReduceOp } from '../core/dtypes';
-import { invalidArgument } from '../core/errors';
+import { invalidArgument, valueText } from '../core/errors';
 import type { Communicator } from '../comm/communicator';
 import type { Tensor } from '../comm/tensor';
 import { allocHost } from '../comm/host-memory';
 import { cudaKernels, DeviceTensor } from '../cuda/device-tensor';
 import { hostKernels } from '../kernels/host';
+import type { Precision } from './types';
 
 /** The dtypes the engine keeps floating-point buffers in. */
 export type FloatDType = 'f32' | 'bf16' | 'f16';
 export type HalfDType = 'bf16' | 'f16';
+
+/** The dtype of the gathered parameters of each precision. */
+const GATHER_DTYPES: Record<Precision, FloatDType> = { fp32: 'f32', bf16: 'bf16', fp16: 'f16' };
+
+/**
+ * The gather dtype of `precision` (left out: fp32); anything but 'fp32', 'bf16' or
+ * 'fp16' (also a name Object.prototype has, such as 'toString') is MICS_INVALID_ARGUMENT.
+ */
+export function gatherDtypeOf(precision: unknown): FloatDType {
+  const given = precision ?? 'fp32';
+  if (typeof given !== 'string' || !Object.prototype.hasOwnProperty.call(GATHER_DTYPES, given)) {
+    throw invalidArgument(`precision '${valueText(precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
+  }
+  return GATHER_DTYPES[given as Precision];
+}
 
 /** A half-precision copy the optimizer writes in the same pass. */
 export interface HalfOutput<B> {

@@ -24,13 +24,13 @@
  */
 import { createHash } from 'node:crypto';
 import { elementBytes, type DType } from '../core/dtypes';
-import { MicsError, describeValue, invalidArgument, optionsObject, toMicsError, valueText } from '../core/errors';
+import { MicsError, booleanOption, describeValue, invalidArgument, optionsObject, toMicsError, valueText } from '../core/errors';
 import { allGather, reduceScatter } from '../comm/collectives';
-import { Communicator } from '../comm/communicator';
+import { Communicator, ranksByValue } from '../comm/communicator';
 import { createGroups, destroyGroups, type MicsGroups } from '../comm/mics-groups';
 import type { PartitionChoice } from '../plan/planner';
 import { DeviceTensor } from '../cuda/device-tensor';
-import { accumulatesInReduceScatter, backendFor, type EngineBackend, type FloatDType, type HalfDType } from './backend';
+import { accumulatesInReduceScatter, backendFor, gatherDtypeOf, type EngineBackend, type FloatDType, type HalfDType } from './backend';
 import { BufferPool } from './buffer-pool';
 import { beginSave, exportWeights, importWeights, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import type { ExportOptions, ExportResult, ImportResult, LoadOptions, LoadResult, PendingSave, SaveOptions, SaveResult } from './checkpoint/types';
@@ -78,7 +78,6 @@ interface OptimizerRun {
   group: ResolvedGroup;
 }
 
-const PRECISIONS: Record<Precision, FloatDType> = { fp32: 'f32', bf16: 'bf16', fp16: 'f16' };
 /** Elements exportState copies between yields to the event loop (16 MiB of f32). */
 const SNAPSHOT_PIECE = 1 << 22;
 const FLOAT_DTYPES: readonly FloatDType[] = ['f32', 'bf16', 'f16'];
@@ -209,11 +208,8 @@ export class Engine<T extends EngineTensor = Float32Array> {
       throw invalidArgument(`clipGradNorm ${valueText(clip)} is not valid: use a positive number, or leave it out to not clip`);
     }
     this.clipGradNorm = clip;
+    this.gatherDtype = gatherDtypeOf(options.precision);
     this.precision = options.precision ?? 'fp32';
-    if (typeof this.precision !== 'string' || !Object.prototype.hasOwnProperty.call(PRECISIONS, this.precision)) {
-      throw invalidArgument(`precision '${valueText(options.precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
-    }
-    this.gatherDtype = PRECISIONS[this.precision];
     this.reduceDtype = options.reduceDtype ?? 'f32';
     if (!FLOAT_DTYPES.includes(this.reduceDtype)) {
       throw invalidArgument(`reduceDtype '${valueText(options.reduceDtype)}' is not valid: use 'f32', 'bf16' or 'f16'`);
@@ -318,7 +314,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
       paramGroups: this.paramGroups.map((g) => [g.lr, g.weightDecay]),
     });
     const hashes = await this.hashOfEveryRank(createHash('sha256').update(definition).digest().readBigInt64LE(0));
-    const differing = ranksByValue(hashes, hashes.keys());
+    const differing = differingRanks(hashes, hashes.keys());
     if (differing !== undefined) {
       throw new MicsError(
         `the ranks define different models or training options (world ranks ${differing}): ` +
@@ -382,7 +378,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
     const hashes = await this.hashOfEveryRank(BigInt.asIntN(64, BigInt(`0x${await this.backend.checksum(this.master)}`)));
     const problems: string[] = [];
     this.groups.layout.replicationGroups.forEach((members, slice) => {
-      const differing = ranksByValue(hashes, members);
+      const differing = differingRanks(hashes, members);
       if (differing !== undefined) problems.push(`slice ${slice}: world ranks ${differing}`);
     });
     if (problems.length > 0) {
@@ -585,9 +581,8 @@ export class Engine<T extends EngineTensor = Float32Array> {
   gradientBuffer(unit: number | string | UnitLayout, options: { zero?: boolean } = {}): GradientBuffer<T> {
     this.ensureUsable('gradientBuffer');
     const u = this.resolveUnit(unit, 'gradientBuffer');
-    const { zero } = optionsObject('gradientBuffer', options, {});
-    if (zero !== undefined && typeof zero !== 'boolean') throw invalidArgument(`gradientBuffer: zero ${describeValue(zero)} is not valid: use true or false`);
-    const buffer = this.gradientBufferOf(u, zero !== false);
+    const zero = booleanOption('gradientBuffer: zero', optionsObject('gradientBuffer', options, {}).zero, true);
+    const buffer = this.gradientBufferOf(u, zero);
     const grads: Record<string, T> = {};
     for (const p of u.parameters) grads[p.name] = this.backend.view(buffer, p.offset, p.numel) as T;
     return { unit: u, flat: buffer as T, grads };
@@ -1214,9 +1209,8 @@ function sliceOf(values: ArrayLike<number>, from: number, length: number): Array
  * `ranks` grouped by the value each holds, as messages list them ("[0, 2] vs [1]"),
  * or undefined when they all hold the same.
  */
-function ranksByValue<V>(values: readonly V[], ranks: Iterable<number>): string | undefined {
-  const byValue = new Map<V, number[]>();
-  for (const r of ranks) byValue.set(values[r], [...(byValue.get(values[r]) ?? []), r]);
+function differingRanks<V>(values: readonly V[], ranks: Iterable<number>): string | undefined {
+  const byValue = ranksByValue(values, ranks);
   return byValue.size > 1 ? [...byValue.values()].map((group) => `[${group.join(', ')}]`).join(' vs ') : undefined;
 }
 

@@ -15,12 +15,10 @@ import type { Communicator } from '../comm/communicator';
 import { ranksPerNodeOf } from '../comm/mics-groups';
 import { cudaTotalMemory } from '../cuda/device-tensor';
 import { choosePartitionSize, type PartitionChoice } from '../plan/planner';
-import { allReduceHostValues } from './backend';
+import { allReduceHostValues, gatherDtypeOf } from './backend';
 import { planLayout } from './layout';
 import { resolveOptimizer } from './optimizer';
-import type { EngineOptions, Precision } from './types';
-
-const GATHER_BYTES: Record<Precision, number> = { fp32: 4, bf16: 2, fp16: 2 };
+import type { EngineOptions } from './types';
 
 /**
  * Model-state bytes per parameter before sharding, as this engine allocates them:
@@ -29,14 +27,11 @@ const GATHER_BYTES: Record<Precision, number> = { fp32: 4, bf16: 2, fp16: 2 };
  * SGD: 1 with momentum, else 0). bf16 + AdamW: 2 + 4 + 4 + 8 = 18.
  */
 export function stateBytesPerParameter(options: Pick<EngineOptions, 'precision' | 'optimizer'>): number {
-  const precision = options.precision ?? 'fp32';
-  if (typeof precision !== 'string' || !Object.prototype.hasOwnProperty.call(GATHER_BYTES, precision)) {
-    throw invalidArgument(`precision '${valueText(precision)}' is not valid: use 'fp32', 'bf16' or 'fp16'`);
-  }
+  const gatherDtype = gatherDtypeOf(options.precision);
   const optimizer = resolveOptimizer(options.optimizer);
   const optimizerStates = optimizer.type === 'adamw' ? 2 : optimizer.momentum !== 0 ? 1 : 0;
-  const master = precision === 'fp32' ? 0 : 4;
-  return GATHER_BYTES[precision] + master + 4 + 4 * optimizerStates;
+  const master = gatherDtype === 'f32' ? 0 : 4;
+  return elementBytes(gatherDtype) + master + 4 + 4 * optimizerStates;
 }
 
 /** What this rank may plan with when the caller does not say: its device's memory on nccl, an equal share of the host's on cpu. */
@@ -74,7 +69,6 @@ export async function choosePartitionForEngine(world: Communicator, options: Eng
   const layout = planLayout(options.parameters, 1, { ...options.units, alignment: options.alignment });
   const stateBytes = stateBytesPerParameter(options);
   const memory = await worldMinimum(world, given ?? localMemoryBytes(world, ranksPerNode));
-  const precision = options.precision ?? 'fp32';
   return choosePartitionSize({
     parameterCount: layout.numel,
     worldSize: world.size,
@@ -82,7 +76,7 @@ export async function choosePartitionForEngine(world: Communicator, options: Eng
     deviceMemoryBytes: memory,
     stateBytesPerParameter: stateBytes,
     largestUnitElements: Math.max(...layout.units.map((u) => u.numel)),
-    gatheredBytesPerElement: GATHER_BYTES[precision],
+    gatheredBytesPerElement: elementBytes(gatherDtypeOf(options.precision)),
     gradientBytesPerElement: elementBytes(options.reduceDtype ?? 'f32'),
     prefetchDepth: options.prefetch ?? 1,
   });

@@ -10,7 +10,7 @@
  * permutation is padded with its own first examples (a few examples are seen twice
  * in that epoch) or, with `dropLast`, cut (a few are not seen in that epoch).
  */
-import { describeValue, invalidArgument, valueText } from '../core/errors';
+import { booleanOption, invalidArgument, valueText } from '../core/errors';
 
 /** Options of {@link DistributedSampler}. */
 export interface DistributedSamplerOptions {
@@ -42,13 +42,6 @@ function checkInteger(what: string, value: unknown, min: number, max = Number.MA
     const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`;
     throw invalidArgument(`DistributedSampler: ${what} ${valueText(value)} is not valid: use ${range}${why}`);
   }
-  return value;
-}
-
-/** A boolean option (left out: `fallback`); a string such as 'false' would otherwise count as true. */
-function checkFlag(what: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw invalidArgument(`DistributedSampler: ${what} ${describeValue(value)} is not valid: use true or false`);
   return value;
 }
 
@@ -90,8 +83,8 @@ export class DistributedSampler {
     this.worldSize = checkInteger('worldSize', options.worldSize, 1);
     this.rank = checkInteger('rank', options.rank, 0, this.worldSize - 1);
     this.seed = options.seed === undefined ? 0 : checkInteger('seed', options.seed, 0);
-    this.shuffle = checkFlag('shuffle', options.shuffle, true);
-    this.dropLast = checkFlag('dropLast', options.dropLast, false);
+    this.shuffle = booleanOption('DistributedSampler: shuffle', options.shuffle, true);
+    this.dropLast = booleanOption('DistributedSampler: dropLast', options.dropLast, false);
     if (this.dropLast && this.size < this.worldSize) {
       throw invalidArgument(`DistributedSampler: dropLast with size ${this.size} < worldSize ${this.worldSize} leaves no example for any rank`);
     }
@@ -129,7 +122,7 @@ export class DistributedSampler {
   /** Batches per rank and epoch for this batch size (the same on every rank). */
   numBatches(batchSize: number, dropLast = false): number {
     checkInteger('batchSize', batchSize, 1);
-    checkFlag('dropLast', dropLast, false);
+    booleanOption('DistributedSampler: dropLast', dropLast, false);
     return dropLast ? Math.floor(this.numSamples / batchSize) : Math.ceil(this.numSamples / batchSize);
   }
 
