@@ -34,6 +34,23 @@ export function lostRank(r: WorkerResult): number | undefined {
   return lostWorldRank(r.failure, r.rank);
 }
 
+/** The world rank a rank that timed out says it was waiting for, when its record says which. */
+export function awaitedRank(r: WorkerResult): number | undefined {
+  const f = r.failure;
+  if (f?.code !== 'MICS_TIMEOUT') return undefined;
+  const awaited = f.worldPeer ?? (f.group === 'world' ? f.peer : undefined);
+  return awaited === r.rank ? undefined : awaited;
+}
+
+/**
+ * The ranks among `results` that timed out waiting for world rank `rank` (in rank order).
+ * When `rank` itself recorded no error, it is where the job hung: it never reached the
+ * collective the others timed out in.
+ */
+export function ranksAwaiting(results: readonly WorkerResult[], rank: number): number[] {
+  return results.filter((r) => awaitedRank(r) === rank).map((r) => r.rank).sort((a, b) => a - b);
+}
+
 /** The root cause among `failures` (undefined when there are none): the best tier, then the earliest. */
 export function rootCause(failures: readonly WorkerResult[]): WorkerResult | undefined {
   return [...failures].sort((a, b) => causeTier(a) - causeTier(b) || failureTime(a) - failureTime(b) || a.rank - b.rank)[0];

@@ -3,7 +3,7 @@
  * printed at the end of the job.
  */
 import * as os from 'node:os';
-import { causeTier, failureTime, isVictim, lostRank, outranks } from './root-cause';
+import { awaitedRank, causeTier, failureTime, isVictim, lostRank, outranks, ranksAwaiting } from './root-cause';
 import { exitCodeOf, isFailure, type WorkerResult } from './supervisor';
 
 /**
@@ -98,12 +98,34 @@ function workerBlock(index: number, r: WorkerResult, note?: string): string[] {
 }
 
 /** Why a failure that is not the root cause happened, as far as the launcher knows. */
-function consequenceNote(r: WorkerResult): string | undefined {
+function consequenceNote(r: WorkerResult, results: readonly WorkerResult[]): string | undefined {
   if (causeTier(r) === 1) {
     const lost = lostRank(r);
     return `${lost === undefined ? 'lost a peer' : `lost rank ${lost}`}: a consequence of the root cause`;
   }
-  return r.stoppedByLauncher ? 'stopped by the launcher after the root cause' : undefined;
+  if (!r.stoppedByLauncher) return undefined;
+  const waiting = r.failure === undefined ? ranksAwaiting(results, r.rank) : [];
+  return waiting.length === 0
+    ? 'stopped by the launcher after the root cause'
+    : `stopped by the launcher after the root cause; ${rankList(waiting)} timed out waiting for it`;
+}
+
+/**
+ * A timed-out root cause names the rank it waited for. When that rank is among `results` and
+ * recorded no error of its own, it never reached the collective: the job hung there, not in
+ * the rank that happened to time out first.
+ */
+function hungRankNote(root: WorkerResult, results: readonly WorkerResult[]): string | undefined {
+  const awaited = awaitedRank(root);
+  const hung = results.find((r) => r.rank === awaited);
+  if (awaited === undefined || hung === undefined || hung.failure !== undefined) return undefined;
+  const waiting = ranksAwaiting([root, ...results.filter((r) => r.rank !== root.rank)], awaited);
+  const state = hung.stoppedByLauncher ? 'was stopped by the launcher' : hung.endedAt === undefined ? 'was still running' : `exited with ${describeExit(hung)}`;
+  return `rank ${awaited} recorded no error and ${state}: it never reached this collective (${rankList(waiting)} timed out waiting for it); look at what rank ${awaited} was doing`;
+}
+
+function rankList(ranks: readonly number[]): string {
+  return ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks.join(', ')}`;
 }
 
 /** A node of a hostfile start whose agent sent no report (its ssh session ended without one). */
@@ -149,7 +171,7 @@ export function formatSummary(s: SummaryInput): string {
   const who = combined ? `${s.nnodes} node(s)` : `node ${s.nodeRank}`;
   const lines = [RULE, `${s.script} FAILED (${who}, after ${s.attempts} attempt(s), ${secs} s)`, THIN, 'Failures:'];
   if (others.length === 0 && missing.length === 0) lines.push('  <NO_OTHER_FAILURES>');
-  others.forEach((r, i) => lines.push(...workerBlock(i + 1, r, consequenceNote(r))));
+  others.forEach((r, i) => lines.push(...workerBlock(i + 1, r, consequenceNote(r, s.local))));
   missing.forEach((m, i) =>
     lines.push(`[${others.length + i + 1}]:`, `  host      : ${m.host}`, `  node      : ${m.nodeRank}: no report (${m.message})`),
   );
@@ -159,7 +181,8 @@ export function formatSummary(s: SummaryInput): string {
       const where = !combined && s.end.nodeRank !== s.nodeRank ? [`on node ${s.end.nodeRank}`] : [];
       // Every failure was a consequence of another (e.g. the lost rank exited with 0).
       const victim = isVictim(s.end.worker) ? ['a consequence too: no rank was seen failing on its own'] : [];
-      const note = [...where, ...victim].join('; ');
+      const hung = hungRankNote(s.end.worker, s.local);
+      const note = [...where, ...victim, ...(hung === undefined ? [] : [hung])].join('; ');
       lines.push(...workerBlock(0, s.end.worker, note === '' ? undefined : note));
       break;
     }

@@ -351,6 +351,18 @@ describe('the root cause among ranks that really communicate (4 ranks all-reduci
     expectConsequences(r0.stderr, 2, [0, 1]);
   });
 
+  it('a rank that never reaches a collective is named where the ranks that timed out waiting for it are', async () => {
+    const r = await runLaunch(['--standalone', '--nproc-per-node', '4', ...FAST, collectives], { FIX_HANG_RANK: '3', FIX_TIMEOUT_MS: '2000' });
+    expect(r.code).toBe(1);
+    const { root, others } = summary(r.stderr);
+    // The root cause is the first rank to time out; the note says where the job hung.
+    expect(root).toMatch(/error {5}: MICS_TIMEOUT: timed out in allReduce[^\n]* waiting for rank 3/);
+    expect(root).toMatch(
+      /note {6}: rank 3 recorded no error and was stopped by the launcher: it never reached this collective \(ranks? [0-2](, [0-2])* timed out waiting for it\); look at what rank 3 was doing/,
+    );
+    expect(others.get(3)).toMatch(/note {6}: stopped by the launcher after the root cause; ranks? [0-2](, [0-2])* timed out waiting for it/);
+  });
+
   it('a rank killed inside init() is the root cause; ranks whose init() failed first say they lost it', async () => {
     // Rank 3 comes 30 s late, so everybody waits inside init(); rank 1 dies there.
     const r = await runLaunch(['--standalone', '--nproc-per-node', '4', ...FAST, collectives], {

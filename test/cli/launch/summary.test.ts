@@ -83,3 +83,41 @@ describe('endOutranks()', () => {
     expect(endOutranks({ kind: 'error', nodeRank: 0, host: 'h', message: 'm', time: 0 }, victim)).toBe(false);
   });
 });
+
+describe('a job that hung on one rank', () => {
+  const timedOut = (r: number, time: number, awaited: number, group = 'world', worldPeer?: number): WorkerResult =>
+    rank(r, 0, {
+      exitCode: 1,
+      signal: null,
+      stoppedByLauncher: false,
+      endedAt: time + 5,
+      failure: { time, code: 'MICS_TIMEOUT', message: `timed out in allReduce #7 waiting for rank ${awaited}`, rank: r, group, peer: awaited, ...(worldPeer === undefined ? {} : { worldPeer }) },
+    });
+  const summaryOf = (local: WorkerResult[], root: WorkerResult): string =>
+    formatSummary({ script: 't.js', end: { kind: 'failure', nodeRank: 0, worker: root }, local, nodeRank: 0, attempts: 1, elapsedMs: 1000, worldSize: 4, nnodes: 1 });
+
+  it('names the rank the timed-out ranks waited for when it recorded no error of its own', () => {
+    const root = timedOut(1, 100, 3);
+    const text = summaryOf([timedOut(0, 102, 3), root, timedOut(2, 101, 3), rank(3, 0)], root);
+    const [failures, cause] = text.split('Root Cause');
+    expect(cause).toContain(
+      'note      : rank 3 recorded no error and was stopped by the launcher: it never reached this collective (ranks 0, 1, 2 timed out waiting for it); look at what rank 3 was doing',
+    );
+    expect(failures).toMatch(/rank {6}: 3 [^]*note {6}: stopped by the launcher after the root cause; ranks 0, 1, 2 timed out waiting for it/);
+  });
+
+  it('reads the world rank of a sub-group timeout, and says when the awaited rank exited on its own', () => {
+    // Rank 0 of group 'partition' is world rank 2 here.
+    const root = timedOut(0, 100, 0, 'partition', 2);
+    const gone = rank(2, 0, { exitCode: 0, signal: null, stoppedByLauncher: false, endedAt: 50 });
+    expect(summaryOf([root, gone], root)).toContain('note      : rank 2 recorded no error and exited with 0: it never reached this collective (rank 0 timed out waiting for it)');
+  });
+
+  it('adds nothing when the awaited rank failed with an error of its own (that error explains it)', () => {
+    const root = timedOut(0, 100, 3);
+    const failed = rank(3, 0, { exitCode: 1, signal: null, stoppedByLauncher: false, endedAt: 200, failure: { time: 150, message: 'out of memory' } });
+    const text = summaryOf([root, failed], root);
+    expect(text).not.toContain('never reached');
+    expect(text).not.toContain('timed out waiting for it');
+  });
+});
