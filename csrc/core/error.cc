@@ -3,6 +3,18 @@
 #include <cstring>
 
 namespace mics {
+namespace {
+
+// A code received from a peer: true and *code set when `value` is one of ours.
+bool ErrorCodeFromWire(int32_t value, ErrorCode* code) {
+  if (value < static_cast<int32_t>(ErrorCode::kInvalidArgument) || value > static_cast<int32_t>(ErrorCode::kInternal)) {
+    return false;
+  }
+  *code = static_cast<ErrorCode>(value);
+  return true;
+}
+
+}  // namespace
 
 const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
@@ -18,14 +30,6 @@ const char* ErrorCodeName(ErrorCode code) {
   return "MICS_INTERNAL";
 }
 
-bool ErrorCodeFromWire(int32_t value, ErrorCode* code) {
-  if (value < static_cast<int32_t>(ErrorCode::kInvalidArgument) || value > static_cast<int32_t>(ErrorCode::kInternal)) {
-    return false;
-  }
-  *code = static_cast<ErrorCode>(value);
-  return true;
-}
-
 std::string SystemErrorText(const std::string& what, int err) {
   char buf[256];
   // GNU strerror_r returns the message pointer (which may not be buf).
@@ -36,6 +40,16 @@ std::string SystemErrorText(const std::string& what, int err) {
 std::string RelayedErrorText(std::string text, int peer) {
   if (text.find(" (reported by rank ") == std::string::npos) text += " (reported by rank " + std::to_string(peer) + ")";
   return text;
+}
+
+Error RelayedError(int32_t wireCode, int32_t wireCulprit, std::string text, int peer, int groupSize, int rank,
+                   std::string group, std::string op) {
+  ErrorCode code = ErrorCode::kAborted;
+  if (!ErrorCodeFromWire(wireCode, &code)) {
+    text += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(wireCode) + "]";
+  }
+  const int culprit = wireCulprit >= -1 && wireCulprit < groupSize ? wireCulprit : peer;
+  return Error(code, RelayedErrorText(std::move(text), peer), rank, std::move(group), std::move(op), culprit);
 }
 
 }  // namespace mics

@@ -17,13 +17,10 @@ enum class ErrorCode {
   kAborted,          // the communicator was aborted (by us, a peer or the user)
   kSystem,           // an OS call failed (errno text included)
   kUnavailable,      // a backend or library is not present on this machine
-  kInternal,         // keep last: ErrorCodeFromWire accepts kInvalidArgument..kInternal
+  kInternal,         // keep last: RelayedError accepts kInvalidArgument..kInternal
 };
 
 const char* ErrorCodeName(ErrorCode code);  // "MICS_TIMEOUT", ...
-// A code received from a peer (shared memory, an ABORT frame): true and *code set
-// when `value` is one of the codes above; false for anything else.
-bool ErrorCodeFromWire(int32_t value, ErrorCode* code);
 
 class Error : public std::runtime_error {
  public:
@@ -52,5 +49,12 @@ std::string SystemErrorText(const std::string& what, int err);
 // The text of an error a peer relayed to this rank, ending "(reported by rank <peer>)";
 // a text relayed further keeps the first rank that reported it (one "reported by").
 std::string RelayedErrorText(std::string text, int peer);
+
+// An error `peer` relayed (through shared memory or an ABORT frame), with the code and
+// culprit it sent. Both come off the wire and are checked: an invalid code becomes
+// kAborted with a note in the text, a culprit outside -1..groupSize-1 becomes `peer`.
+// Every rank then reports the original cause, not "aborted by rank <peer>".
+Error RelayedError(int32_t wireCode, int32_t wireCulprit, std::string text, int peer, int groupSize, int rank,
+                   std::string group, std::string op);
 
 }  // namespace mics

@@ -290,15 +290,7 @@ void ShmGroup::ThrowPeerAborted(int peer) const {
   char text[sizeof(slot->abortReason)];
   std::memcpy(text, slot->abortReason, sizeof(text));
   std::string reason(text, strnlen(text, sizeof(text)));
-  const int32_t rawCode = slot->abortCode;
-  const int32_t rawCulprit = slot->abortCulprit;
-  // Keep the original code and culprit so every rank reports the real cause.
-  ErrorCode code = ErrorCode::kAborted;
-  if (!ErrorCodeFromWire(rawCode, &code)) {
-    reason += " [rank " + std::to_string(peer) + " sent an invalid error code " + std::to_string(rawCode) + "]";
-  }
-  const int culprit = rawCulprit >= -1 && rawCulprit < size_ ? rawCulprit : peer;
-  throw Error(code, RelayedErrorText(std::move(reason), peer), rank_, name_, CurrentOp(), culprit);
+  throw RelayedError(slot->abortCode, slot->abortCulprit, std::move(reason), peer, size_, rank_, name_, CurrentOp());
 }
 
 void ShmGroup::CheckSignatures(const Signature& mine) const {

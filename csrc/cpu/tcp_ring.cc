@@ -385,14 +385,7 @@ void TcpRing::ThrowAbortFrame(int fd, const void* headerRaw, int neighbor) {
   std::memcpy(&info, body.data(), std::min(body.size(), sizeof(info)));
   std::string text(body.begin() + std::min(body.size(), sizeof(info)), body.end());
   text.resize(strnlen(text.c_str(), text.size()));
-  // Keep the original code and culprit: every rank reports the real cause. Both
-  // come off the wire, so they are checked first.
-  ErrorCode code = ErrorCode::kAborted;
-  if (!ErrorCodeFromWire(info.code, &code)) {
-    text += " [rank " + std::to_string(neighbor) + " sent an invalid error code " + std::to_string(info.code) + "]";
-  }
-  const int culprit = info.culprit >= -1 && info.culprit < size_ ? info.culprit : neighbor;
-  throw MakeError(code, RelayedErrorText(std::move(text), neighbor), culprit);
+  throw RelayedError(info.code, info.culprit, std::move(text), neighbor, size_, rank_, name_, currentOp_);
 }
 
 std::string TcpRing::NeverCalledText(int peer) const {
