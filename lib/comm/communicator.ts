@@ -8,7 +8,7 @@
 import { loadAddon, type NativeCommunicator, type NativeOp } from '../core/native';
 import type { StoreClient } from '../store';
 import { REDUCE_OPS, type ReduceOp } from '../core/dtypes';
-import { MicsError, describeValue, invalidArgument, optionsObject, rejecting, valueText, type MicsErrorCode } from '../core/errors';
+import { MicsError, booleanOption, describeValue, invalidArgument, optionsObject, rejecting, valueText, type MicsErrorCode } from '../core/errors';
 import { noteFailure } from './failure-record';
 import { keepAttached } from '../core/untransferable';
 import { isTensor, resolveBuffer, type ResolvedBuffer, type Tensor } from './tensor';
@@ -161,10 +161,8 @@ export class Communicator {
       const send = this.buffer(input, 'reduceScatter input');
       const recv = this.buffer(output, 'reduceScatter output');
       this.sameDtype('reduceScatter', send.dtype, recv.dtype);
-      if (checked.accumulate !== undefined && typeof checked.accumulate !== 'boolean') {
-        throw invalidArgument(`reduceScatter: accumulate ${valueText(checked.accumulate)} is not valid: use true or false`);
-      }
-      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(checked), 0, checked, checked.accumulate === true);
+      const accumulate = booleanOption('reduceScatter: accumulate', checked.accumulate, false);
+      return this.run('reduceScatter', send.native, recv.native, send.dtype, this.reduceOp(checked), 0, checked, accumulate);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -3,7 +3,7 @@
  * (torch.optim.AdamW, torch.optim.SGD), and parameter groups: per-group learning
  * rate and weight decay (e.g. no decay on biases and norms).
  */
-import { invalidArgument, valueText } from '../core/errors';
+import { booleanOption, invalidArgument, valueText } from '../core/errors';
 import type { ParameterSlot } from './layout';
 
 /** torch.optim.AdamW (amsgrad and maximize off). */
@@ -100,8 +100,7 @@ export function resolveOptimizer(spec: OptimizerSpec | undefined): ResolvedOptim
   if (spec.type === 'sgd') {
     const momentum = nonNegative('optimizer.momentum', spec.momentum, 0);
     const dampening = nonNegative('optimizer.dampening', spec.dampening, 0);
-    const nesterov = spec.nesterov ?? false;
-    if (typeof nesterov !== 'boolean') throw invalidArgument(`optimizer.nesterov ${valueText(nesterov)} is not valid: use true or false`);
+    const nesterov = booleanOption('optimizer.nesterov', spec.nesterov, false);
     if (nesterov && (momentum <= 0 || dampening !== 0)) {
       throw invalidArgument(`optimizer.nesterov needs momentum > 0 and dampening 0 (got momentum ${momentum}, dampening ${dampening}), as in torch.optim.SGD`);
     }

@@ -40,7 +40,7 @@ function expectExact(results: RankResult[], modes: string[]): void {
     const wrong = cases.filter((c) => c.wrong > 0);
     expect(wrong).toEqual([]);
     expect(r.json.errors.inPlace).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/accumulate .*must not overlap the input/) });
-    expect(r.json.errors.notBoolean).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/accumulate yes is not valid: use true or false/) });
+    expect(r.json.errors.notBoolean).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/accumulate "yes" is not valid: use true or false/) });
   }
 }
 

@@ -199,6 +199,7 @@ describe('calls out of order reject with MICS_INVALID_ARGUMENT naming what was e
       [{ parameters: [{ name: 'x', shape: [2] }, { name: 'x', shape: [3] }] }, /'x' is listed twice/],
       [{ optimizer: { type: 'adam' } }, /'adam' is not valid: use 'adamw' or 'sgd'/],
       [{ optimizer: { type: 'sgd', nesterov: true } }, /nesterov needs momentum > 0/],
+      [{ optimizer: { type: 'sgd', momentum: 0.9, nesterov: 'yes' } }, /^optimizer.nesterov "yes" is not valid: use true or false$/],
       [{ accumulationSteps: 0 }, /accumulationSteps 0/],
       [{ clipGradNorm: -1 }, /clipGradNorm -1/],
       [{ schedule: { decay: 'cosine' } }, /totalSteps undefined is not valid for 'cosine'/],
