@@ -92,7 +92,7 @@ describe('mics bench runs', () => {
     );
     expect([result.status, result.stderr]).toEqual([0, '']);
     const { rows } = JSON.parse(result.stdout) as {
-      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; interleavedStepMs: number; replayMs: number; inOrderMs: number; inOrderOps: number; overheadOverReplay: number; overheadOverInOrder: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
+      rows: { strategy: string; partitionSize: number; hierarchical: boolean; stepMs: number; aloneMs: number; interleavedStepMs: number; replayMs: number; inOrderMs: number; inOrderOps: number; overheadOverReplay: number; overheadOverInOrder: number; inOrderSlowestMs: number; overheadOverInOrderSlowest: number; inOrderWallMs: number; barrierMs: number; overheadOverInOrderWall: number; stats: { microSteps: number; bytes: Record<string, Record<string, number>> } }[];
     };
     expect(rows.map((r) => [r.strategy, r.partitionSize, r.hierarchical])).toEqual([
       ['ddp', 1, false],
@@ -109,6 +109,13 @@ describe('mics bench runs', () => {
       // Each overhead is a ratio of two timings of one iteration, minus one (n = 1 here: exactly).
       expect(r.overheadOverReplay).toBeCloseTo(r.interleavedStepMs / r.replayMs - 1, 10);
       expect(r.overheadOverInOrder).toBeCloseTo(r.interleavedStepMs / r.inOrderMs - 1, 10);
+      // The parts on their slowest ranks take at least what they take on the slowest rank
+      // overall; with the barriers between them, longer still.
+      expect(r.inOrderSlowestMs).toBeGreaterThanOrEqual(r.inOrderMs - 1e-9);
+      expect(r.inOrderWallMs).toBeGreaterThan(r.inOrderMs);
+      expect(r.barrierMs).toBeGreaterThan(0);
+      expect(r.overheadOverInOrderSlowest).toBeCloseTo(r.interleavedStepMs / r.inOrderSlowestMs - 1, 10);
+      expect(r.overheadOverInOrderWall).toBeCloseTo(r.interleavedStepMs / r.inOrderWallMs - 1, 10);
       expect(r.stats.microSteps).toBe(2);
     }
     // Timed one at a time: every op the layout implies, once. ddp (S = 1): per unit a copy

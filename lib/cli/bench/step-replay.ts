@@ -47,6 +47,13 @@ export function replayedStep(world: Communicator, groups: MicsGroups, engine: En
 export interface InOrderParts {
   ops: number;
   ms: number;
+  /** This rank's wall time of the whole step, the barriers before its ops included. */
+  wallMs: number;
+  /**
+   * Each part's time on its slowest rank, summed: a collective lasts until its last rank
+   * is done (the statistic `mics bench collectives` reports). Taken after the step.
+   */
+  slowestMs: number;
 }
 
 /**
@@ -54,19 +61,29 @@ export interface InOrderParts {
  * this rank's times of its collectives and kernels, in ms (compute is not counted).
  */
 export function inOrderParts(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: ReplayOptions): () => Promise<InOrderParts> {
-  let parts: InOrderParts = { ops: 0, ms: 0 };
+  let parts: InOrderParts = { ops: 0, ms: 0, wallMs: 0, slowestMs: 0 };
+  let times: number[] = [];
   const alone = async <T>(op: () => Promise<T> | T): Promise<T> => {
     await world.barrier();
     const start = performance.now();
     const result = await op();
-    parts.ms += performance.now() - start;
+    const ms = performance.now() - start;
+    parts.ms += ms;
+    times.push(ms);
     parts.ops++;
     return result;
   };
   const step = buildStep(world, groups, engine, o, alone, false);
   return async () => {
-    parts = { ops: 0, ms: 0 };
+    parts = { ops: 0, ms: 0, wallMs: 0, slowestMs: 0 };
+    times = [];
+    const start = performance.now();
     await step();
+    parts.wallMs = performance.now() - start;
+    // Every rank ran the same parts in the same order.
+    const slowest = Float64Array.from(times);
+    await world.allReduce(slowest, { op: 'max' });
+    parts.slowestMs = slowest.reduce((sum, ms) => sum + ms, 0);
     return parts;
   };
 }

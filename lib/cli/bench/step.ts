@@ -67,6 +67,16 @@ export interface StepBenchRow {
   overheadOverReplay?: number;
   /** With --overhead: the median over iterations of step / parts in order - 1 (a fraction): the engine overhead. */
   overheadOverInOrder?: number;
+  /** With --overhead: the parts in order, each part's time on its slowest rank, summed. */
+  inOrderSlowestMs?: number;
+  /** With --overhead: the median over iterations of step / that sum - 1 (a fraction). */
+  overheadOverInOrderSlowest?: number;
+  /** With --overhead: the wall time of the parts in order, the barrier before each op included. */
+  inOrderWallMs?: number;
+  /** With --overhead: one world barrier alone (the mean over back-to-back barriers), in ms. */
+  barrierMs?: number;
+  /** With --overhead: the median over iterations of step / that wall time - 1 (a fraction). */
+  overheadOverInOrderWall?: number;
 }
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -130,7 +140,22 @@ async function engineStep(engine: Engine<EngineTensor>, o: StepBenchOptions): Pr
   return performance.now() - start;
 }
 
-type InterleavedOverhead = Required<Pick<StepBenchRow, 'interleavedStepMs' | 'replayMs' | 'inOrderMs' | 'inOrderOps' | 'overheadOverReplay' | 'overheadOverInOrder'>>;
+type InterleavedOverhead = Required<
+  Pick<
+    StepBenchRow,
+    'interleavedStepMs' | 'replayMs' | 'inOrderMs' | 'inOrderOps' | 'overheadOverReplay' | 'overheadOverInOrder' | 'inOrderWallMs' | 'barrierMs' | 'overheadOverInOrderWall' | 'inOrderSlowestMs' | 'overheadOverInOrderSlowest'
+  >
+>;
+
+/** The mean time of one world barrier over `count` back to back, the slowest rank's. */
+async function barrierMs(world: Communicator, count: number): Promise<number> {
+  for (let i = 0; i < 20; i++) await world.barrier();
+  const start = performance.now();
+  for (let i = 0; i < count; i++) await world.barrier();
+  const mean = new Float64Array([(performance.now() - start) / count]);
+  await world.allReduce(mean, { op: 'max' });
+  return mean[0];
+}
 
 /**
  * The engine's step, its replay and its parts in order, timed in turn in each of
@@ -144,6 +169,8 @@ async function interleavedOverhead(world: Communicator, groups: MicsGroups, engi
   const replay = replayedStep(world, groups, engine, o);
   const inOrder = inOrderParts(world, groups, engine, o);
   let ops = 0;
+  let inOrderWall = 0;
+  let inOrderSlowest = 0;
   const timings: (() => Promise<number>)[] = [
     async () => {
       await world.barrier();
@@ -158,23 +185,34 @@ async function interleavedOverhead(world: Communicator, groups: MicsGroups, engi
     async () => {
       const parts = await inOrder();
       ops = parts.ops;
+      inOrderWall = parts.wallMs;
+      inOrderSlowest = parts.slowestMs;
       return parts.ms;
     },
   ];
-  const [steps, replays, inOrders] = [[], [], []] as number[][];
+  const [steps, replays, inOrders, inOrderWalls, inOrderSlowests] = [[], [], [], [], []] as number[][];
   for (let i = 0; i < o.iters; i++) {
-    const ms = new Float64Array(3);
+    const ms = new Float64Array(5);
     for (let k = 0; k < 3; k++) {
       const which = (i + k) % 3;
       await timings[which]();
       ms[which] = await timings[which]();
     }
+    ms[3] = inOrderWall;
+    ms[4] = inOrderSlowest;
     await world.allReduce(ms, { op: 'max' });
     steps.push(ms[0]);
     replays.push(ms[1]);
     inOrders.push(ms[2]);
+    inOrderWalls.push(ms[3]);
+    inOrderSlowests.push(ms[4]);
   }
   return {
+    inOrderSlowestMs: median(inOrderSlowests),
+    overheadOverInOrderSlowest: median(steps.map((s, i) => s / inOrderSlowests[i] - 1)),
+    inOrderWallMs: median(inOrderWalls),
+    barrierMs: await barrierMs(world, 200),
+    overheadOverInOrderWall: median(steps.map((s, i) => s / inOrderWalls[i] - 1)),
     interleavedStepMs: median(steps),
     replayMs: median(replays),
     inOrderMs: median(inOrders),
@@ -343,6 +381,17 @@ export function formatStepTable(rows: StepBenchRow[], header: string, o: StepBen
         lines.push(`# ${r.strategy}, interleaved (each iteration times all three; medians over ${o.iters}): step ${r.interleavedStepMs.toFixed(1)} ms`);
         lines.push(`#   vs the same collectives and kernels replayed in its order without the engine ${r.replayMs.toFixed(1)} ms: overhead ${ratio(r.overheadOverReplay)}`);
         lines.push(`#   vs its collectives and kernels each timed alone in its order on its buffers ${r.inOrderMs.toFixed(1)} ms: overhead ${ratio(r.overheadOverInOrder)}`);
+        if (r.inOrderSlowestMs !== undefined) {
+          lines.push(`#   vs the same parts, each on its slowest rank, summed ${r.inOrderSlowestMs.toFixed(1)} ms: overhead ${ratio(r.overheadOverInOrderSlowest)}`);
+        }
+        if (r.inOrderWallMs !== undefined && r.barrierMs !== undefined && r.inOrderOps !== undefined) {
+          const barriers = r.inOrderOps * r.barrierMs;
+          lines.push(
+            `#   vs those ${r.inOrderOps} parts in order with a barrier before each, wall time ${r.inOrderWallMs.toFixed(1)} ms: overhead ${ratio(r.overheadOverInOrderWall)}; ` +
+              `that wall is the parts ${r.inOrderMs.toFixed(1)} + ${r.inOrderOps} barriers of ${(r.barrierMs * 1000).toFixed(0)} us alone ${barriers.toFixed(1)} ` +
+              `+ the rest ${(r.inOrderWallMs - r.inOrderMs - barriers).toFixed(1)} ms (the ranks' skew that the barriers absorbed)`,
+          );
+        }
       }
     }
   }
