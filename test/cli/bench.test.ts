@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { warmupNote } from '../../lib/cli/bench/collectives';
 import { rankNodeFlags } from '../../lib/cli/bench/local-ranks';
 import { parseBenchOptions, parseSize } from '../../lib/cli/bench/options';
 import { runNode } from '../helpers/run-node';
@@ -33,6 +34,13 @@ describe('mics bench options (nccl-tests flags)', () => {
     expect(parseBenchOptions({}).timing).toBe('median');
     expect(parseBenchOptions({ timing: 'mean' }).timing).toBe('mean');
     expect(() => parseBenchOptions({ timing: 'max' })).toThrow(/-T max is not valid: use median .* or mean/);
+  });
+
+  it('says when the first small rows will time V8 compiling the call path, and how to warm past it', () => {
+    expect(warmupNote(parseBenchOptions({}))).toMatch(/first small rows here time that start-up; -w 20000 measures the per-call cost of a running job$/);
+    expect(warmupNote(parseBenchOptions({ warmupIters: '20000' }))).toBeUndefined();
+    // Large messages only: per-call JavaScript is not what they measure.
+    expect(warmupNote(parseBenchOptions({ minbytes: '1M' }))).toBeUndefined();
   });
 });
 

@@ -276,6 +276,21 @@ function o2(wrong: number): string {
   return String(wrong);
 }
 
+/** Calls after which V8 has compiled a collective's JavaScript path (measured: docs/benchmarks.md). */
+export const STEADY_STATE_CALLS = 10_000;
+
+/**
+ * A note for the text output when the sweep starts at a small size with fewer warm-up
+ * calls than that: its first rows time V8 interpreting and compiling the call path.
+ */
+export function warmupNote(o: Pick<CollectivesBenchOptions, 'minBytes' | 'warmup'>): string | undefined {
+  if (o.warmup >= STEADY_STATE_CALLS || o.minBytes > 64 * 1024) return undefined;
+  return (
+    `# note: a fresh process runs its first ~${STEADY_STATE_CALLS} calls while V8 interprets and compiles the call path, ` +
+    `so the first small rows here time that start-up; -w ${2 * STEADY_STATE_CALLS} measures the per-call cost of a running job`
+  );
+}
+
 /** nccl-tests-style text for one op's rows. */
 export function formatTable(op: BenchOp, rows: BenchRow[], header: string): string {
   const lines = [

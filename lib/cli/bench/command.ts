@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { Communicator } from '../../comm/communicator';
 import { init } from '../../comm/init';
-import { formatTable, runCollectivesBench } from './collectives';
+import { formatTable, runCollectivesBench, warmupNote } from './collectives';
 import { runLocalRanks } from './local-ranks';
 import { BENCH_OPS, parseBenchOptions, parseSize } from './options';
 import { formatPartitionTable, runPartitionBench } from './partition';
@@ -66,7 +66,11 @@ export function addBenchCommands(program: Command): void {
             `iters ${options.iters} warmup ${options.warmup} check ${options.check ? 1 : 0} register ${options.register ? 1 : 0} timing ${options.timing} ` +
             `directOps ${world.directOps}`; // ops that read the peers' inputs in place (-R 1 on one node)
           if (options.json) process.stdout.write(`${JSON.stringify({ header, rows })}\n`);
-          else for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
+          else {
+            for (const op of options.ops) process.stdout.write(`${formatTable(op, rows, header)}\n`);
+            const note = warmupNote(options);
+            if (note !== undefined) process.stdout.write(`${note}\n`);
+          }
         }
         return rows.every((r) => r.outOfPlace.wrong + r.inPlace.wrong === 0);
       });
