@@ -17,29 +17,64 @@ void ClearPending(napi_env env) {
   }
 }
 
-// The property name "resizable", made once per thread's environment: looked up by
-// a C string, Node-API would internalize it again on every op. Held in an array
-// because Node 20's references take objects only.
-napi_value ResizableKey(napi_env env) {
-  struct Key {
+// ArrayBuffer.prototype's `resizable` getter, looked up once per environment and
+// called on each buffer: an own `resizable` property on the buffer (a plain value or
+// a getter the caller defined) cannot hide what the engine knows. nullptr where it
+// cannot be found (an engine without resizable ArrayBuffers).
+napi_value ResizableGetter(napi_env env) {
+  struct Getter {
     napi_env env = nullptr;
-    napi_ref holder = nullptr;
+    napi_ref ref = nullptr;
   };
-  thread_local Key key;
-  napi_value holder = nullptr;
-  napi_value value = nullptr;
-  if (key.env == env && napi_get_reference_value(env, key.holder, &holder) == napi_ok && holder != nullptr &&
-      napi_get_element(env, holder, 0, &value) == napi_ok) {
-    return value;
+  thread_local Getter getter;
+  napi_value fn = nullptr;
+  if (getter.env == env && napi_get_reference_value(env, getter.ref, &fn) == napi_ok && fn != nullptr) return fn;
+  napi_value global = nullptr, object = nullptr, describe = nullptr, arrayBuffer = nullptr, prototype = nullptr;
+  napi_value name = nullptr, descriptor = nullptr;
+  napi_valuetype type = napi_undefined;
+  bool found = napi_get_global(env, &global) == napi_ok && napi_get_named_property(env, global, "Object", &object) == napi_ok &&
+               napi_get_named_property(env, object, "getOwnPropertyDescriptor", &describe) == napi_ok &&
+               napi_get_named_property(env, global, "ArrayBuffer", &arrayBuffer) == napi_ok &&
+               napi_get_named_property(env, arrayBuffer, "prototype", &prototype) == napi_ok &&
+               napi_create_string_utf8(env, "resizable", NAPI_AUTO_LENGTH, &name) == napi_ok;
+  if (found) {
+    napi_value args[2] = {prototype, name};
+    found = napi_call_function(env, object, describe, 2, args, &descriptor) == napi_ok &&
+            napi_typeof(env, descriptor, &type) == napi_ok && type == napi_object &&
+            napi_get_named_property(env, descriptor, "get", &fn) == napi_ok && napi_typeof(env, fn, &type) == napi_ok &&
+            type == napi_function;
   }
-  if (napi_create_string_utf8(env, "resizable", NAPI_AUTO_LENGTH, &value) != napi_ok ||
-      napi_create_array_with_length(env, 1, &holder) != napi_ok || napi_set_element(env, holder, 0, value) != napi_ok) {
-    return nullptr;
-  }
+  ClearPending(env);
+  if (!found) return nullptr;
   // Never deleted: one small reference per environment, freed with it.
   napi_ref ref = nullptr;
-  if (napi_create_reference(env, holder, 1, &ref) == napi_ok) key = Key{env, ref};
-  return value;
+  if (napi_create_reference(env, fn, 1, &ref) == napi_ok) getter = Getter{env, ref};
+  return fn;
+}
+
+// Marks an ArrayBuffer this module found fixed-length. Resizability is fixed when an
+// ArrayBuffer is made, so one check per buffer suffices: the mark (a private
+// property) costs far less to read than the `resizable` getter on every op.
+constexpr napi_type_tag kFixedLengthTag = {0x6d6963735f666978ULL, 0x65642d6c656e6774ULL};
+
+// Whether `buffer` (an ArrayBuffer) is resizable; false where the engine has none.
+bool IsResizable(napi_env env, napi_value buffer) {
+  bool known = false;
+  if (napi_check_object_type_tag(env, buffer, &kFixedLengthTag, &known) == napi_ok && known) return false;
+  napi_value getter = ResizableGetter(env);
+  napi_value resizable = nullptr;
+  bool isResizable = false;
+  // Without the prototype's getter, the buffer's own property (undefined, so false,
+  // where ArrayBuffers cannot be resizable); a throwing getter counts as false.
+  if ((getter != nullptr ? napi_call_function(env, buffer, getter, 0, nullptr, &resizable)
+                         : napi_get_named_property(env, buffer, "resizable", &resizable)) == napi_ok) {
+    napi_get_value_bool(env, resizable, &isResizable);
+  }
+  ClearPending(env);
+  // Best effort: a buffer another module tagged first is simply checked every time.
+  if (!isResizable) napi_type_tag_object(env, buffer, &kFixedLengthTag);
+  ClearPending(env);
+  return isResizable;
 }
 
 }  // namespace
@@ -65,16 +100,7 @@ HostBytes HostBytesOf(Napi::Env env, const Napi::Value& value, const std::string
   if (napi_is_detached_arraybuffer(env, buffer, &detached) != napi_ok || detached) {
     throw Invalid(role + " is a view of a detached ArrayBuffer (it was transferred): it has no memory to use");
   }
-  napi_value resizable = nullptr;
-  bool isResizable = false;
-  // undefined (so false) where ArrayBuffers cannot be resizable; a throwing getter counts as false.
-  napi_value key = ResizableKey(env);
-  if ((key != nullptr ? napi_get_property(env, buffer, key, &resizable)
-                      : napi_get_named_property(env, buffer, "resizable", &resizable)) == napi_ok) {
-    napi_get_value_bool(env, resizable, &isResizable);
-  }
-  ClearPending(env);
-  if (isResizable) {
+  if (IsResizable(env, buffer)) {
     throw Invalid(role + " is a view of a resizable ArrayBuffer, which is not supported (shrinking it during an "
                          "op would pull its memory away): use a fixed-length ArrayBuffer");
   }

@@ -82,6 +82,15 @@ describe('bad arguments to the addon throw MicsError MICS_INVALID_ARGUMENT at th
     ['a growable SharedArrayBuffer', () => new Float32Array(new GrowableSharedArrayBuffer(64, { maxByteLength: 128 })), /SharedArrayBuffer/],
     ['a detached ArrayBuffer', detachedView, /input buffer is a view of a detached ArrayBuffer/],
     ['a resizable ArrayBuffer', () => new Float32Array(new ResizableArrayBuffer(64, { maxByteLength: 128 })), /input buffer is a view of a resizable ArrayBuffer/],
+    [
+      'a resizable ArrayBuffer whose own `resizable` property says false',
+      () => {
+        const buffer = new ResizableArrayBuffer(64, { maxByteLength: 128 });
+        Object.defineProperty(buffer, 'resizable', { value: false });
+        return new Float32Array(buffer);
+      },
+      /input buffer is a view of a resizable ArrayBuffer/,
+    ],
   ])('refuses an input over %s, naming it', (_name, make, message) => {
     const input = make();
     const error = caught(() => comm.collective('allReduce', input, new Float32Array(16), 'f32', 'sum', 0, 1000));
@@ -92,6 +101,30 @@ describe('bad arguments to the addon throw MicsError MICS_INVALID_ARGUMENT at th
     expect(asOutput).toMatchObject({ code: 'MICS_INVALID_ARGUMENT', message: expect.stringMatching(/output buffer/) });
     const grouped = caught(() => comm.group([['allReduce', input, input, 'f32', 'sum', 0]], 1000));
     expect(grouped).toBeInstanceOf(MicsError);
+  });
+});
+
+describe('buffers checked once', () => {
+  it('a fixed-length buffer used for many ops stays accepted, and a resizable one made later is still refused', async () => {
+    const [a, b] = await pair('errors-fixed-once');
+    try {
+      const x = new Float32Array(4);
+      const y = new Float32Array(4);
+      for (let i = 0; i < 3; i++) {
+        x.fill(i + 1);
+        y.fill(10 * (i + 1));
+        await Promise.all([a.collective('allReduce', x, x, 'f32', 'sum', 0, 5000), b.collective('allReduce', y, y, 'f32', 'sum', 0, 5000)]);
+        expect([x[0], y[3]]).toEqual([11 * (i + 1), 11 * (i + 1)]);
+      }
+      const resizable = new Float32Array(new ResizableArrayBuffer(16, { maxByteLength: 32 }));
+      expect(caught(() => a.collective('allReduce', resizable, resizable, 'f32', 'sum', 0, 1000))).toMatchObject({
+        code: 'MICS_INVALID_ARGUMENT',
+        message: expect.stringMatching(/resizable ArrayBuffer/),
+      });
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
   });
 });
 
