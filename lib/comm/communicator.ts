@@ -508,7 +508,11 @@ export class Communicator {
  */
 export function ranksByValue<V>(values: readonly V[], ranks: Iterable<number> = values.keys()): Map<V, number[]> {
   const byValue = new Map<V, number[]>();
-  for (const r of ranks) byValue.set(values[r], [...(byValue.get(values[r]) ?? []), r]);
+  for (const r of ranks) {
+    const group = byValue.get(values[r]);
+    if (group) group.push(r);
+    else byValue.set(values[r], [r]);
+  }
   return byValue;
 }
 

@@ -18,7 +18,7 @@ import type { FloatDType } from '../../engine/backend';
 import type { StepStats } from '../../engine/stats';
 import type { EngineTensor, Precision } from '../../engine/types';
 import { hostKernels } from '../../kernels/host';
-import { fusedAccumulate, inOrderParts, replayedStep } from './step-replay';
+import { fusedAccumulate, inOrderParts, replayedStep, type InOrderParts } from './step-replay';
 
 /** The strategies: DDP, ZeRO-3 (flat, S = W), MiCS with S spanning 2 nodes (hierarchical), MiCS with S = one node. */
 export type StepStrategy = 'ddp' | 'zero3' | 'mics-span' | 'mics-node';
@@ -168,9 +168,7 @@ async function barrierMs(world: Communicator, count: number): Promise<number> {
 async function interleavedOverhead(world: Communicator, groups: MicsGroups, engine: Engine<EngineTensor>, o: StepBenchOptions): Promise<InterleavedOverhead> {
   const replay = replayedStep(world, groups, engine, o);
   const inOrder = inOrderParts(world, groups, engine, o);
-  let ops = 0;
-  let inOrderWall = 0;
-  let inOrderSlowest = 0;
+  let parts: InOrderParts = { ops: 0, ms: 0, wallMs: 0, slowestMs: 0 };
   const timings: (() => Promise<number>)[] = [
     async () => {
       await world.barrier();
@@ -183,14 +181,12 @@ async function interleavedOverhead(world: Communicator, groups: MicsGroups, engi
       return performance.now() - start;
     },
     async () => {
-      const parts = await inOrder();
-      ops = parts.ops;
-      inOrderWall = parts.wallMs;
-      inOrderSlowest = parts.slowestMs;
+      parts = await inOrder();
       return parts.ms;
     },
   ];
-  const [steps, replays, inOrders, inOrderWalls, inOrderSlowests] = [[], [], [], [], []] as number[][];
+  // One row per iteration: step, replay, parts in order, their wall time, their slowest-rank sum.
+  const samples: Float64Array[] = [];
   for (let i = 0; i < o.iters; i++) {
     const ms = new Float64Array(5);
     for (let k = 0; k < 3; k++) {
@@ -198,27 +194,25 @@ async function interleavedOverhead(world: Communicator, groups: MicsGroups, engi
       await timings[which]();
       ms[which] = await timings[which]();
     }
-    ms[3] = inOrderWall;
-    ms[4] = inOrderSlowest;
+    ms[3] = parts.wallMs;
+    ms[4] = parts.slowestMs;
     await world.allReduce(ms, { op: 'max' });
-    steps.push(ms[0]);
-    replays.push(ms[1]);
-    inOrders.push(ms[2]);
-    inOrderWalls.push(ms[3]);
-    inOrderSlowests.push(ms[4]);
+    samples.push(ms);
   }
+  const column = (k: number): number => median(samples.map((s) => s[k]));
+  const overStep = (k: number): number => median(samples.map((s) => s[0] / s[k] - 1));
   return {
-    inOrderSlowestMs: median(inOrderSlowests),
-    overheadOverInOrderSlowest: median(steps.map((s, i) => s / inOrderSlowests[i] - 1)),
-    inOrderWallMs: median(inOrderWalls),
+    interleavedStepMs: column(0),
+    replayMs: column(1),
+    inOrderMs: column(2),
+    inOrderOps: parts.ops,
+    overheadOverReplay: overStep(1),
+    overheadOverInOrder: overStep(2),
+    inOrderWallMs: column(3),
+    overheadOverInOrderWall: overStep(3),
+    inOrderSlowestMs: column(4),
+    overheadOverInOrderSlowest: overStep(4),
     barrierMs: await barrierMs(world, 200),
-    overheadOverInOrderWall: median(steps.map((s, i) => s / inOrderWalls[i] - 1)),
-    interleavedStepMs: median(steps),
-    replayMs: median(replays),
-    inOrderMs: median(inOrders),
-    inOrderOps: ops,
-    overheadOverReplay: median(steps.map((s, i) => s / replays[i] - 1)),
-    overheadOverInOrder: median(steps.map((s, i) => s / inOrders[i] - 1)),
   };
 }
 
