@@ -55,6 +55,30 @@ import type {
 
 type Buf = EngineTensor | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 
+/**
+ * The key of the engine's own memory, for `mics bench step --overhead` (not exported
+ * from the package): its replay and its parts timed alone run on these buffers, so they
+ * read and write the same pages as the engine's step. Other allocations of the same
+ * sizes run a few percent faster or slower by where their pages lie.
+ */
+export const ownBuffers = Symbol('mics.engine.ownBuffers');
+
+/** What {@link ownBuffers} gives: the engine's shards and some of its pooled full buffers. */
+export interface EngineOwnBuffers<B> {
+  params: B;
+  master: B;
+  accumulator: B;
+  expAvg: B | undefined;
+  expAvgSq: B | undefined;
+  normScratch: B;
+  /**
+   * `count` buffers of `length` elements from the engine's pool of `dtype`, allocated
+   * there when it has fewer. They stay the pool's: the engine's next step uses them too,
+   * so use them only between steps.
+   */
+  pooled(dtype: DType, length: number, count: number): B[];
+}
+
 interface UnitState {
   /** The gathered full parameters (held, prefetched or persistent). */
   full?: Buf;
@@ -1179,6 +1203,26 @@ export class Engine<T extends EngineTensor = Float32Array> {
 
   private unitList(units: UnitLayout[]): string {
     return units.map((u) => `'${u.name}'`).join(', ');
+  }
+
+  /** See {@link ownBuffers}. */
+  [ownBuffers](): EngineOwnBuffers<Buf> {
+    this.ensureUsable('ownBuffers');
+    return {
+      params: this.params,
+      master: this.master,
+      accumulator: this.accumulator,
+      expAvg: this.expAvg,
+      expAvgSq: this.expAvgSq,
+      normScratch: this.normScratch,
+      pooled: (dtype, length, count) => {
+        const pool = this.pool(dtype);
+        const taken = Array.from({ length: count }, () => pool.take(length));
+        // Given back in reverse, so that the pool hands them out in the order it had them.
+        for (let i = taken.length - 1; i >= 0; i--) pool.give(taken[i]);
+        return taken;
+      },
+    };
   }
 
   private shardOf(buffer: Buf, u: UnitLayout): Buf {

@@ -4,6 +4,7 @@
  * rejecting with MICS_INVALID_ARGUMENT naming what was expected.
  */
 import { createEngine, createGroups, init, step, type Communicator, type Engine, type MicsGroups } from '../../lib';
+import { ownBuffers, type EngineOwnBuffers } from '../../lib/engine/engine';
 import { rejection, thrown } from '../helpers/errors';
 
 const parameters = [
@@ -77,6 +78,24 @@ describe('units and views', () => {
       gradientAccumulators: shardBytes,
       modelStates: 4 * shardBytes,
     });
+  });
+});
+
+describe('its own memory, for mics bench step --overhead (not exported from the package)', () => {
+  it('is the memory the engine computes in: its shards, and pooled buffers that its next step takes', async () => {
+    const engine = await engineWith({ optimizer: { type: 'adamw' } });
+    const own = engine[ownBuffers]() as EngineOwnBuffers<Float32Array>; // host memory on the cpu backend
+    const [unit] = engine.units;
+    const gathered = await engine.gather(unit);
+    expect(gathered.flat.buffer).toBe(own.params.buffer); // one rank: the views are the parameter shard
+    engine.release(unit);
+    const [first, second] = own.pooled('f32', unit.paddedNumel, 2);
+    expect(first).not.toBe(second);
+    const again = own.pooled('f32', unit.paddedNumel, 2); // handed back in order, nothing new allocated
+    expect(again[0]).toBe(first);
+    expect(again[1]).toBe(second);
+    expect(engine.gradientBuffer(unit, { zero: false }).flat).toBe(first);
+    expect([own.expAvg, own.expAvgSq].every((b) => b !== undefined && b.length === engine.layout.shardNumel)).toBe(true);
   });
 });
 
