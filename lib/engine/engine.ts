@@ -205,6 +205,8 @@ export class Engine<T extends EngineTensor = Float32Array> {
   private readonly flagScratch: Buf;
   /** Resolves once every collective asked for so far has been issued (see the module notes). */
   private issued: Promise<void> = Promise.resolve();
+  /** Collectives in that chain not yet issued (each waits for a `prepare` or for one that does). */
+  private waitingToIssue = 0;
   private lastGathered: number | undefined;
   private direction = 1;
   private micro = 0;
@@ -537,13 +539,11 @@ export class Engine<T extends EngineTensor = Float32Array> {
     const full = this.pool(this.gatherDtype).take(u.paddedNumel);
     state.full = full;
     const dtype = this.gatherDtype;
-    const started = nowMicros();
     this.countGather(u);
-    state.gathering = this.track(
-      this.issue(() => allGather(this.groups, this.backend.tensor(this.shardOf(this.params, u), dtype), this.backend.tensor(full, dtype))).then(() =>
-        this.stats.event('gather', `allGather ${u.name}`, started),
-      ),
-    );
+    const tracing = this.stats.tracing;
+    const started = tracing ? nowMicros() : 0;
+    const gathering = this.issue(() => allGather(this.groups, this.backend.tensor(this.shardOf(this.params, u), dtype), this.backend.tensor(full, dtype)));
+    state.gathering = this.track(tracing ? gathering.then(() => this.stats.event('gather', `allGather ${u.name}`, started)) : gathering);
   }
 
   private countGather(u: UnitLayout): void {
@@ -737,7 +737,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
         this.pool(dtype).give(out);
       }
     }
-    this.stats.event('reduce', `reduceScatter ${u.name}`, started);
+    if (this.stats.tracing) this.stats.event('reduce', `reduceScatter ${u.name}`, started);
     this.pool(dtype).give(full);
   }
 
@@ -1119,9 +1119,20 @@ export class Engine<T extends EngineTensor = Float32Array> {
    * Issues a collective after every collective asked for before it has been issued
    * (see the module notes): `prepare` (local work, e.g. a cast) runs first, then
    * `launch` starts the collective. Resolves when the collective completes; the next
-   * collective may be issued as soon as this one has started.
+   * collective may be issued as soon as this one has started. With no `prepare` and
+   * nothing waiting in the chain, it starts at once (the order is the same).
    */
   private issue(launch: () => Promise<void>, prepare?: Promise<void>): Promise<void> {
+    if (prepare === undefined && this.waitingToIssue === 0) {
+      // Nothing waits ahead of it (the common case): start it now, without the chain's promises.
+      try {
+        this.ensureUsable('collective');
+        return launch();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    this.waitingToIssue += 1;
     const begun = this.issued
       .then(() => prepare)
       .then(() => {
@@ -1129,21 +1140,25 @@ export class Engine<T extends EngineTensor = Float32Array> {
         this.ensureUsable('collective');
         return { op: launch() };
       });
-    this.issued = begun.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settled = (): void => {
+      this.waitingToIssue -= 1;
+    };
+    this.issued = begun.then(settled, settled);
     return begun.then((b) => b.op);
   }
 
   /** Runs `promise` as a pending engine op: failures abort the engine; step() waits for it. */
   private track(promise: Promise<void>): Promise<void> {
-    const guarded = this.guard(promise);
+    const guarded: Promise<void> = promise.then(
+      () => {
+        this.pending.delete(guarded);
+      },
+      (err: unknown) => {
+        this.pending.delete(guarded);
+        throw this.fail(err);
+      },
+    );
     this.pending.add(guarded);
-    const done = (): void => {
-      this.pending.delete(guarded);
-    };
-    guarded.then(done, done);
     return guarded;
   }
 

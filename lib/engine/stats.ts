@@ -75,7 +75,8 @@ export class StatsRecorder {
 
   constructor(
     private readonly rank: number,
-    private readonly tracing: boolean,
+    /** Whether events are kept (callers skip building names and completions otherwise). */
+    readonly tracing: boolean,
     private readonly keep = 1000,
   ) {
     this.current = this.fresh(1);
