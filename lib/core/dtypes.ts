@@ -95,24 +95,43 @@ function isView(t: HostTensor): t is TensorView {
  * progress thread is reading), and a detached one (its memory is gone).
  */
 function checkBacking(data: ArrayBufferView, role: string): void {
-  const buffer = data.buffer as ArrayBufferLike & { resizable?: boolean; maxByteLength?: number };
+  const buffer = data.buffer;
   // The common case first, cheaply (small collectives check two arrays per call):
   // a fixed-length ArrayBuffer with memory behind it.
-  if (buffer instanceof ArrayBuffer && buffer.resizable !== true && data.byteLength !== 0) return;
+  if (buffer instanceof ArrayBuffer && !isResizable(buffer) && data.byteLength !== 0) return;
   if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) {
     throw invalidArgument(
       `${role}: a TypedArray over a SharedArrayBuffer is not supported: use an ArrayBuffer-backed array or allocHost()`,
     );
   }
-  if (buffer.resizable === true) {
+  if (isResizable(buffer)) {
     throw invalidArgument(
-      `${role}: a TypedArray over a resizable ArrayBuffer (maxByteLength ${valueText(buffer.maxByteLength)}) is not supported: ` +
+      `${role}: a TypedArray over a resizable ArrayBuffer (maxByteLength ${valueText(intrinsic(maxByteLengthGetter, buffer))}) is not supported: ` +
         'it could shrink while an op reads it; use a fixed-length ArrayBuffer or allocHost()',
     );
   }
   if (data.byteLength === 0 && isDetached(buffer as ArrayBuffer)) {
     throw invalidArgument(`${role}: the TypedArray's ArrayBuffer is detached (transferred or freed): its memory is gone`);
   }
+}
+
+// ArrayBuffer.prototype's own getters, not the buffer's properties: an own
+// `resizable` property (or a getter that throws) must not decide, or break, the check.
+const resizableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
+const maxByteLengthGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'maxByteLength')?.get;
+
+/** The getter's value for `buffer`; undefined where this Node lacks it or `buffer` is no ArrayBuffer. */
+function intrinsic(getter: (() => unknown) | undefined, buffer: ArrayBufferLike): unknown {
+  if (getter === undefined) return undefined;
+  try {
+    return getter.call(buffer);
+  } catch {
+    return undefined; // a SharedArrayBuffer, or an object that only claims to be an ArrayBuffer
+  }
+}
+
+function isResizable(buffer: ArrayBufferLike): boolean {
+  return intrinsic(resizableGetter, buffer) === true;
 }
 
 /** Node 20 has no ArrayBuffer.prototype.detached; constructing a view over a detached buffer throws. */

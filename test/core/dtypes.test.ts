@@ -45,6 +45,28 @@ describe('resolveTensor', () => {
     ['a SharedArrayBuffer', () => new Float32Array(new SharedArrayBuffer(16)), /SharedArrayBuffer/],
     ['a resizable ArrayBuffer', () => new Float32Array(new Resizable(16, { maxByteLength: 64 })), /resizable/],
     [
+      'a resizable ArrayBuffer whose own `resizable` property says false',
+      () => {
+        const buffer = new Resizable(16, { maxByteLength: 64 });
+        Object.defineProperty(buffer, 'resizable', { value: false });
+        return new Float32Array(buffer);
+      },
+      /resizable ArrayBuffer \(maxByteLength 64\)/,
+    ],
+    [
+      'a resizable ArrayBuffer whose own `resizable` getter throws',
+      () => {
+        const buffer = new Resizable(16, { maxByteLength: 64 });
+        Object.defineProperty(buffer, 'resizable', {
+          get() {
+            throw new Error('from the getter');
+          },
+        });
+        return new Float32Array(buffer);
+      },
+      /resizable ArrayBuffer/,
+    ],
+    [
       'a detached ArrayBuffer',
       () => {
         const array = new Float32Array(4);
@@ -63,6 +85,16 @@ describe('resolveTensor', () => {
     expect(thrown).toBeInstanceOf(MicsError);
     expect((thrown as MicsError).code).toBe('MICS_INVALID_ARGUMENT');
     expect((thrown as MicsError).message).toMatch(message);
+  });
+
+  it("a fixed-length buffer is accepted whatever its own properties say (ArrayBuffer.prototype's getters decide)", () => {
+    const buffer = new ArrayBuffer(16);
+    Object.defineProperty(buffer, 'resizable', {
+      get() {
+        throw new Error('from the getter');
+      },
+    });
+    expect(resolveTensor(new Float32Array(buffer), 'input').array.length).toBe(4);
   });
 
   it('an empty plain array over an attached buffer is fine', () => {
