@@ -1149,6 +1149,7 @@ export class Engine<T extends EngineTensor = Float32Array> {
 
   /** Runs `promise` as a pending engine op: failures abort the engine; step() waits for it. */
   private track(promise: Promise<void>): Promise<void> {
+    // guard()'s failure path and the bookkeeping in one then(): this runs for every collective.
     const guarded: Promise<void> = promise.then(
       () => {
         this.pending.delete(guarded);
