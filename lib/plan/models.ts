@@ -109,17 +109,20 @@ function gpt(name: string, layers: number, hidden: number, heads: number, vocab:
   return Object.freeze({ name, family: 'gpt' as const, layers, hidden, heads, vocab, sequence, source });
 }
 
-function bert(name: string, layers: number, hidden: number, heads: number, source: string): ModelSpec {
-  return Object.freeze({ name, family: 'bert' as const, layers, hidden, heads, vocab: 30522, sequence: 512, source });
+function bert(name: string, layers: number, hidden: number, heads: number, source: string, vocab = 30522): ModelSpec {
+  return Object.freeze({ name, family: 'bert' as const, layers, hidden, heads, vocab, sequence: 512, source });
 }
 
 const MICS_BERT_SOURCE =
   'MiCS paper (arXiv 2205.00119) BERT models; shape assumed: 12 L h^2 matches the size, BERT vocabulary, sequence 512';
+// The first MiCS author's DeepSpeed BERT runs (bing_bert): hidden, layers, heads, MLP 4h, vocabulary 32003, sequence 512.
+const AUTHOR_BERT_SOURCE = (file: string): string =>
+  `shape of the first MiCS author's DeepSpeed BERT configuration (github.com/zarzen/DeepSpeedExamples, bing_bert/zero_opt_experiments/configs/${file}); sequence 512`;
 
 /** The built-in models, by name. */
 export const MODEL_PRESETS: Readonly<Record<string, ModelSpec>> = Object.freeze({
-  'bert-10b': bert('bert-10b', 127, 2560, 40, MICS_BERT_SOURCE),
-  'bert-15b': bert('bert-15b', 190, 2560, 40, MICS_BERT_SOURCE),
+  'bert-10b': bert('bert-10b', 127, 2560, 40, AUTHOR_BERT_SOURCE('10B_cgFalse_mbs8_gbs8192.json'), 32003),
+  'bert-15b': bert('bert-15b', 190, 2560, 40, AUTHOR_BERT_SOURCE('15B_deep_cgFalse_Adam.json'), 32003),
   'bert-20b': bert('bert-20b', 64, 5120, 40, MICS_BERT_SOURCE),
   'bert-50b': bert('bert-50b', 62, 8192, 64, MICS_BERT_SOURCE),
   'gpt2-30b': gpt(

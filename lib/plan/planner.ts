@@ -524,7 +524,8 @@ function fittingMicroBatch(o: TrainingOptions, strategy: Strategy, worldSize: nu
 /**
  * The fastest MiCS configuration on `worldSize` GPUs: every partition size from
  * the memory-minimal one up (whole nodes or inside a node), each with its largest
- * fitting micro-batch; the highest predicted samples/s wins.
+ * fitting micro-batch, or with `o.microBatch` when that is a number (sizes it does
+ * not fit are skipped); the highest predicted samples/s wins.
  */
 export function fastestPartition(o: TrainingOptions, worldSize: number): { partitionSize: number; microBatch: number; prediction: StepPrediction } {
   checkTrainingOptions(o, 'fastestPartition');
@@ -532,14 +533,15 @@ export function fastestPartition(o: TrainingOptions, worldSize: number): { parti
   const sequence = o.sequence ?? o.model.sequence;
   const G = o.cluster.gpusPerNode;
   const { S: smallest } = chooseForWorld({ ...o, partitionSize: undefined }, worldSize, 1, sequence);
+  const fixed = typeof o.microBatch === 'number' ? o.microBatch : undefined;
   let best: { partitionSize: number; microBatch: number; prediction: StepPrediction } | undefined;
   for (const S of divisors(worldSize)) {
     if (S < smallest || (S > G && S % G !== 0)) continue;
-    const b = fittingMicroBatch(o, 'mics', worldSize, S);
-    if (b < 1) continue;
+    const b = fixed ?? fittingMicroBatch(o, 'mics', worldSize, S);
+    if (b < 1 || (fixed !== undefined && !memoryFor(o, 'mics', S, fixed, sequence).fits)) continue;
     const prediction = predictStep(stepSetup(o, worldSize, 'mics', S, b, sequence));
     if (!best || prediction.samplesPerSecond > best.prediction.samplesPerSecond) best = { partitionSize: S, microBatch: b, prediction };
   }
-  if (!best) throw invalidArgument(`${o.model.name} fits at no partition size on ${worldSize} GPUs`);
+  if (!best) throw invalidArgument(`${o.model.name} fits at no partition size on ${worldSize} GPUs${fixed === undefined ? '' : ` with micro-batch ${fixed}`}`);
   return best;
 }

@@ -7,9 +7,11 @@
  * set; nothing is fitted per figure. Shared by both rule sets: the systems'
  * precision (16 B per parameter, half-precision gradients), activation
  * recomputation, units per weight matrix (DeepSpeed's module hooks; SageMaker's
- * library works the same way), prefetch depth 1, one micro-step per step. The
- * sources do not publish the partition size or the micro-batch, so two rules
- * fill them in (docs/scaling.md, "Validation"):
+ * library works the same way), prefetch depth 1, one micro-step per step. Where a
+ * source (or its authors' public configurations) gives the micro-batch, sequence,
+ * global batch or the baseline's behaviour, that is used. Most do not publish the
+ * partition size or the micro-batch, so two rules fill them in (docs/scaling.md,
+ * "Validation"):
  *
  * - `planned`: what `mics plan` chooses: the smallest S that fits, then the
  *   largest micro-batch that fits at that S. Fixed before any comparison.
@@ -24,7 +26,7 @@
  *
  * @packageDocumentation
  */
-import { modelPreset, parameterCount, type ModelSpec } from './models';
+import { formatCount, modelPreset, parameterCount, type ModelSpec } from './models';
 import { fastestPartition, largestMicroBatch, simulateScaling, type ScalingResult, type TrainingOptions } from './planner';
 import { clusterPreset, type ClusterPreset } from './presets';
 import type { StepPrediction, Strategy } from './schedule';
@@ -63,6 +65,27 @@ export interface ValidationReport {
 
 const MICS_PAPER = 'MiCS paper (Zhang et al., VLDB 2023, arXiv 2205.00119) and Amazon Science blog "Near-linear scaling of gigantic-model training on AWS"';
 const SAGEMAKER_BLOG = 'AWS ML blog "Train gigantic models with near-linear scaling using sharded data parallelism on Amazon SageMaker" (2022)';
+const DEEPSPEED_PR_1453 =
+  'DeepSpeed pull request #1453 "Various ZeRO Stage3 Optimizations + Improvements" (AWS, opened 2021-10-12, merged 2022-01-20), results on p4d';
+
+/**
+ * The BERT comparison's setup, from the first MiCS author's public DeepSpeed BERT
+ * configurations (github.com/zarzen/DeepSpeedExamples,
+ * bing_bert/zero_opt_experiments/configs): 8 sequences of 512 tokens per GPU and a
+ * global batch of 8192 (the 10B `*_gbs8192` and the 50B files; the 15B file uses 2048).
+ */
+const BERT_MICRO_BATCH = 8;
+const BERT_GLOBAL_BATCH = 8192;
+const BERT_GPUS = [16, 32, 64, 128];
+/**
+ * DeepSpeed v0.5.6's ZeRO-3 (the paper's baseline, tagged 2021-11-11) gathers each
+ * prefetched parameter after a `torch.cuda.synchronize()` (partition_parameters.py,
+ * `_allgather_param`), up to 5e7 elements per prefetch: with BERT's 2560-wide
+ * matrices a prefetch holds several parameters, each waiting for the one before,
+ * so gathers do not overlap compute. Modelled as prefetch depth 0 (the last
+ * parameter of each prefetch, which does overlap the current module, is not credited).
+ */
+const DEEPSPEED_056_PREFETCH_DEPTH = 0;
 
 /** What every figure shares, whichever rule fills in S and the micro-batch. */
 export const VALIDATION_RULES: Omit<TrainingOptions, 'cluster' | 'model'> = Object.freeze({
@@ -75,8 +98,8 @@ export const VALIDATION_RULES: Omit<TrainingOptions, 'cluster' | 'model'> = Obje
 });
 
 const SHARED_TEXT =
-  'paper precision (16 B/parameter, fp16 gradients), recomputation, units per weight matrix, prefetch depth 1, one micro-step per step; ' +
-  'S and micro-batch chosen at the smallest GPU count of a figure and held for the larger ones';
+  'paper precision (16 B/parameter, fp16 gradients), recomputation, units per weight matrix, prefetch depth 1, one micro-step per step ' +
+  'unless the source gives the batch; S and micro-batch chosen at the smallest GPU count of a figure and held for the larger ones';
 const RULE_TEXT: Record<ValidationRule, string> = {
   planned: 'planned: S and micro-batch as `mics plan` chooses them (smallest S that fits, then the largest micro-batch that fits at it)',
   fastest: 'fastest: the S (from the smallest that fits up) and largest micro-batch with the highest predicted throughput; ZeRO-3 at its own largest micro-batch',
@@ -109,6 +132,12 @@ function find(result: ScalingResult, strategy: Strategy, gpus: number): StepPred
   const row = result.rows.find((r) => r.strategy === strategy && r.gpus === gpus);
   if (!row) throw new Error(`validation: no row for ${strategy} at ${gpus} GPUs`);
   return row.prediction;
+}
+
+/** The one row of a single-strategy, single-count sweep. */
+function only(result: ScalingResult): StepPrediction {
+  if (result.rows.length !== 1) throw new Error(`validation: expected one row, got ${result.rows.length}`);
+  return result.rows[0].prediction;
 }
 
 function point(p: Omit<ValidationPoint, 'error'>): ValidationPoint {
@@ -167,14 +196,21 @@ export function runValidation(rule: ValidationRule = 'planned'): ValidationRepor
     }),
   );
 
-  // "Up to 2.82x over ZeRO" on BERT (p3dn.24xlarge): the largest MiCS / ZeRO-3 ratio over the grid.
+  // "Up to 2.82x over ZeRO" on BERT (p3dn.24xlarge, DeepSpeed v0.5.6): the largest MiCS / ZeRO-3 ratio over the grid,
+  // at the authors' batch (BERT_MICRO_BATCH, BERT_GLOBAL_BATCH) and with v0.5.6's gathers for ZeRO-3.
   const p3dn = clusterPreset('p3dn');
   let best = { ratio: 0, text: '' };
   for (const name of ['bert-10b', 'bert-15b', 'bert-20b']) {
     const model = modelPreset(name);
-    const grid = sweep(rule, p3dn, model, [16, 32, 64, 128], ['mics', 'zero3']);
-    for (const W of [16, 32, 64, 128]) {
-      const mics = find(grid, 'mics', W), zero = find(grid, 'zero3', W);
+    let partitionSize: number | undefined;
+    for (const W of BERT_GPUS) {
+      const base: TrainingOptions = {
+        ...VALIDATION_RULES, cluster: p3dn, model, microBatch: BERT_MICRO_BATCH, accumulation: BERT_GLOBAL_BATCH / (BERT_MICRO_BATCH * W),
+      };
+      // planned: S by memory at every count; fastest: the fastest S at the smallest count, held.
+      if (rule === 'fastest') partitionSize ??= fastestPartition(base, W).partitionSize;
+      const mics = only(simulateScaling({ ...base, partitionSize, gpus: [W], strategies: ['mics'] }));
+      const zero = only(simulateScaling({ ...base, prefetchDepth: DEEPSPEED_056_PREFETCH_DEPTH, gpus: [W], strategies: ['zero3'] }));
       const ratio = mics.samplesPerSecond / zero.samplesPerSecond;
       if (ratio > best.ratio) best = { ratio, text: `${name} on ${W} GPUs: MiCS ${describe(mics)}; ZeRO-3 ${describe(zero)}` };
     }
@@ -183,7 +219,10 @@ export function runValidation(rule: ValidationRule = 'planned'): ValidationRepor
     point({
       id: 'mics-bert-speedup', figure: 'MiCS over ZeRO-3, BERT 10B-20B on p3dn (V100), the largest ratio', published: 2.82, predicted: best.ratio,
       unit: 'x', source: MICS_PAPER,
-      assumptions: 'grid: BERT 10B, 15B, 20B (shapes assumed, sequence 512) x 16, 32, 64, 128 GPUs; S and micro-batch per model by the rule, at 16 GPUs',
+      assumptions:
+        `grid: BERT 10B, 15B (the first author's shapes), 20B (shape assumed) x ${BERT_GPUS.join(', ')} GPUs; ` +
+        `${BERT_MICRO_BATCH} sequences of 512 per GPU and a global batch of ${BERT_GLOBAL_BATCH} (the first author's DeepSpeed BERT configurations, ` +
+        'github.com/zarzen/DeepSpeedExamples); S by the rule; ZeRO-3 as DeepSpeed v0.5.6 runs it: gathers after a device synchronize, not overlapped (prefetch depth 0)',
       detail: best.text,
     }),
   );
@@ -206,6 +245,29 @@ export function runValidation(rule: ValidationRule = 'planned'): ValidationRepor
       detail: `MiCS ${describe(mics30)}; ZeRO-3 ${describe(zero30)}`,
     }),
   );
+
+  // DeepSpeed's ZeRO-3 after PR #1453 on p4d, a configuration the source gives whole: 16 sequences of 512 per GPU,
+  // layer-wise recomputation, model TFLOPS (recomputation not counted). Neither rule applies: nothing is unpublished
+  // but the model shapes (HuggingFace RoBERTa scaled up), and the prediction moves < 3% across shapes of the same size.
+  const roberta = (layers: number, hidden: number, heads: number): ModelSpec => ({
+    name: `roberta ${layers}x${hidden}`, family: 'bert', layers, hidden, heads, vocab: 53000, sequence: 512,
+    source: `${DEEPSPEED_PR_1453}; shape assumed (12 L h^2 at the size), vocabulary ~53k as stated`,
+  });
+  for (const [model, W, published] of [[roberta(31, 5120, 40), 64, 92.07], [roberta(64, 8192, 64), 64, 116.06], [roberta(64, 8192, 64), 256, 108]] as const) {
+    const size = formatCount(parameterCount(model));
+    const p = only(simulateScaling({ ...VALIDATION_RULES, cluster: p4d, model, microBatch: 16, gpus: [W], strategies: ['zero3'] }));
+    points.push(
+      point({
+        id: `zero3-roberta-${size.toLowerCase()}-${W}-tflops`,
+        figure: `DeepSpeed ZeRO-3 model TFLOPS per GPU, RoBERTa ${size}, ${W} A100 (p4d), 16 x 512`,
+        published, predicted: p.modelTflopsPerGpu, unit: 'TFLOPS', source: DEEPSPEED_PR_1453,
+        assumptions:
+          `published: p4d, ${W} GPUs, 16 sequences of 512 per GPU, layer-wise recomputation, bf16, TFLOPS without recomputation; ` +
+          `assumed: shape ${model.layers} x ${model.hidden} (unpublished), one micro-step per step`,
+        detail: describe(p),
+      }),
+    );
+  }
 
   const errors = points.map((p) => p.error);
   return {

@@ -115,7 +115,7 @@ describe('mics simulate', () => {
     expect(r.stdout).toMatch(/^MiCS weak-scaling efficiency, 100B, 128 -> 512 A100 \(p4d\) +99\.4% +[\d.]+% +[\d.]+%$/m);
     const json = JSON.parse(mics('simulate', '--validate', '--rule', 'planned', '--json').stdout) as { points: { source: string }[] }[];
     expect(json).toHaveLength(1);
-    expect(json[0].points).toHaveLength(8);
+    expect(json[0].points).toHaveLength(11);
   });
 
   it('rejects bad lists and metrics by name', () => {

@@ -3,11 +3,14 @@ import {
   choosePartitionSize,
   clusterPreset,
   customModel,
+  fastestPartition,
+  largestMicroBatch,
   memoryPerGpu,
   modelPreset,
   paddedElements,
   planTraining,
   precisionOf,
+  predictStep,
   simulateScaling,
 } from '../../lib/plan';
 
@@ -131,5 +134,32 @@ describe('simulateScaling', () => {
     expect(() => simulateScaling({ cluster: clusterPreset('p4d'), model: modelPreset('7b'), gpus: [12], strategies: ['mics'] })).toThrow(
       /GPU count 12 is not a whole number of p4d nodes: use a multiple of 8/,
     );
+  });
+});
+
+describe('fastestPartition', () => {
+  const base = { cluster: clusterPreset('p4d'), model: modelPreset('100b'), accounting: 'paper' as const, granularity: 'module' as const };
+  const samplesPerSecond = (S: number, microBatch: number): number =>
+    predictStep({ ...base, worldSize: 512, strategy: 'mics', partitionSize: S, microBatch, sequence: 2048, accumulation: 1 }).samplesPerSecond;
+
+  it('gives each partition size its largest fitting micro-batch and returns the fastest of them', () => {
+    const best = fastestPartition(base, 512);
+    expect(best.microBatch).toBe(largestMicroBatch(base, 'mics', 512, best.partitionSize));
+    for (const S of [64, 128, 256, 512]) {
+      const b = largestMicroBatch(base, 'mics', 512, S);
+      if (b > 0) expect(best.prediction.samplesPerSecond).toBeGreaterThanOrEqual(samplesPerSecond(S, b));
+    }
+  });
+
+  it('holds a given micro-batch and skips the partition sizes it does not fit', () => {
+    const best = fastestPartition({ ...base, microBatch: 2 }, 512);
+    expect(best.microBatch).toBe(2);
+    // S = 64 fits one sequence of 2048 tokens, not two: it is not a candidate.
+    expect(largestMicroBatch(base, 'mics', 512, 64)).toBe(1);
+    expect(best.partitionSize).toBeGreaterThan(64);
+    for (const S of [128, 256, 512]) {
+      if (largestMicroBatch(base, 'mics', 512, S) >= 2) expect(best.prediction.samplesPerSecond).toBeGreaterThanOrEqual(samplesPerSecond(S, 2));
+    }
+    expect(() => fastestPartition({ ...base, microBatch: 64 }, 512)).toThrow(/fits at no partition size on 512 GPUs with micro-batch 64/);
   });
 });
