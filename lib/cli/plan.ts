@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { invalidArgument } from '../core/errors';
 import {
+  ATTENTION_KERNELS,
   clusterFromJson,
   clusterPreset,
   customModel,
@@ -46,6 +47,7 @@ export function trainingOptions(command: Command): Command {
     .option('--accounting <kind>', "model-state bytes: 'engine' (18 B/parameter, this package) or 'paper' (16 B)", 'engine')
     .option('--reduce-dtype <dtype>', 'gradient reduction dtype: fp32 or bf16', 'fp32')
     .option('--no-recompute', 'keep all activations (no recomputation)')
+    .option('--attention <kind>', "'unfused' (keeps the s x s attention scores) or 'flash' (FlashAttention / fused SDPA: keeps none)", 'unfused')
     .option('--granularity <kind>', "units: 'layer' (one per transformer layer) or 'module' (one per weight matrix)", 'layer')
     .option('--prefetch <n>', 'units prefetched ahead of the one computing', '1')
     .option('--fragmentation <f>', 'fraction of device memory kept free', '0.1')
@@ -126,6 +128,7 @@ export function trainingFrom(raw: RawOptions): TrainingOptions {
     accounting: oneOf('--accounting', raw.accounting ?? 'engine', ['engine', 'paper'] as const),
     reduceDtype: oneOf('--reduce-dtype', raw.reduceDtype ?? 'fp32', ['fp32', 'bf16'] as const),
     recompute: raw.recompute !== false,
+    attention: oneOf('--attention', raw.attention ?? 'unfused', ATTENTION_KERNELS),
     granularity: oneOf('--granularity', raw.granularity ?? 'layer', ['layer', 'module'] as const),
     prefetchDepth: int('--prefetch', raw.prefetch ?? '1', 0),
     fragmentation,
@@ -207,7 +210,7 @@ export function formatPlan(plan: TrainingPlan, o: TrainingOptions): string {
     `mics plan: ${describeModel(o.model)} on ${plan.nodes} x ${c.name} (${plan.worldSize} x ${c.device.name})`,
     `  model shape: ${o.model.source}`,
     `  sequence ${plan.sequence}, accounting ${o.accounting ?? 'engine'} (${o.accounting === 'paper' ? '16' : '18'} B/parameter of model states), ` +
-      `recomputation ${o.recompute === false ? 'off' : 'on'}, units per ${o.granularity === 'module' ? 'weight matrix' : 'layer'}`,
+      `recomputation ${o.recompute === false ? 'off' : 'on'}, attention ${o.attention ?? 'unfused'}, units per ${o.granularity === 'module' ? 'weight matrix' : 'layer'}`,
     '',
     `partition size S = ${plan.partitionSize}, ${plan.replicationSize} replicas${plan.hierarchical ? `, hierarchical all-gather and reduce-scatter (${plan.partitionSize / c.gpusPerNode} nodes x ${c.gpusPerNode} GPUs per group)` : ''}`,
     `  ${plan.reason}`,

@@ -32,7 +32,10 @@ export {
   embeddingParameters,
   trainingFlops,
   activationBytes,
+  layerActivationBytes,
   formatCount,
+  ATTENTION_KERNELS,
+  type AttentionKernel,
   type ModelSpec,
   type ModelFamily,
 } from './models';

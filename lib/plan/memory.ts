@@ -15,7 +15,7 @@
  *
  * @packageDocumentation
  */
-import { activationBytes, embeddingParameters, layerForwardFlops, layerParameters, logitsForwardFlops, type ModelSpec } from './models';
+import { activationBytes, embeddingParameters, layerForwardFlops, layerParameters, logitsForwardFlops, type AttentionKernel, type ModelSpec } from './models';
 
 /** How model states are counted (see the module comment). */
 export type StateAccounting = 'engine' | 'paper';
@@ -178,6 +178,8 @@ export interface MemoryInput {
   readonly microBatch: number;
   readonly sequence: number;
   readonly recompute: boolean;
+  /** How attention keeps its activations (default `unfused`). */
+  readonly attention?: AttentionKernel;
   readonly deviceMemoryBytes: number;
   readonly runtimeReserveBytes: number;
   /** Fraction of device memory kept free for fragmentation, 0..1. */
@@ -192,7 +194,7 @@ export function memoryPerGpu(x: MemoryInput): MemoryBreakdown {
     : (x.paddedParameters * p.stateBytesPerParameter) / x.shardSize;
   const gatheredUnits = x.gathersParameters && x.shardSize > 1 ? (x.prefetchDepth + 1) * x.largestUnit * p.gatherBytes : 0;
   const gradientBuffer = x.largestUnit * Math.max(p.gatherBytes, p.reduceBytes);
-  const activations = activationBytes(x.model, x.microBatch, x.sequence, x.recompute);
+  const activations = activationBytes(x.model, x.microBatch, x.sequence, x.recompute, x.attention);
   const runtime = x.runtimeReserveBytes;
   const total = modelStates + gatheredUnits + gradientBuffer + activations + runtime;
   const usable = x.deviceMemoryBytes * (1 - x.fragmentation);

@@ -8,7 +8,9 @@
  * (attention scores and their weighted sum), the output projection 2 b s h V;
  * backward costs twice forward, recomputation one more forward. Activation
  * memory follows Korthikanti et al. 2022 (arXiv 2205.05198), eq. 1:
- * s b h (34 + 5 a s / h) bytes per layer in half precision.
+ * s b h (34 + 5 a s / h) bytes per layer in half precision; a fused attention
+ * kernel (FlashAttention, Dao et al. 2022, arXiv 2205.14135) keeps none of the
+ * s x s matrices the 5 a s / h term counts, which leaves 34 s b h.
  *
  * @packageDocumentation
  */
@@ -88,9 +90,18 @@ export function trainingFlops(m: ModelSpec, batch: number, seq: number, recomput
   return (recompute ? 4 : 3) * layers + 3 * logitsForwardFlops(m, batch, seq);
 }
 
+/**
+ * How attention is computed: `unfused` keeps the scores, softmax and dropout mask
+ * (s x s per sequence and head) for backward; `flash` (FlashAttention, or
+ * PyTorch's fused scaled-dot-product attention) keeps none of them.
+ */
+export type AttentionKernel = 'unfused' | 'flash';
+export const ATTENTION_KERNELS: readonly AttentionKernel[] = ['unfused', 'flash'];
+
 /** Activation bytes of one layer kept for backward without recomputation (Korthikanti et al. eq. 1). */
-export function layerActivationBytes(m: ModelSpec, batch: number, seq: number): number {
-  return seq * batch * m.hidden * (34 + (5 * m.heads * seq) / m.hidden);
+export function layerActivationBytes(m: ModelSpec, batch: number, seq: number, attention: AttentionKernel = 'unfused'): number {
+  const scores = attention === 'flash' ? 0 : (5 * m.heads * seq) / m.hidden;
+  return seq * batch * m.hidden * (34 + scores);
 }
 
 /**
@@ -99,8 +110,8 @@ export function layerActivationBytes(m: ModelSpec, batch: number, seq: number): 
  * without, every layer keeps them all. The logits add 6 bytes per token and
  * vocabulary entry (half-precision logits and the fp32 copy the loss works on).
  */
-export function activationBytes(m: ModelSpec, batch: number, seq: number, recompute: boolean): number {
-  const perLayer = layerActivationBytes(m, batch, seq);
+export function activationBytes(m: ModelSpec, batch: number, seq: number, recompute: boolean, attention: AttentionKernel = 'unfused'): number {
+  const perLayer = layerActivationBytes(m, batch, seq, attention);
   const kept = recompute ? m.layers * 2 * seq * batch * m.hidden + perLayer : m.layers * perLayer;
   return kept + 6 * seq * batch * m.vocab;
 }

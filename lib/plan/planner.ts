@@ -13,7 +13,7 @@ import { describeValue, invalidArgument } from '../core/errors';
 import { divisors, listSizes } from '../comm/groups';
 import { PLAN_LIMITS } from './limits';
 import { memoryPerGpu, paddedElements, precisionOf, unitTotals, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
-import { checkModel, formatCount, parameterCount, type ModelSpec } from './models';
+import { ATTENTION_KERNELS, checkModel, formatCount, parameterCount, type AttentionKernel, type ModelSpec } from './models';
 import { checkCluster, type ClusterPreset } from './presets';
 import { predictStep, STRATEGIES, strategyGroups, type StepPrediction, type StepSetup, type Strategy } from './schedule';
 
@@ -200,6 +200,8 @@ export interface TrainingOptions {
   /** Micro-steps per optimizer step (default 1). */
   readonly accumulation?: number;
   readonly recompute?: boolean;
+  /** How attention keeps its activations (default `unfused`; `flash`: FlashAttention or fused SDPA). */
+  readonly attention?: AttentionKernel;
   readonly accounting?: StateAccounting;
   readonly reduceDtype?: 'fp32' | 'bf16';
   readonly prefetchDepth?: number;
@@ -264,6 +266,7 @@ function memoryFor(o: TrainingOptions, strategy: Strategy, S: number, microBatch
     microBatch,
     sequence,
     recompute: o.recompute ?? true,
+    attention: o.attention,
     deviceMemoryBytes: o.cluster.device.memoryBytes,
     runtimeReserveBytes: o.cluster.runtimeReserveBytes,
     fragmentation: o.fragmentation ?? 0.1,
@@ -363,6 +366,7 @@ function checkTrainingOptions(o: TrainingOptions, what: string): void {
   if (o.accounting !== undefined) oneOf('accounting', o.accounting, ['engine', 'paper']);
   if (o.reduceDtype !== undefined) oneOf('reduce dtype', o.reduceDtype, ['fp32', 'bf16']);
   if (o.granularity !== undefined) oneOf('granularity', o.granularity, ['layer', 'module']);
+  if (o.attention !== undefined) oneOf('attention', o.attention, ATTENTION_KERNELS);
   const f = o.fragmentation;
   if (f !== undefined && !(typeof f === 'number' && f >= 0 && f < 1)) {
     throw invalidArgument(`fragmentation margin ${describeValue(f)} is not valid: use a fraction in [0, 1)`);
@@ -380,6 +384,7 @@ function stepSetup(o: TrainingOptions, worldSize: number, strategy: Strategy, S:
     sequence,
     accumulation: o.accumulation ?? 1,
     recompute: o.recompute,
+    attention: o.attention,
     accounting: o.accounting,
     reduceDtype: o.reduceDtype,
     prefetchDepth: o.prefetchDepth,

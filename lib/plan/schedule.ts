@@ -23,7 +23,7 @@
 import { invalidArgument, valueText } from '../core/errors';
 import { addCosts, hierarchicalAllGather, hierarchicalReduceScatter, NO_COST, ringCollective, type CollectiveCost, type GroupLayout } from './collectives';
 import { memoryPerGpu, precisionOf, totalsOfKinds, unitKinds, type MemoryBreakdown, type StateAccounting, type UnitGranularity } from './memory';
-import { trainingFlops, type ModelSpec } from './models';
+import { ATTENTION_KERNELS, trainingFlops, type AttentionKernel, type ModelSpec } from './models';
 import type { ClusterPreset } from './presets';
 
 /** The strategies the simulator knows. */
@@ -47,6 +47,8 @@ export interface StepSetup {
   readonly accumulation: number;
   /** Activation recomputation (checkpointing every layer). Default true. */
   readonly recompute?: boolean;
+  /** How attention keeps its activations (default `unfused`; `flash`: FlashAttention or fused SDPA). */
+  readonly attention?: AttentionKernel;
   /** State accounting and dtypes (default `engine`). */
   readonly accounting?: StateAccounting;
   /** The engine's reduce dtype (default fp32; bf16 halves reduce-scatter bytes). */
@@ -459,6 +461,7 @@ export function predictStep(setup: StepSetup): StepPrediction {
     microBatch: b,
     sequence: seq,
     recompute,
+    attention: setup.attention,
     deviceMemoryBytes: cluster.device.memoryBytes,
     runtimeReserveBytes: cluster.runtimeReserveBytes,
     fragmentation: setup.fragmentation ?? 0.1,
@@ -501,4 +504,7 @@ function check(setup: StepSetup): void {
   }
   const f = setup.fragmentation;
   if (f !== undefined && (!(f >= 0) || f >= 1)) throw invalidArgument(`fragmentation margin ${f} is not valid: use a fraction in [0, 1)`);
+  if (setup.attention !== undefined && !ATTENTION_KERNELS.includes(setup.attention)) {
+    throw invalidArgument(`attention ${valueText(setup.attention)} is not valid: use ${ATTENTION_KERNELS.join(' or ')}`);
+  }
 }

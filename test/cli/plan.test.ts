@@ -19,6 +19,17 @@ describe('mics plan', () => {
     expect(r.stdout).toContain('FI_PROVIDER=efa FI_EFA_USE_DEVICE_RDMA=1');
   });
 
+  it('--attention flash plans without the s x s attention matrices', () => {
+    const plan = (attention: string) =>
+      JSON.parse(mics('plan', '--model', 'llama-70b', '--cluster', 'p4de', '--nodes', '16', '--seq', '4096', '--attention', attention, '--json').stdout) as {
+        microBatch: number; partitionSize: number;
+      };
+    const unfused = plan('unfused'), flash = plan('flash');
+    expect(flash.partitionSize).toBe(unfused.partitionSize);
+    expect(flash.microBatch).toBeGreaterThan(unfused.microBatch);
+    expect(mics('plan', '--model', '7b', '--attention', 'flash').stdout).toMatch(/recomputation on, attention flash, units per layer/);
+  });
+
   it('--json gives the same plan to scripts', () => {
     const r = mics('plan', '--model', 'llama-70b', '--cluster', 'p4de', '--nodes', '8', '--micro-batch', '1', '--json');
     expect(r.status).toBe(0);
@@ -42,6 +53,7 @@ describe('mics plan', () => {
       [['--model', '175b', '--cluster', 'p3dn', '--nodes', '1'], /fits at no partition size on 8 V100-SXM2-32GB GPUs/],
       [['--model', '7b', '--nodes', 'two'], /--nodes two is not valid: use an integer >= 1/],
       [['--model', '7b', '--accounting', 'mine'], /--accounting mine is not valid: use engine or paper/],
+      [['--model', '7b', '--attention', 'fused'], /--attention fused is not valid: use unfused or flash/],
       [['--model', '7b', '--partition-size', '3', '--nodes', '2'], /partition size 3 does not divide 16 GPUs/],
       [['--model', '7b', '--cluster', 'missing.json'], /--cluster missing\.json cannot be read: ENOENT/],
     ];

@@ -2,6 +2,7 @@
 import {
   activationBytes,
   customModel,
+  layerActivationBytes,
   modelFromParameterCount,
   modelPreset,
   parameterCount,
@@ -58,5 +59,15 @@ describe('FLOPs and activations', () => {
     const logits = 6 * 512 * 2 * 1000;
     expect(activationBytes(m, 2, 512, false)).toBe(10 * perLayer + logits);
     expect(activationBytes(m, 2, 512, true)).toBe(10 * 2 * 512 * 2 * 1024 + perLayer + logits);
+  });
+
+  it('keep no s x s attention matrices with a fused attention kernel: 34 s b h per layer', () => {
+    const m = customModel({ layers: 10, hidden: 1024, heads: 16, vocab: 1000, sequence: 512 });
+    const fused = 512 * 2 * 1024 * 34;
+    const logits = 6 * 512 * 2 * 1000;
+    expect(layerActivationBytes(m, 2, 512, 'flash')).toBe(fused);
+    expect(layerActivationBytes(m, 2, 512)).toBe(layerActivationBytes(m, 2, 512, 'unfused'));
+    expect(activationBytes(m, 2, 512, false, 'flash')).toBe(10 * fused + logits);
+    expect(activationBytes(m, 2, 512, true, 'flash')).toBe(10 * 2 * 512 * 2 * 1024 + fused + logits);
   });
 });

@@ -137,6 +137,28 @@ describe('simulateScaling', () => {
   });
 });
 
+describe('attention kernel', () => {
+  const base = { cluster: clusterPreset('p4de'), model: modelPreset('llama-70b'), sequence: 4096, nodes: 16, microBatch: 'auto' as const };
+
+  it('a fused kernel leaves room for more sequences at the same partition size', () => {
+    const unfused = planTraining(base), flash = planTraining({ ...base, attention: 'flash' });
+    expect(flash.partitionSize).toBe(unfused.partitionSize);
+    expect(flash.microBatch).toBeGreaterThan(unfused.microBatch);
+    expect(flash.prediction.memory.fits).toBe(true);
+    // The same micro-batch needs less memory: only the s x s term differs.
+    const at = (attention: 'unfused' | 'flash') => planTraining({ ...base, microBatch: 2, attention }).prediction.memory;
+    expect(at('unfused').activations - at('flash').activations).toBeGreaterThan(0);
+    expect(at('unfused').modelStates).toBe(at('flash').modelStates);
+  });
+
+  it('rejects an unknown kernel by name', () => {
+    expect(() => planTraining({ ...base, attention: 'fused' as 'flash' })).toThrow(/attention "fused" is not valid: use unfused or flash/);
+    expect(() => predictStep({ ...base, worldSize: 128, strategy: 'zero3', microBatch: 1, accumulation: 1, attention: 'fast' as 'flash' })).toThrow(
+      /attention fast is not valid: use unfused or flash/,
+    );
+  });
+});
+
 describe('fastestPartition', () => {
   const base = { cluster: clusterPreset('p4d'), model: modelPreset('100b'), accounting: 'paper' as const, granularity: 'module' as const };
   const samplesPerSecond = (S: number, microBatch: number): number =>
