@@ -165,7 +165,7 @@ run_all() { # REPEATS CONFIG...
 node "$ROOT/scripts/bench-step-summary.js" "$OUT" >"$OUT/summary.md"
 if [ $CALIBRATE -eq 1 ]; then
   node "$ROOT/dist/cli/mics.js" simulate --calibrate \
-    --from-bench "$OUT/calibrate-one-node.node0.json,$OUT/calibrate-nodes.json" --out "$OUT/emulated.json" \
+    --from-bench "$(printf '%s,' "$OUT"/calibrate-one-node.node*.json)$OUT/calibrate-nodes.json" --out "$OUT/emulated.json" \
     --step-bench "$OUT/results.json" >"$OUT/predicted.txt" || FAILED=1
 fi
 echo

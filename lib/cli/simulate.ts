@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { invalidArgument } from '../core/errors';
+import { describeValue, invalidArgument } from '../core/errors';
 import {
   compareStepBench,
   emulatedPresetFromBench,
@@ -159,12 +159,24 @@ function readJson(file: string, flag: string): unknown {
 
 /** The calibrated preset and, with step results, the comparison. */
 function calibrate(raw: RawOptions): { preset: ClusterPreset; text: string; comparisons: ReturnType<typeof compareStepBench> } {
-  let intra: BenchJson, inter: BenchJson;
+  let intra: BenchJson | BenchJson[], inter: BenchJson | BenchJson[];
   if (typeof raw.fromBench === 'string') {
+    // Each file's header says how many nodes it ran on: one-node runs (several when every node ran one) and two-node runs.
     const files = raw.fromBench.split(',');
-    if (files.length !== 2) throw invalidArgument(`--from-bench ${raw.fromBench} is not valid: give two files, one node then two nodes (a.json,b.json)`);
-    intra = readJson(files[0], '--from-bench') as BenchJson;
-    inter = readJson(files[1], '--from-bench') as BenchJson;
+    const byNodes = new Map<string, BenchJson[]>();
+    for (const file of files) {
+      const bench = readJson(file, '--from-bench') as BenchJson;
+      const nodes = typeof bench?.header === 'string' ? /\bnodes (\d+)/.exec(bench.header)?.[1] : undefined;
+      if (nodes !== '1' && nodes !== '2') {
+        throw invalidArgument(`--from-bench ${file}: not a one-node or two-node run of mics bench collectives --json (its header: ${describeValue(bench?.header)})`);
+      }
+      byNodes.set(nodes, [...(byNodes.get(nodes) ?? []), bench]);
+    }
+    if (!byNodes.has('1') || !byNodes.has('2')) {
+      throw invalidArgument(`--from-bench ${raw.fromBench} is not valid: give one-node and two-node runs (a.json,b.json; several one-node runs may be given)`);
+    }
+    intra = byNodes.get('1') as BenchJson[];
+    inter = byNodes.get('2') as BenchJson[];
   } else {
     const nproc = Number(raw.nproc ?? 4);
     if (!Number.isInteger(nproc) || nproc < 2 || nproc > 256 || nproc % 2 !== 0) {
@@ -218,7 +230,7 @@ export function addSimulateCommand(program: Command): void {
       .option('--validate', 'published figures against predictions, with average and maximum error')
       .option('--rule <rule>', "--validate: how unpublished S and micro-batch are filled in: planned, fastest or both", 'both')
       .option('--calibrate', "measure this machine's links with mics bench into an 'emulated' preset")
-      .option('--from-bench <files>', '--calibrate: use two saved `mics bench collectives --json` outputs (1 node, 2 nodes) instead of running them')
+      .option('--from-bench <files>', '--calibrate: use saved `mics bench collectives --json` outputs (one-node and two-node runs, comma-separated) instead of running them')
       .option('--nproc <n>', '--calibrate: local ranks to measure with', '4')
       .option('--maxbytes <size>', '--calibrate: largest message', '16M')
       .option('--out <file>', '--calibrate: write the preset as JSON (use it with --cluster-file)')

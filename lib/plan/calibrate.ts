@@ -2,22 +2,29 @@
  * The `emulated` preset from this machine's measurements, and the comparison of
  * measured engine steps against predictions.
  *
- * Nothing is fitted: each number of the preset is read off one measurement of
- * `mics bench collectives` (nccl-tests' JSON rows):
+ * Nothing is fitted: each number of the preset is read off the measurements of
+ * `mics bench collectives` (nccl-tests' JSON rows; every one-node run given, each
+ * op out of place and in place) by a fixed rule:
  *
- * - intra-node bandwidth: all_gather bus bandwidth at the largest size, one node;
- * - collective start-up latency: all_gather time at the smallest size, one node;
- * - inter-node hop latency: the same on two nodes, less the one-node time (a
- *   two-node ring crosses the node boundary once per step);
- * - inter-node bandwidth: all_gather bus bandwidth at the largest size on two
- *   nodes (per node: one ring edge leaves each node);
- * - reduction rate: from the gap between reduce_scatter's and all_gather's bus
- *   bandwidth at the largest size (CPU ranks add what they reduce);
+ * - intra-node bandwidth: the median all_gather bus bandwidth at the largest size,
+ *   one node;
+ * - collective start-up latency: the fastest all_gather of any size, one node. A
+ *   fixed cost is at most the whole time of any op, and on shared cores the noise
+ *   only adds time (a rank that is not running delays the op), so the lower
+ *   envelope is the estimate; a median at the smallest size can read a scheduler
+ *   time slice instead;
+ * - inter-node hop latency: the same envelope on two nodes, less the one-node one
+ *   (a two-node ring crosses the node boundary once per step);
+ * - inter-node bandwidth: the median all_gather bus bandwidth at the largest size
+ *   on two nodes (per node: one ring edge leaves each node);
+ * - reduction rate: from the gap between reduce_scatter's and all_gather's median
+ *   bus bandwidth at the largest size (CPU ranks add what they reduce);
  * - copy bandwidth: one process copying a large buffer.
  *
  * Ranks beyond the host's cores share them; the figures are measured with the
  * rank count they will be used for, so the sharing is inside them (and only
- * valid for that count).
+ * valid for that count). Bandwidths are medians because that sharing is part of
+ * what a step sees.
  *
  * @packageDocumentation
  */
@@ -25,11 +32,19 @@ import { describeValue, invalidArgument, valueText } from '../core/errors';
 import { type ClusterPreset, type EmulatedDetails } from './presets';
 import { simulateUnits, STRATEGIES, type Strategy, type TimedUnit } from './schedule';
 
+/** One timing of a bench row. */
+export interface BenchTiming {
+  readonly timeUs: number;
+  readonly busbw: number;
+}
+
 /** One row of `mics bench collectives --json` (the fields used here). */
 export interface BenchJsonRow {
   readonly op: string;
   readonly size: number;
-  readonly outOfPlace: { readonly timeUs: number; readonly busbw: number };
+  readonly outOfPlace: BenchTiming;
+  /** Present unless the bench ran out of place only; the same op, so another sample. */
+  readonly inPlace?: BenchTiming;
 }
 
 /** The output of `mics bench collectives --json`. */
@@ -40,10 +55,13 @@ export interface BenchJson {
 
 /** What {@link emulatedPresetFromBench} needs. */
 export interface CalibrationInput {
-  /** All-gather and reduce-scatter on one emulated node (shared memory). */
-  readonly intra: BenchJson;
-  /** All-gather on two emulated nodes (TCP between them). */
-  readonly inter: BenchJson;
+  /**
+   * All-gather and reduce-scatter on one emulated node (shared memory): one run, or
+   * one per emulated node when every node ran it at once (all are used).
+   */
+  readonly intra: BenchJson | readonly BenchJson[];
+  /** All-gather on two emulated nodes (TCP between them): one run or several. */
+  readonly inter: BenchJson | readonly BenchJson[];
   /** Host copy bandwidth, bytes/s. */
   readonly copyBandwidth: number;
   /** Host memory, bytes (shared by all ranks). */
@@ -54,44 +72,91 @@ export interface CalibrationInput {
 }
 
 function headerNumber(bench: BenchJson, key: string, what: string): number {
-  const m = new RegExp(`\\b${key} (\\d+)`).exec(bench.header);
-  if (!m) throw invalidArgument(`${what}: the bench header has no '${key} N' (got '${bench.header}'): pass the JSON of mics bench collectives --json`);
+  const header = bench && typeof bench.header === 'string' ? bench.header : '';
+  const m = new RegExp(`\\b${key} (\\d+)`).exec(header);
+  if (!m) throw invalidArgument(`${what}: the bench header has no '${key} N' (got '${header}'): pass the JSON of mics bench collectives --json`);
   return Number(m[1]);
 }
 
-function rows(bench: BenchJson, op: string, what: string): BenchJsonRow[] {
-  if (!bench || !Array.isArray(bench.rows)) throw invalidArgument(`${what}: not the JSON of mics bench collectives --json (no rows)`);
-  const found = bench.rows.filter((r) => r.op === op && r.outOfPlace && r.outOfPlace.timeUs > 0).sort((a, b) => a.size - b.size);
-  if (found.length < 2) throw invalidArgument(`${what}: needs ${op} rows at two sizes or more, got ${found.length}`);
-  return found;
+/** One or several runs of the same bench layout; their rank and node counts must agree. */
+function runsOf(input: BenchJson | readonly BenchJson[], what: string): { runs: readonly BenchJson[]; ranks: number; nodes: number } {
+  const runs: readonly BenchJson[] = Array.isArray(input) ? input : [input as BenchJson];
+  if (runs.length === 0) throw invalidArgument(`${what}: no runs given`);
+  const ranks = headerNumber(runs[0], 'nranks', what), nodes = headerNumber(runs[0], 'nodes', what);
+  for (const run of runs) {
+    if (headerNumber(run, 'nranks', what) !== ranks || headerNumber(run, 'nodes', what) !== nodes) {
+      throw invalidArgument(`${what}: the runs differ in layout ('${runs[0].header}' against '${run.header}'): give runs of one layout`);
+    }
+  }
+  return { runs, ranks, nodes };
+}
+
+/** Every timing of `op` in every run (both placements), by size; at least two sizes. */
+function samplesOf(runs: readonly BenchJson[], op: string, what: string): Map<number, BenchTiming[]> {
+  const bySize = new Map<number, BenchTiming[]>();
+  for (const run of runs) {
+    if (!run || !Array.isArray(run.rows)) throw invalidArgument(`${what}: not the JSON of mics bench collectives --json (no rows)`);
+    for (const r of run.rows) {
+      if (r.op !== op) continue;
+      for (const t of [r.outOfPlace, r.inPlace]) {
+        if (t && t.timeUs > 0 && t.busbw > 0) bySize.set(r.size, [...(bySize.get(r.size) ?? []), t]);
+      }
+    }
+  }
+  if (bySize.size < 2) throw invalidArgument(`${what}: needs ${op} rows at two sizes or more, got ${bySize.size}`);
+  return bySize;
+}
+
+function median(values: readonly number[]): number {
+  const v = [...values].sort((x, y) => x - y);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** The lower envelope of a bench: its fastest op of any size, seconds, and that op's size. */
+function fastest(samples: Map<number, BenchTiming[]>): { seconds: number; bytes: number } {
+  let best = { seconds: Infinity, bytes: 0 };
+  for (const [bytes, timings] of samples) {
+    for (const t of timings) if (t.timeUs * 1e-6 < best.seconds) best = { seconds: t.timeUs * 1e-6, bytes };
+  }
+  return best;
+}
+
+/** The median bus bandwidth at the largest size, bytes/s, that size, and the median time there. */
+function largest(samples: Map<number, BenchTiming[]>): { bandwidth: number; bytes: number; seconds: number; count: number } {
+  const bytes = Math.max(...samples.keys());
+  const timings = samples.get(bytes) as BenchTiming[];
+  return { bandwidth: median(timings.map((t) => t.busbw)) * 1e9, bytes, seconds: median(timings.map((t) => t.timeUs)) * 1e-6, count: timings.length };
 }
 
 /** Builds the `emulated` preset from measurements (see the module comment). */
 export function emulatedPresetFromBench(x: CalibrationInput): ClusterPreset {
-  const nIntra = headerNumber(x.intra, 'nranks', 'intra-node bench');
-  const nodesIntra = headerNumber(x.intra, 'nodes', 'intra-node bench');
-  const nInter = headerNumber(x.inter, 'nranks', 'inter-node bench');
-  const nodesInter = headerNumber(x.inter, 'nodes', 'inter-node bench');
-  if (nodesIntra !== 1) throw invalidArgument(`intra-node bench ran on ${nodesIntra} nodes: run it with --emulate-nodes 1`);
-  if (nodesInter !== 2) throw invalidArgument(`inter-node bench ran on ${nodesInter} nodes: run it with --emulate-nodes 2`);
-  const G = nInter / nodesInter;
-  const agIntra = rows(x.intra, 'all_gather', 'intra-node bench');
-  const rsIntra = rows(x.intra, 'reduce_scatter', 'intra-node bench');
-  const agInter = rows(x.inter, 'all_gather', 'inter-node bench');
-  const largeAg = agIntra[agIntra.length - 1], largeRs = rsIntra[rsIntra.length - 1], largeInter = agInter[agInter.length - 1];
-  const intraBw = largeAg.outOfPlace.busbw * 1e9;
-  const interBw = largeInter.outOfPlace.busbw * 1e9;
-  const startup = agIntra[0].outOfPlace.timeUs * 1e-6;
-  const interHop = Math.max(0, agInter[0].outOfPlace.timeUs * 1e-6 - startup);
-  const gap = 1 / (largeRs.outOfPlace.busbw * 1e9) - 1 / intraBw;
+  const intraRuns = runsOf(x.intra, 'intra-node bench');
+  const interRuns = runsOf(x.inter, 'inter-node bench');
+  const nIntra = intraRuns.ranks, nInter = interRuns.ranks;
+  if (intraRuns.nodes !== 1) throw invalidArgument(`intra-node bench ran on ${intraRuns.nodes} nodes: run it with --emulate-nodes 1`);
+  if (interRuns.nodes !== 2) throw invalidArgument(`inter-node bench ran on ${interRuns.nodes} nodes: run it with --emulate-nodes 2`);
+  const G = nInter / interRuns.nodes;
+  const agIntra = samplesOf(intraRuns.runs, 'all_gather', 'intra-node bench');
+  const rsIntra = samplesOf(intraRuns.runs, 'reduce_scatter', 'intra-node bench');
+  const agInter = samplesOf(interRuns.runs, 'all_gather', 'inter-node bench');
+  const largeAg = largest(agIntra), largeRs = largest(rsIntra), largeInter = largest(agInter);
+  const fastIntra = fastest(agIntra), fastInter = fastest(agInter);
+  const intraBw = largeAg.bandwidth;
+  const interBw = largeInter.bandwidth;
+  const startup = fastIntra.seconds;
+  const interHop = Math.max(0, fastInter.seconds - startup);
+  const gap = 1 / largeRs.bandwidth - 1 / intraBw;
   const reduceBandwidth = gap > 0 ? 1 / gap : undefined;
   const ranks = Math.max(nIntra, nInter);
+  const oneNode = `${nIntra} ranks, 1 node, ${intraRuns.runs.length} run${intraRuns.runs.length > 1 ? 's' : ''}`;
+  const twoNodes = `${nInter} ranks, 2 nodes, ${interRuns.runs.length} run${interRuns.runs.length > 1 ? 's' : ''}`;
   const measurements: EmulatedDetails['measurements'] = [
-    { what: `all_gather, ${nIntra} ranks, 1 node, smallest`, bytes: agIntra[0].size, seconds: startup },
-    { what: `all_gather, ${nIntra} ranks, 1 node, largest`, bytes: largeAg.size, seconds: largeAg.outOfPlace.timeUs * 1e-6 },
-    { what: `reduce_scatter, ${nIntra} ranks, 1 node, largest`, bytes: largeRs.size, seconds: largeRs.outOfPlace.timeUs * 1e-6 },
-    { what: `all_gather, ${nInter} ranks, 2 nodes, smallest`, bytes: agInter[0].size, seconds: agInter[0].outOfPlace.timeUs * 1e-6 },
-    { what: `all_gather, ${nInter} ranks, 2 nodes, largest`, bytes: largeInter.size, seconds: largeInter.outOfPlace.timeUs * 1e-6 },
+    { what: `all_gather, ${oneNode}, fastest op`, bytes: fastIntra.bytes, seconds: startup },
+    { what: `all_gather, ${oneNode}, largest, median`, bytes: largeAg.bytes, seconds: largeAg.seconds },
+    { what: `reduce_scatter, ${oneNode}, largest, median`, bytes: largeRs.bytes, seconds: largeRs.seconds },
+    { what: `all_gather, ${twoNodes}, fastest op`, bytes: fastInter.bytes, seconds: fastInter.seconds },
+    { what: `all_gather, ${twoNodes}, largest, median`, bytes: largeInter.bytes, seconds: largeInter.seconds },
   ];
   const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB/s`;
   return Object.freeze({
@@ -113,14 +178,18 @@ export function emulatedPresetFromBench(x: CalibrationInput): ClusterPreset {
     runtimeReserveBytes: 0.25 * 1024 ** 3,
     ...(reduceBandwidth !== undefined ? { reduceBandwidth } : {}),
     sources: Object.freeze([
-      { what: 'intra-node bandwidth', value: mb(intraBw), source: `all_gather busbw at ${largeAg.size} B, ${nIntra} ranks on 1 node (measured)` },
-      { what: 'collective start-up latency', value: `${(startup * 1e6).toFixed(1)} us`, source: `all_gather at ${agIntra[0].size} B, 1 node (measured)` },
-      { what: 'inter-node hop latency', value: `${(interHop * 1e6).toFixed(1)} us`, source: `all_gather at ${agInter[0].size} B on 2 nodes less the 1-node time (measured)` },
-      { what: 'inter-node bandwidth', value: mb(interBw), source: `all_gather busbw at ${largeInter.size} B, ${nInter} ranks on 2 nodes (measured)` },
+      { what: 'intra-node bandwidth', value: mb(intraBw), source: `median all_gather busbw at ${largeAg.bytes} B of ${largeAg.count} (${oneNode}; measured)` },
+      { what: 'collective start-up latency', value: `${(startup * 1e6).toFixed(1)} us`, source: `fastest all_gather of any size (${fastIntra.bytes} B; ${oneNode}; measured)` },
+      {
+        what: 'inter-node hop latency',
+        value: `${(interHop * 1e6).toFixed(1)} us`,
+        source: `fastest all_gather of any size on 2 nodes (${fastInter.bytes} B) less the 1-node one (measured)`,
+      },
+      { what: 'inter-node bandwidth', value: mb(interBw), source: `median all_gather busbw at ${largeInter.bytes} B of ${largeInter.count} (${twoNodes}; measured)` },
       {
         what: 'reduction rate',
         value: reduceBandwidth === undefined ? 'free (reduce_scatter as fast as all_gather)' : mb(reduceBandwidth),
-        source: 'reduce_scatter vs all_gather busbw at the largest size, 1 node (measured)',
+        source: 'reduce_scatter vs all_gather median busbw at the largest size, 1 node (measured)',
       },
       { what: 'copy bandwidth', value: mb(x.copyBandwidth), source: 'one process copying 64 MiB (measured)' },
       { what: 'compute', value: 'not measured', source: 'step comparisons use the compute time the step benchmark measures' },

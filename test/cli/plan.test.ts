@@ -150,8 +150,8 @@ describe('mics simulate --calibrate', () => {
       }));
       const r = runNode(['dist/cli/mics.js', 'simulate', '--calibrate', '--nproc', '4', '--maxbytes', '1M', '--out', preset, '--step-bench', steps], {}, 120000);
       expect([r.status, r.stderr]).toEqual([0, '']);
-      expect(r.stdout).toMatch(/intra-node bandwidth +[\d.]+ MB\/s +all_gather busbw at 1048576 B, 4 ranks on 1 node \(measured\)/);
-      expect(r.stdout).toMatch(/inter-node bandwidth +[\d.]+ MB\/s +all_gather busbw at 1048576 B, 4 ranks on 2 nodes \(measured\)/);
+      expect(r.stdout).toMatch(/intra-node bandwidth +[\d.]+ MB\/s +median all_gather busbw at 1048576 B of 2 \(4 ranks, 1 node, 1 run; measured\)/);
+      expect(r.stdout).toMatch(/inter-node bandwidth +[\d.]+ MB\/s +median all_gather busbw at 1048576 B of 2 \(4 ranks, 2 nodes, 1 run; measured\)/);
       expect(r.stdout).toMatch(/mics W=4 S=2, accumulation 2, compute 0\.02 s: measured 0\.0500 s, predicted [\d.]+ s, error [\d.]+%/);
       expect(r.stdout).toMatch(/^[01] of 1 within 25%; average error [\d.]+%, maximum [\d.]+%$/m);
       const saved = JSON.parse(fs.readFileSync(preset, 'utf8')) as { gpusPerNode: number; intra: { bandwidth: number } };
@@ -164,4 +164,34 @@ describe('mics simulate --calibrate', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 150000);
+
+  it('--from-bench takes saved runs, every one-node run of the nodes with them, and sorts them by their headers', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mics-cal-'));
+    try {
+      const timing = (timeUs: number, busbw: number) => ({ timeUs, busbw });
+      const bench = (nodes: number, ranks: number, rows: [number, number, number][]) => ({
+        header: `nranks ${ranks} nodes ${nodes} backend cpu`,
+        rows: rows.flatMap(([size, timeUs, busbw]) =>
+          ['all_gather', 'reduce_scatter'].map((op) => ({ op, size, outOfPlace: timing(timeUs, busbw), inPlace: timing(timeUs, busbw) }))),
+      });
+      const files = {
+        // One node's run was descheduled: its small op reads a 4 ms time slice.
+        node0: bench(1, 4, [[4096, 4000, 0.001], [16777216, 8000, 2]]),
+        node1: bench(1, 4, [[4096, 30, 0.1], [16777216, 6000, 3]]),
+        nodes: bench(2, 8, [[4096, 700, 0.005], [16777216, 140000, 0.12]]),
+      };
+      for (const [name, json] of Object.entries(files)) fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(json));
+      const list = ['nodes', 'node0', 'node1'].map((n) => path.join(dir, `${n}.json`)).join(',');
+      const r = mics('simulate', '--calibrate', '--from-bench', list);
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      expect(r.stdout).toMatch(/collective start-up latency +30\.0 us +fastest all_gather of any size \(4096 B; 4 ranks, 1 node, 2 runs; measured\)/);
+      expect(r.stdout).toMatch(/inter-node hop latency +670\.0 us/);
+      expect(r.stdout).toMatch(/intra-node bandwidth +2500\.0 MB\/s +median all_gather busbw at 16777216 B of 4/);
+      fs.writeFileSync(path.join(dir, 'other.json'), JSON.stringify({ header: 'nranks 4 nodes 3', rows: [] }));
+      expect(mics('simulate', '--calibrate', '--from-bench', path.join(dir, 'other.json')).stderr).toMatch(/other\.json: not a one-node or two-node run/);
+      expect(mics('simulate', '--calibrate', '--from-bench', path.join(dir, 'node0.json')).stderr).toMatch(/give one-node and two-node runs/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -14,7 +14,7 @@ describe('emulatedPresetFromBench', () => {
   };
   const preset = emulatedPresetFromBench({ intra, inter, copyBandwidth: 8e9, hostMemoryBytes: 16 * 1024 ** 3, cores: 2, host: 'h', measuredAt: 't' });
 
-  it('takes each number from one measurement', () => {
+  it('reads each number off the measurements: fastest op for fixed costs, median for bandwidths', () => {
     expect(preset.gpusPerNode).toBe(2);
     expect(preset.intra.bandwidth).toBe(3e9);
     expect(preset.inter.bandwidth).toBe(0.1e9);
@@ -24,6 +24,29 @@ describe('emulatedPresetFromBench', () => {
     expect(preset.reduceBandwidth).toBeCloseTo(6e9, 0);
     expect(preset.device.memoryBytes).toBe(4 * 1024 ** 3);
     expect(preset.emulated?.measurements).toHaveLength(5);
+  });
+
+  it('uses every one-node run: a descheduled run does not become the start-up latency', () => {
+    // Node 0's run read a scheduler time slice at 4 KiB (out of place); its in-place 64 KiB op and node 1's 4 KiB op did not.
+    const noisy: BenchJson = {
+      header: intra.header,
+      rows: [
+        { op: 'all_gather', size: 4096, outOfPlace: { timeUs: 3900, busbw: 0.001 }, inPlace: { timeUs: 4000, busbw: 0.001 } },
+        { op: 'all_gather', size: 65536, outOfPlace: { timeUs: 1900, busbw: 0.03 }, inPlace: { timeUs: 40, busbw: 1.5 } },
+        { op: 'all_gather', size: 16777216, outOfPlace: { timeUs: 7000, busbw: 1.8 }, inPlace: { timeUs: 4000, busbw: 3.2 } },
+        ...intra.rows.filter((r) => r.op === 'reduce_scatter'),
+      ],
+    };
+    const both = emulatedPresetFromBench({ intra: [noisy, intra], inter, copyBandwidth: 8e9, hostMemoryBytes: 16 * 1024 ** 3, cores: 2, host: 'h', measuredAt: 't' });
+    expect(both.collectiveLatency).toBeCloseTo(40e-6, 12);
+    expect(both.inter.hopLatency).toBeCloseTo(360e-6, 12);
+    // Median of 1.8, 3.2 (node 0, both placements) and 3 (node 1): 3 GB/s.
+    expect(both.intra.bandwidth).toBeCloseTo(3e9, 0);
+    const alone = emulatedPresetFromBench({ intra: noisy, inter, copyBandwidth: 8e9, hostMemoryBytes: 16 * 1024 ** 3, cores: 2, host: 'h', measuredAt: 't' });
+    expect(alone.collectiveLatency).toBeCloseTo(40e-6, 12);
+    expect(() =>
+      emulatedPresetFromBench({ intra: [intra, { ...intra, header: 'nranks 8 nodes 1' }], inter, copyBandwidth: 1, hostMemoryBytes: 1, cores: 1, host: 'h', measuredAt: 't' }),
+    ).toThrow(/intra-node bench: the runs differ in layout/);
   });
 
   it('refuses benches from the wrong layout, by name', () => {
