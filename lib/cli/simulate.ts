@@ -13,6 +13,7 @@ import { describeValue, invalidArgument } from '../core/errors';
 import {
   compareStepBench,
   emulatedPresetFromBench,
+  benchHeaderNumber,
   renderLineChart,
   runValidation,
   simulateScaling,
@@ -163,20 +164,23 @@ function calibrate(raw: RawOptions): { preset: ClusterPreset; text: string; comp
   if (typeof raw.fromBench === 'string') {
     // Each file's header says how many nodes it ran on: one-node runs (several when every node ran one) and two-node runs.
     const files = raw.fromBench.split(',');
-    const byNodes = new Map<string, BenchJson[]>();
+    const byNodes = new Map<number, BenchJson[]>();
     for (const file of files) {
       const bench = readJson(file, '--from-bench') as BenchJson;
-      const nodes = typeof bench?.header === 'string' ? /\bnodes (\d+)/.exec(bench.header)?.[1] : undefined;
-      if (nodes !== '1' && nodes !== '2') {
-        throw invalidArgument(`--from-bench ${file}: not a one-node or two-node run of mics bench collectives --json (its header: ${describeValue(bench?.header)})`);
+      const nodes = benchHeaderNumber(bench, 'nodes', `--from-bench ${file}`);
+      if (nodes !== 1 && nodes !== 2) {
+        throw invalidArgument(`--from-bench ${file}: not a one-node or two-node run of mics bench collectives --json (its header: ${describeValue(bench.header)})`);
       }
-      byNodes.set(nodes, [...(byNodes.get(nodes) ?? []), bench]);
+      const runs = byNodes.get(nodes);
+      if (runs) runs.push(bench);
+      else byNodes.set(nodes, [bench]);
     }
-    if (!byNodes.has('1') || !byNodes.has('2')) {
+    const oneNode = byNodes.get(1), twoNodes = byNodes.get(2);
+    if (!oneNode || !twoNodes) {
       throw invalidArgument(`--from-bench ${raw.fromBench} is not valid: give one-node and two-node runs (a.json,b.json; several one-node runs may be given)`);
     }
-    intra = byNodes.get('1') as BenchJson[];
-    inter = byNodes.get('2') as BenchJson[];
+    intra = oneNode;
+    inter = twoNodes;
   } else {
     const nproc = Number(raw.nproc ?? 4);
     if (!Number.isInteger(nproc) || nproc < 2 || nproc > 256 || nproc % 2 !== 0) {

@@ -71,7 +71,11 @@ export interface CalibrationInput {
   readonly measuredAt: string;
 }
 
-function headerNumber(bench: BenchJson, key: string, what: string): number {
+/**
+ * The number after `key` in a bench's header (`nranks 4 nodes 1 ...`).
+ * @throws a MicsError (MICS_INVALID_ARGUMENT) naming `what` when the header has none.
+ */
+export function benchHeaderNumber(bench: BenchJson, key: string, what: string): number {
   const header = bench && typeof bench.header === 'string' ? bench.header : '';
   const m = new RegExp(`\\b${key} (\\d+)`).exec(header);
   if (!m) throw invalidArgument(`${what}: the bench header has no '${key} N' (got '${header}'): pass the JSON of mics bench collectives --json`);
@@ -82,9 +86,9 @@ function headerNumber(bench: BenchJson, key: string, what: string): number {
 function runsOf(input: BenchJson | readonly BenchJson[], what: string): { runs: readonly BenchJson[]; ranks: number; nodes: number } {
   const runs: readonly BenchJson[] = Array.isArray(input) ? input : [input as BenchJson];
   if (runs.length === 0) throw invalidArgument(`${what}: no runs given`);
-  const ranks = headerNumber(runs[0], 'nranks', what), nodes = headerNumber(runs[0], 'nodes', what);
+  const ranks = benchHeaderNumber(runs[0], 'nranks', what), nodes = benchHeaderNumber(runs[0], 'nodes', what);
   for (const run of runs) {
-    if (headerNumber(run, 'nranks', what) !== ranks || headerNumber(run, 'nodes', what) !== nodes) {
+    if (benchHeaderNumber(run, 'nranks', what) !== ranks || benchHeaderNumber(run, 'nodes', what) !== nodes) {
       throw invalidArgument(`${what}: the runs differ in layout ('${runs[0].header}' against '${run.header}'): give runs of one layout`);
     }
   }
@@ -99,7 +103,10 @@ function samplesOf(runs: readonly BenchJson[], op: string, what: string): Map<nu
     for (const r of run.rows) {
       if (r.op !== op) continue;
       for (const t of [r.outOfPlace, r.inPlace]) {
-        if (t && t.timeUs > 0 && t.busbw > 0) bySize.set(r.size, [...(bySize.get(r.size) ?? []), t]);
+        if (!(t && t.timeUs > 0 && t.busbw > 0)) continue;
+        const timings = bySize.get(r.size);
+        if (timings) timings.push(t);
+        else bySize.set(r.size, [t]);
       }
     }
   }

@@ -87,6 +87,7 @@ export {
 export { runValidation, VALIDATION_RULES, VALIDATION_RULE_NAMES, type ValidationPoint, type ValidationReport, type ValidationRule } from './validation';
 export {
   emulatedPresetFromBench,
+  benchHeaderNumber,
   compareStepBench,
   type BenchJson,
   type BenchJsonRow,

@@ -136,12 +136,6 @@ function find(result: ScalingResult, strategy: Strategy, gpus: number): StepPred
   return row.prediction;
 }
 
-/** The one row of a single-strategy, single-count sweep. */
-function only(result: ScalingResult): StepPrediction {
-  if (result.rows.length !== 1) throw new Error(`validation: expected one row, got ${result.rows.length}`);
-  return result.rows[0].prediction;
-}
-
 function point(p: Omit<ValidationPoint, 'error'>): ValidationPoint {
   return { ...p, error: Math.abs(p.predicted - p.published) / p.published };
 }
@@ -211,8 +205,8 @@ export function runValidation(rule: ValidationRule = 'planned'): ValidationRepor
       };
       // planned: S by memory at every count; fastest: the fastest S at the smallest count, held.
       if (rule === 'fastest') partitionSize ??= fastestPartition(base, W).partitionSize;
-      const mics = only(simulateScaling({ ...base, partitionSize, gpus: [W], strategies: ['mics'] }));
-      const zero = only(simulateScaling({ ...base, prefetchDepth: DEEPSPEED_056_PREFETCH_DEPTH, gpus: [W], strategies: ['zero3'] }));
+      const mics = find(simulateScaling({ ...base, partitionSize, gpus: [W], strategies: ['mics'] }), 'mics', W);
+      const zero = find(simulateScaling({ ...base, prefetchDepth: DEEPSPEED_056_PREFETCH_DEPTH, gpus: [W], strategies: ['zero3'] }), 'zero3', W);
       const ratio = mics.samplesPerSecond / zero.samplesPerSecond;
       if (ratio > best.ratio) best = { ratio, text: `${name} on ${W} GPUs: MiCS ${describe(mics)}; ZeRO-3 ${describe(zero)}` };
     }
@@ -258,7 +252,7 @@ export function runValidation(rule: ValidationRule = 'planned'): ValidationRepor
   });
   for (const [model, W, published] of [[roberta(31, 5120, 40), 64, 92.07], [roberta(64, 8192, 64), 64, 116.06], [roberta(64, 8192, 64), 256, 108]] as const) {
     const size = formatCount(parameterCount(model));
-    const p = only(simulateScaling({ ...VALIDATION_RULES, cluster: p4d, model, microBatch: 16, gpus: [W], strategies: ['zero3'] }));
+    const p = find(simulateScaling({ ...VALIDATION_RULES, cluster: p4d, model, microBatch: 16, gpus: [W], strategies: ['zero3'] }), 'zero3', W);
     points.push(
       point({
         id: `zero3-roberta-${size.toLowerCase()}-${W}-tflops`,
